@@ -1,0 +1,1 @@
+//! drbd.conf and TOML configuration model and parsers for rdbd.

@@ -1,0 +1,1 @@
+//! Control-socket protocol between rdbdadm and the rdbd daemon.

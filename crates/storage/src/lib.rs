@@ -1,0 +1,1 @@
+//! Local storage engine: io_uring with a pread/pwrite fallback, O_DIRECT.

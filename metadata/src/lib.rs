@@ -1,0 +1,1 @@
+//! DRBD v08 meta-data: superblock, layouts, activity log and dirty bitmap.

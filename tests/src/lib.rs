@@ -1,0 +1,1 @@
+//! rdbd integration tests live in tests/*.rs.
