@@ -1,1 +1,14 @@
-//! rdbd integration tests live in tests/*.rs.
+//! Harness for rdbd's integration tests: real `rdbd`/`rdbdadm`/`rdbdmeta` processes,
+//! real NBD clients and real crashes.
+//!
+//! - [`bins`]: where the workspace's binaries are (built by `cargo build --bins`).
+//! - [`node`]: one rdbd node in a temporary directory, with its own config, run
+//!   directory and backing files, driven through `rdbdadm`.
+//! - [`tools`]: running external tools (nbdinfo, nbdcopy, qemu-io, fio, ...) with
+//!   their output captured and failures reported with that output.
+
+pub mod bins;
+pub mod fixture;
+pub mod fuse;
+pub mod node;
+pub mod tools;

@@ -1,1 +1,22 @@
-//! The rdbd node daemon as a library: resources, NBD exports, control socket, status file.
+//! The rdbd node daemon as a library.
+//!
+//! One daemon per node serves all of the node's resources:
+//!
+//! - [`daemon`]: start-up (run directory, sockets, listeners), the control loop and shutdown.
+//! - [`resource`]: one resource's live state (role, disk, counters, open clients).
+//! - [`export`]: the NBD side: which exports exist, who may open them, and the
+//!   per-request path from an NBD command to the local disk.
+//! - [`control`]: the handlers of `rdbdadm`'s requests on `<run-dir>/control.sock`.
+//! - [`status_file`]: `<run-dir>/drbd`, the `/proc/drbd`-format status file.
+//! - [`options`]: the global options every binary shares (`--config`, `--node`, `--run-dir`).
+
+pub mod cli;
+pub mod control;
+pub mod daemon;
+pub mod export;
+pub mod options;
+pub mod resource;
+pub mod status_file;
+
+pub use daemon::{run, DaemonError};
+pub use options::NodeOptions;

@@ -1,1 +1,34 @@
-//! Local storage engine: io_uring with a pread/pwrite fallback, O_DIRECT.
+//! Local storage engine of rdbd: the backing partition, block device or
+//! regular file of a resource.
+//!
+//! [`LocalDisk::open`] opens the device with `O_DIRECT` (falling back to
+//! buffered I/O where the file system refuses it), probes its size and
+//! logical block size and starts an I/O engine:
+//!
+//! - **io_uring** ([`Engine::IoUring`]): one dedicated thread owns a ring;
+//!   callers queue requests and the thread submits them in batches, sleeping
+//!   in `io_uring_enter` on both completions and an eventfd doorbell.
+//! - **sync** ([`Engine::Sync`]): `pread`/`pwrite` on a small thread pool,
+//!   used where io_uring is unavailable ([`Engine::Auto`] detects this at
+//!   open time and logs the choice).
+//!
+//! FLUSH is `fdatasync`, FUA a write with `RWF_DSYNC`, TRIM `BLKDISCARD` or
+//! `fallocate(PUNCH_HOLE)`, WRITE_ZEROES `BLKZEROOUT` or
+//! `fallocate(ZERO_RANGE/PUNCH_HOLE)`, block status `SEEK_DATA/SEEK_HOLE`.
+//! Unaligned reads and writes go through a (slow, rare) bounce buffer.
+//!
+//! Modules: [`error`] (the error type), [`options`] (open options), `align`
+//! and `extents` (pure arithmetic), `sys` (syscall wrappers), `engine`
+//! (io_uring and thread-pool engines), `disk` ([`LocalDisk`]).
+
+pub(crate) mod align;
+mod disk;
+pub(crate) mod engine;
+pub mod error;
+pub(crate) mod extents;
+pub mod options;
+pub(crate) mod sys;
+
+pub use disk::{LocalDisk, MAX_IN_FLIGHT};
+pub use error::{IoOp, StorageError};
+pub use options::{DiskOptions, Engine};

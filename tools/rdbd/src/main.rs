@@ -1,1 +1,51 @@
-fn main() {}
+//! `rdbd`: the node daemon. One per node; serves every resource of the node.
+//!
+//! `rdbd --foreground` runs in the foreground (systemd, tests); plain `rdbd` starts
+//! itself in the background and returns once the daemon answers.
+
+use anyhow::Context;
+use clap::Parser;
+use rdbd_node::cli::GlobalArgs;
+
+/// The rdbd node daemon.
+#[derive(Debug, Parser)]
+#[command(name = "rdbd", version, about = "rdbd node daemon: exports DRBD-style replicated resources over NBD")]
+struct Args {
+    #[command(flatten)]
+    global: GlobalArgs,
+    /// Stay in the foreground (for systemd and tests).
+    #[arg(long)]
+    foreground: bool,
+    /// Log format on stderr.
+    #[arg(long, value_parser = ["text", "json"], default_value = "text")]
+    log_format: String,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let opts = args.global.node_options();
+    if !args.foreground {
+        let binary = std::env::current_exe().context("cannot find my own executable")?;
+        rdbd_node::cli::spawn_daemon(&opts, &binary)?;
+        return Ok(());
+    }
+    init_logging(&args.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("rdbd")
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(rdbd_node::run(opts))?;
+    Ok(())
+}
+
+fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RDBD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

@@ -1,0 +1,118 @@
+//! Requests and responses of the control socket.
+
+use serde::{Deserialize, Serialize};
+
+use crate::status::ResourceStatus;
+
+/// The largest request or response line either side accepts, in bytes.
+pub const MAX_LINE_BYTES: usize = 4 << 20;
+
+/// What a tool asks the daemon to do. Resource names are as in the configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "kebab-case")]
+pub enum Request {
+    /// Is the daemon alive? Answered with [`Response::Ok`].
+    Ping,
+    /// Re-read the configuration file and bring the resource up (attach its disk,
+    /// start networking where configured).
+    Up {
+        /// The resource name.
+        resource: String,
+    },
+    /// Take the resource down: close its export, detach its disk.
+    Down {
+        /// The resource name.
+        resource: String,
+    },
+    /// Promote the resource to Primary.
+    Primary {
+        /// The resource name.
+        resource: String,
+        /// `--force`: promote even without UpToDate data (marks it UpToDate).
+        force: bool,
+    },
+    /// Demote the resource to Secondary.
+    Secondary {
+        /// The resource name.
+        resource: String,
+    },
+    /// The status of one resource, or of all that are up.
+    Status {
+        /// `None` for every resource.
+        resource: Option<String>,
+    },
+    /// Stop the daemon once every resource is down.
+    Shutdown,
+}
+
+impl Request {
+    /// The resource a request names, if any (for log lines).
+    pub fn resource(&self) -> Option<&str> {
+        match self {
+            Request::Up { resource }
+            | Request::Down { resource }
+            | Request::Primary { resource, .. }
+            | Request::Secondary { resource } => Some(resource),
+            Request::Status { resource } => resource.as_deref(),
+            Request::Ping | Request::Shutdown => None,
+        }
+    }
+}
+
+/// The daemon's answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "kebab-case")]
+pub enum Response {
+    /// Done; `message` is printed by the tool when not empty.
+    Ok {
+        /// Informational text.
+        message: String,
+    },
+    /// Failed; `message` is one line saying why, `exit_code` is what the tool exits with
+    /// (see [`crate::exit_code`]).
+    Error {
+        /// One line naming what was wrong.
+        message: String,
+        /// The tool's exit code.
+        exit_code: i32,
+    },
+    /// The answer to [`Request::Status`].
+    Status {
+        /// One entry per resource, in minor order.
+        resources: Vec<ResourceStatus>,
+    },
+}
+
+impl Response {
+    /// A success without a message.
+    pub fn ok() -> Self {
+        Response::Ok { message: String::new() }
+    }
+
+    /// A failure with its exit code.
+    pub fn error(exit_code: i32, message: impl Into<String>) -> Self {
+        Response::Error { message: message.into(), exit_code }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_one_json_line_and_round_trip() {
+        let reqs = [
+            Request::Ping,
+            Request::Up { resource: "r0".into() },
+            Request::Primary { resource: "data".into(), force: true },
+            Request::Status { resource: None },
+        ];
+        for r in reqs {
+            let line = serde_json::to_string(&r).unwrap();
+            assert!(!line.contains('\n'));
+            assert_eq!(serde_json::from_str::<Request>(&line).unwrap(), r);
+        }
+        let line = serde_json::to_string(&Request::Primary { resource: "r0".into(), force: false }).unwrap();
+        assert_eq!(line, r#"{"op":"primary","resource":"r0","force":false}"#);
+    }
+}

@@ -1,0 +1,267 @@
+//! The transmission phase: the request loop and the per-request tasks.
+//!
+//! The loop takes an in-flight slot (a semaphore permit; none free = stop
+//! reading = backpressure), reads and validates one request, reads a WRITE's
+//! payload straight into an [`AlignedBuf`], and spawns a task that runs the
+//! device operation and writes the reply through the shared
+//! [`ReplyWriter`]. Replies therefore leave in completion order.
+//!
+//! FLUSH ordering: a reply is written only after its device operation has
+//! completed, so every write the client has seen answered was completed at
+//! the device before any FLUSH the client sends afterwards is even read; the
+//! device's `flush()` covers all completed writes (see [`BlockDevice`]).
+//!
+//! The connection ends on DISC or EOF (after all outstanding replies are
+//! sent), on a malformed request (bad magic: warning, close), on a WRITE too
+//! large to drain (EINVAL reply, then close) or when a reply cannot be sent.
+//! The device handle is dropped only after every request task has finished.
+
+use std::sync::Arc;
+
+use rdbd_types::AlignedBuf;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tracing::Instrument;
+
+use crate::error::NbdError;
+use crate::export::{BlockDevice, DeviceError, Extent, WriteZeroesFlags};
+use crate::proto::consts::{cmd_flag, errno};
+use crate::proto::reply::normalize_extents;
+use crate::proto::{
+    put_block_status_chunk, put_error_chunk, put_offset_data_header, put_simple_reply, validate_request, Command,
+    Rejection, Request, TransmissionParams,
+};
+
+use super::frame_reader::FrameReader;
+use super::handshake::Negotiated;
+use super::reply_writer::ReplyWriter;
+use super::ServerLimits;
+
+/// Payloads up to this size are drained when a WRITE is refused, whatever the
+/// advertised maximum (the spec asks not to treat <= 32 MiB as an attack).
+const MIN_DRAIN_BYTES: u32 = 32 * 1024 * 1024;
+
+struct Connection<D, W> {
+    device: D,
+    writer: ReplyWriter<W>,
+    params: TransmissionParams,
+}
+
+/// What a request produced.
+enum Outcome {
+    Done,
+    Data(AlignedBuf),
+    Extents(Vec<Extent>),
+}
+
+/// Why a request failed.
+enum Failure {
+    Rejected(Rejection),
+    Device(DeviceError),
+}
+
+pub(crate) async fn run<R, W, D>(
+    reader: R,
+    writer: W,
+    negotiated: Negotiated<D>,
+    limits: &ServerLimits,
+) -> Result<(), NbdError>
+where
+    R: AsyncRead + Send + Unpin + 'static,
+    W: AsyncWrite + Send + Unpin + 'static,
+    D: BlockDevice,
+{
+    let params = negotiated.params;
+    let conn = Arc::new(Connection { device: negotiated.device, writer: ReplyWriter::new(writer), params });
+    let slots_total = limits.max_requests_in_flight.clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize));
+    let slots = Arc::new(Semaphore::new(slots_total));
+    let drain_max_bytes = params.payload_max_bytes.max(MIN_DRAIN_BYTES);
+    let mut frames = FrameReader::new(reader);
+
+    let result = loop {
+        let permit = match slots.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => tokio::select! {
+                permit = slots.clone().acquire_owned() => match permit {
+                    Ok(permit) => permit,
+                    Err(_closed) => break Ok(()),
+                },
+                _ = conn.writer.failed() => break Err(reply_failure(&conn.writer)),
+            },
+        };
+        let header = tokio::select! {
+            biased;
+            _ = conn.writer.failed() => break Err(reply_failure(&conn.writer)),
+            header = frames.read_header() => header,
+        };
+        let header = match header {
+            Ok(Some(header)) => header,
+            Ok(None) => {
+                tracing::debug!("client closed the connection without NBD_CMD_DISC");
+                break Ok(());
+            }
+            Err(e) => break Err(e.into()),
+        };
+        let req = match Request::decode(&header) {
+            Ok(req) => req,
+            Err(e) => {
+                tracing::warn!(error = %e, "malformed request; closing the connection");
+                break Err(e.into());
+            }
+        };
+        if req.command == Command::Disconnect {
+            tracing::debug!("NBD_CMD_DISC");
+            break Ok(());
+        }
+        let verdict = validate_request(&req, &params);
+        let mut payload = None;
+        if req.command == Command::Write {
+            if verdict.is_err() || req.length > params.payload_max_bytes {
+                if req.length > drain_max_bytes {
+                    tracing::warn!(len = req.length, max = drain_max_bytes, "WRITE too large to drain; closing");
+                    let rejection = Rejection { errno: errno::EINVAL, reason: "WRITE payload too large" };
+                    reply(&conn, &req, Err(Failure::Rejected(rejection))).await;
+                    drop(permit);
+                    break Err(NbdError::WriteTooLarge { length_bytes: req.length, max_bytes: drain_max_bytes });
+                }
+                if let Err(e) = frames.skip(u64::from(req.length)).await {
+                    break Err(e.into());
+                }
+            } else {
+                let mut data = AlignedBuf::zeroed(req.length as usize);
+                if let Err(e) = frames.read_payload(&mut data).await {
+                    break Err(e.into());
+                }
+                payload = Some(data);
+            }
+        }
+        let span = tracing::debug_span!(
+            "nbd_request",
+            cookie = req.cookie,
+            cmd = req.command.name(),
+            offset = req.offset,
+            len = req.length
+        );
+        tokio::spawn(execute(conn.clone(), req, verdict, payload, permit).instrument(span));
+    };
+
+    // Let every outstanding request finish and send its reply.
+    let _all_slots = slots.acquire_many(slots_total as u32).await;
+    conn.writer.finish().await;
+    result
+}
+
+fn reply_failure<W: AsyncWrite + Send + Unpin>(writer: &ReplyWriter<W>) -> NbdError {
+    NbdError::ReplyWriteFailed(writer.error().unwrap_or_else(|| "unknown error".to_string()))
+}
+
+async fn execute<D: BlockDevice, W: AsyncWrite + Send + Unpin>(
+    conn: Arc<Connection<D, W>>,
+    req: Request,
+    verdict: Result<(), Rejection>,
+    payload: Option<AlignedBuf>,
+    permit: OwnedSemaphorePermit,
+) {
+    let outcome = match verdict {
+        Err(rejection) => Err(Failure::Rejected(rejection)),
+        Ok(()) => perform(&conn, &req, payload).await.map_err(Failure::Device),
+    };
+    reply(&conn, &req, outcome).await;
+    drop(permit);
+}
+
+async fn perform<D: BlockDevice, W>(
+    conn: &Connection<D, W>,
+    req: &Request,
+    payload: Option<AlignedBuf>,
+) -> Result<Outcome, DeviceError> {
+    let device = &conn.device;
+    let fua = req.flags & cmd_flag::FUA != 0;
+    let (offset, len) = (req.offset, req.length);
+    match req.command {
+        Command::Read => device.read(offset, len).await.map(Outcome::Data),
+        Command::Write => {
+            let data = payload.ok_or_else(|| DeviceError::Invalid("WRITE without payload".into()))?;
+            device.write(offset, data, fua).await.map(|()| Outcome::Done)
+        }
+        Command::Flush => device.flush().await.map(|()| Outcome::Done),
+        Command::Trim => device.trim(offset, len, fua).await.map(|()| Outcome::Done),
+        Command::Cache => device.cache(offset, len).await.map(|()| Outcome::Done),
+        Command::WriteZeroes => {
+            let flags = WriteZeroesFlags {
+                fua,
+                no_hole: req.flags & cmd_flag::NO_HOLE != 0,
+                fast_zero: req.flags & cmd_flag::FAST_ZERO != 0,
+            };
+            device.write_zeroes(offset, len, flags).await.map(|()| Outcome::Done)
+        }
+        Command::BlockStatus => device.block_status(offset, len).await.map(Outcome::Extents),
+        Command::Disconnect | Command::Unknown(_) => Err(DeviceError::Invalid("command not executable".into())),
+    }
+}
+
+async fn reply<D, W: AsyncWrite + Send + Unpin>(
+    conn: &Connection<D, W>,
+    req: &Request,
+    outcome: Result<Outcome, Failure>,
+) {
+    let structured = conn.params.structured;
+    let cookie = req.cookie;
+    let failure = match outcome {
+        Ok(Outcome::Done) => {
+            conn.writer.send(|b| put_simple_reply(b, cookie, 0), &[]).await;
+            return;
+        }
+        Ok(Outcome::Data(data)) if data.len() == req.length as usize => {
+            if structured {
+                let encode = |b: &mut Vec<u8>| {
+                    // The length is at most the payload maximum, far below u32::MAX - 8.
+                    let _ = put_offset_data_header(b, cookie, req.offset, req.length);
+                };
+                conn.writer.send(encode, &data).await;
+            } else {
+                conn.writer.send(|b| put_simple_reply(b, cookie, 0), &data).await;
+            }
+            return;
+        }
+        Ok(Outcome::Data(data)) => {
+            tracing::warn!(got = data.len(), "device returned a read buffer of the wrong length");
+            Failure::Device(DeviceError::Io(std::io::Error::other("device returned a short read")))
+        }
+        Ok(Outcome::Extents(mut extents)) => match (conn.params.meta_context_id, structured) {
+            (Some(context_id), true) => {
+                let req_one = req.flags & cmd_flag::REQ_ONE != 0;
+                match normalize_extents(&mut extents, req.length, req_one) {
+                    Ok(()) => {
+                        conn.writer.send(|b| put_block_status_chunk(b, cookie, context_id, &extents), &[]).await;
+                        return;
+                    }
+                    Err(reason) => {
+                        tracing::warn!(reason, "device returned invalid extents");
+                        Failure::Device(DeviceError::Io(std::io::Error::other(reason)))
+                    }
+                }
+            }
+            _ => Failure::Rejected(Rejection { errno: errno::EINVAL, reason: "no metadata context" }),
+        },
+        Err(failure) => failure,
+    };
+    let (error, message) = match &failure {
+        Failure::Rejected(rejection) => {
+            tracing::debug!(errno = rejection.errno, reason = rejection.reason, "request refused");
+            (rejection.errno, rejection.reason.to_string())
+        }
+        Failure::Device(e) => {
+            match e {
+                DeviceError::Io(_) => tracing::warn!(error = %e, "device operation failed"),
+                _ => tracing::debug!(error = %e, "device operation failed"),
+            }
+            (e.nbd_errno(), e.to_string())
+        }
+    };
+    if structured {
+        conn.writer.send(|b| put_error_chunk(b, cookie, error, &message), &[]).await;
+    } else {
+        conn.writer.send(|b| put_simple_reply(b, cookie, error), &[]).await;
+    }
+}

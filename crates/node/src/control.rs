@@ -1,0 +1,235 @@
+//! Handlers of the requests `rdbdadm` sends on `<run-dir>/control.sock`.
+//!
+//! Each request is answered with one line; a failure names the resource and the
+//! reason, with drbdadm's exit code.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use rdbd_config::{Config, Host, MetaDisk};
+use rdbd_control::exit_code;
+use rdbd_control::{Request, Response};
+use rdbd_storage::{DiskOptions, LocalDisk};
+use rdbd_types::DiskState;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use crate::export::NodeExports;
+use crate::options::NodeOptions;
+use crate::resource::{Resource, ResourceSetup};
+
+/// The daemon state the handlers work on.
+pub struct Controller {
+    /// Which node this is and where its files live.
+    pub opts: NodeOptions,
+    /// The resources that are up.
+    pub exports: Arc<NodeExports>,
+    /// Notified on every state change (the status file listens).
+    pub changed: Arc<Notify>,
+    /// Notified when the daemon should exit.
+    pub shutdown: Arc<Notify>,
+    /// Set once the daemon is stopping: the status file is no longer written.
+    pub stopping: std::sync::atomic::AtomicBool,
+    /// Per-resource TCP NBD listeners (`nbd-address` in an `on` section).
+    tcp_listeners: Mutex<HashMap<String, JoinHandle<()>>>,
+}
+
+impl Controller {
+    /// A controller with no resource up.
+    pub fn new(opts: NodeOptions, exports: Arc<NodeExports>, changed: Arc<Notify>, shutdown: Arc<Notify>) -> Self {
+        Controller {
+            opts,
+            exports,
+            changed,
+            shutdown,
+            stopping: std::sync::atomic::AtomicBool::new(false),
+            tcp_listeners: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Handles one request.
+    pub async fn handle(&self, request: Request) -> Response {
+        let span = tracing::info_span!("control", op = ?std::mem::discriminant(&request), resource = request.resource());
+        let _enter = span.enter();
+        let response = match request {
+            Request::Ping => Response::ok(),
+            Request::Up { resource } => self.up(&resource).await,
+            Request::Down { resource } => self.down(&resource).await,
+            Request::Primary { resource, force } => self.with_resource(&resource, |r| r.promote(force)),
+            Request::Secondary { resource } => self.with_resource(&resource, |r| r.demote()),
+            Request::Status { resource } => self.status(resource.as_deref()),
+            Request::Shutdown => self.shutdown_all().await,
+        };
+        if let Response::Error { message, .. } = &response {
+            tracing::warn!("{message}");
+        }
+        // The status file reflects the change before the tool returns.
+        if !self.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+            crate::status_file::write_now(&self.opts.status_file(), &self.exports);
+        }
+        self.changed.notify_one();
+        response
+    }
+
+    fn with_resource(
+        &self,
+        name: &str,
+        change: impl FnOnce(&Resource) -> Result<(), crate::resource::StateError>,
+    ) -> Response {
+        let Some(resource) = self.exports.get(name) else {
+            return not_up(name);
+        };
+        match change(&resource) {
+            Ok(()) => {
+                let st = resource.state();
+                tracing::info!(resource = name, role = %st.role, disk = %st.disk, "state changed");
+                Response::ok()
+            }
+            Err(e) => Response::error(exit_code::STATE_CHANGE_FAILED, format!("{name}: {e}")),
+        }
+    }
+
+    fn status(&self, name: Option<&str>) -> Response {
+        match name {
+            None => Response::Status { resources: crate::status_file::snapshot(&self.exports) },
+            Some(n) => match self.exports.get(n) {
+                Some(r) => Response::Status { resources: vec![r.status()] },
+                None => not_up(n),
+            },
+        }
+    }
+
+    async fn up(&self, name: &str) -> Response {
+        if self.exports.get(name).is_some() {
+            return Response::error(exit_code::CONFIG, format!("{name}: already up (Device is attached to by someone)"));
+        }
+        let config = match rdbd_config::load(&self.opts.config_path) {
+            Ok(c) => c,
+            Err(e) => return Response::error(exit_code::CONFIG, e.to_string()),
+        };
+        for option in config.unimplemented_options() {
+            tracing::warn!(option = %option, "option accepted but not implemented yet; it has no effect");
+        }
+        let setup = match self.setup(&config, name) {
+            Ok(s) => s,
+            Err(message) => return Response::error(exit_code::CONFIG, format!("{name}: {message}")),
+        };
+        let nbd_address = setup.1;
+        let resource = Arc::new(Resource::new(setup.0));
+        tracing::info!(
+            resource = name,
+            minor = resource.minor,
+            disk = %resource.disk.path().display(),
+            engine = resource.disk.engine_name(),
+            size_bytes = resource.size_bytes,
+            "resource up"
+        );
+        self.exports.insert(resource);
+        if let Some(addr) = nbd_address {
+            match tokio::net::TcpListener::bind(addr).await {
+                Ok(listener) => {
+                    let exports = Arc::clone(&self.exports);
+                    let task = tokio::spawn(async move {
+                        if let Err(e) = rdbd_nbd::serve_tcp(listener, exports, crate::daemon::nbd_limits()).await {
+                            tracing::error!(error = %e, "NBD TCP listener failed");
+                        }
+                    });
+                    self.listeners().insert(name.to_string(), task);
+                }
+                Err(e) => {
+                    self.exports.remove(name);
+                    return Response::error(exit_code::CONFIG, format!("{name}: cannot listen on nbd-address {addr}: {e}"));
+                }
+            }
+        }
+        Response::ok()
+    }
+
+    fn listeners(&self) -> std::sync::MutexGuard<'_, HashMap<String, JoinHandle<()>>> {
+        self.tcp_listeners.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Resolves the configuration of `name` for this node and opens its disk.
+    fn setup(&self, config: &Config, name: &str) -> Result<(ResourceSetup, Option<std::net::SocketAddr>), String> {
+        let index = config.resources.iter().position(|r| r.name == name);
+        let res_cfg = config.resource(name).map_err(|e| e.to_string())?;
+        let host = res_cfg.host(&self.opts.node_name).map_err(|e| e.to_string())?;
+        let minor = minor_of(host, index.unwrap_or(0))?;
+        let disk_path = host.disk.as_ref().ok_or("no 'disk' configured for this node")?;
+        let disk = LocalDisk::open(disk_path, &DiskOptions::default()).map_err(|e| e.to_string())?;
+        let attached = attach(&disk, &host.meta_disk)?;
+        let peer = res_cfg.peer_of(&self.opts.node_name);
+        Ok((
+            ResourceSetup {
+                name: name.to_string(),
+                minor,
+                disk: Arc::new(disk),
+                size_bytes: attached.size_bytes,
+                disk_state: attached.disk_state,
+                protocol: peer.map(|_| res_cfg.protocol),
+                peer_name: peer.map(|p| p.name.clone()),
+                nbd_uri: self.opts.nbd_uri(name),
+            },
+            host.nbd_address,
+        ))
+    }
+
+    async fn down(&self, name: &str) -> Response {
+        let Some(resource) = self.exports.get(name) else {
+            return not_up(name);
+        };
+        if let Err(e) = resource.demote() {
+            return Response::error(exit_code::STATE_CHANGE_FAILED, format!("{name}: {e}"));
+        }
+        self.exports.remove(name);
+        if let Some(task) = self.listeners().remove(name) {
+            task.abort();
+        }
+        if let Err(e) = resource.flush().await {
+            return Response::error(exit_code::FAILED, format!("{name}: flushing the disk on down failed: {e}"));
+        }
+        tracing::info!(resource = name, "resource down");
+        Response::ok()
+    }
+
+    async fn shutdown_all(&self) -> Response {
+        for resource in self.exports.all() {
+            if let Response::Error { message, exit_code } = self.down(&resource.name).await {
+                return Response::Error { message, exit_code };
+            }
+        }
+        self.stopping.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.shutdown.notify_one();
+        Response::ok()
+    }
+}
+
+fn not_up(name: &str) -> Response {
+    Response::error(exit_code::CONFIG, format!("{name}: No such resource (it is not up on this node)"))
+}
+
+/// The minor of a resource: `minor N`, or N from `device /dev/drbdN`, or its
+/// position in the configuration.
+fn minor_of(host: &Host, index: usize) -> Result<u32, String> {
+    if let Some(minor) = host.minor {
+        return Ok(minor);
+    }
+    if let Some(device) = &host.device {
+        let digits = device.trim_start_matches("/dev/drbd");
+        return digits.parse().map_err(|_| format!("cannot take a minor number from device '{device}'"));
+    }
+    u32::try_from(index).map_err(|_| "too many resources".to_string())
+}
+
+/// What the meta-data says about an attached disk.
+struct Attached {
+    size_bytes: u64,
+    disk_state: DiskState,
+}
+
+/// Reads the meta-data of a backing disk.
+fn attach(disk: &LocalDisk, meta_disk: &MetaDisk) -> Result<Attached, String> {
+    let _ = (Path::new(""), meta_disk);
+    Ok(Attached { size_bytes: disk.size_bytes(), disk_state: DiskState::UpToDate })
+}

@@ -1,0 +1,332 @@
+//! One resource's live state on this node and its I/O path.
+//!
+//! A [`Resource`] exists from `up` to `down`. Its role, disk and connection states
+//! live behind one mutex ([`ResourceState`]) so that role changes and NBD opens are
+//! decided atomically: a Secondary never gains a client, and a resource with a
+//! client never becomes Secondary.
+//!
+//! Invariants:
+//! - `open_clients > 0` implies `role == Primary`.
+//! - Every byte range handed to the disk lies inside `size_bytes` (the NBD server
+//!   checks the range before calling, [`Resource::check_range`] asserts it again).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use rdbd_control::status::{Counters, ResourceStatus};
+use rdbd_storage::{LocalDisk, StorageError};
+use rdbd_types::{AlignedBuf, ConnState, DiskState, Protocol, Role};
+
+/// Why a role change or an open was refused. The texts follow DRBD's
+/// "State change failed: (code) reason" so that scripts matching them keep working.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StateError {
+    /// Promotion without UpToDate data and without `--force`.
+    #[error("State change failed: (-2) Need access to UpToDate data (disk is {0}; use 'primary --force' to make it UpToDate)")]
+    NeedUpToDate(DiskState),
+    /// Demotion or `down` while NBD clients have the export open.
+    #[error("State change failed: (-12) Device is held open by someone ({0} NBD client(s) connected)")]
+    HeldOpen(u32),
+    /// An NBD client tried to open a Secondary.
+    #[error("resource {0} is Secondary: it may only be opened on the Primary (rdbdadm primary {0})")]
+    NotPrimary(String),
+    /// The resource has no disk attached.
+    #[error("resource {0} has no disk attached")]
+    Diskless(String),
+}
+
+/// Role, disk and connection state, changed together under one lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceState {
+    /// This node's role.
+    pub role: Role,
+    /// This node's disk state.
+    pub disk: DiskState,
+    /// The connection state.
+    pub cstate: ConnState,
+    /// The peer's role.
+    pub peer_role: Role,
+    /// The peer's disk state.
+    pub peer_disk: DiskState,
+    /// NBD clients that have the export open.
+    pub open_clients: u32,
+}
+
+/// Byte and request counters, updated lock-free on the I/O path.
+#[derive(Debug, Default)]
+pub struct IoCounters {
+    /// Bytes written to the local disk.
+    pub disk_written_bytes: AtomicU64,
+    /// Bytes read from the local disk.
+    pub disk_read_bytes: AtomicU64,
+    /// Bytes sent to the peer.
+    pub net_sent_bytes: AtomicU64,
+    /// Bytes received from the peer.
+    pub net_received_bytes: AtomicU64,
+    /// Local requests in progress.
+    pub local_pending: AtomicU64,
+    /// Application requests accepted and not yet completed.
+    pub app_pending: AtomicU64,
+    /// Activity-log transactions written.
+    pub al_writes: AtomicU64,
+    /// Bitmap pages written.
+    pub bm_writes: AtomicU64,
+}
+
+/// A resource that is up on this node.
+#[derive(Debug)]
+pub struct Resource {
+    /// The resource name (also the NBD export name).
+    pub name: String,
+    /// The DRBD minor number.
+    pub minor: u32,
+    /// The backing device.
+    pub disk: Arc<LocalDisk>,
+    /// The usable size exported to clients, in bytes.
+    pub size_bytes: u64,
+    /// The replication protocol, `None` for a standalone resource.
+    pub protocol: Option<Protocol>,
+    /// The peer's host name, `None` for a standalone resource.
+    pub peer_name: Option<String>,
+    /// The export's NBD URI on the unix socket.
+    pub nbd_uri: String,
+    /// Counters of `/proc/drbd`.
+    pub io: IoCounters,
+    state: Mutex<ResourceState>,
+}
+
+/// Everything needed to bring a resource up.
+#[derive(Debug)]
+pub struct ResourceSetup {
+    /// The resource name.
+    pub name: String,
+    /// The DRBD minor number.
+    pub minor: u32,
+    /// The opened backing device.
+    pub disk: Arc<LocalDisk>,
+    /// The usable size in bytes.
+    pub size_bytes: u64,
+    /// The disk state read from the meta-data.
+    pub disk_state: DiskState,
+    /// The replication protocol, `None` for a standalone resource.
+    pub protocol: Option<Protocol>,
+    /// The peer's host name.
+    pub peer_name: Option<String>,
+    /// The export's NBD URI.
+    pub nbd_uri: String,
+}
+
+impl Resource {
+    /// A resource in its state right after `up`: Secondary, StandAlone.
+    pub fn new(setup: ResourceSetup) -> Self {
+        Resource {
+            name: setup.name,
+            minor: setup.minor,
+            disk: setup.disk,
+            size_bytes: setup.size_bytes,
+            protocol: setup.protocol,
+            peer_name: setup.peer_name,
+            nbd_uri: setup.nbd_uri,
+            io: IoCounters::default(),
+            state: Mutex::new(ResourceState {
+                role: Role::Secondary,
+                disk: setup.disk_state,
+                cstate: ConnState::StandAlone,
+                peer_role: Role::Unknown,
+                peer_disk: DiskState::DUnknown,
+                open_clients: 0,
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, ResourceState> {
+        // A poisoned lock means a panic elsewhere; the state itself is still consistent
+        // because every critical section below is a handful of assignments.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A copy of the current state.
+    pub fn state(&self) -> ResourceState {
+        self.lock().clone()
+    }
+
+    /// `primary [--force]`.
+    pub fn promote(&self, force: bool) -> Result<(), StateError> {
+        let mut st = self.lock();
+        if st.role == Role::Primary {
+            return Ok(());
+        }
+        match st.disk {
+            DiskState::UpToDate => {}
+            DiskState::Diskless | DiskState::Failed | DiskState::Attaching => {
+                return Err(StateError::Diskless(self.name.clone()))
+            }
+            other if !force => return Err(StateError::NeedUpToDate(other)),
+            _ => st.disk = DiskState::UpToDate,
+        }
+        st.role = Role::Primary;
+        Ok(())
+    }
+
+    /// `secondary`: refused while clients have the export open.
+    pub fn demote(&self) -> Result<(), StateError> {
+        let mut st = self.lock();
+        if st.open_clients > 0 {
+            return Err(StateError::HeldOpen(st.open_clients));
+        }
+        st.role = Role::Secondary;
+        Ok(())
+    }
+
+    /// Registers an NBD client; only a Primary may be opened.
+    pub fn open_client(self: &Arc<Self>) -> Result<OpenGuard, StateError> {
+        let mut st = self.lock();
+        if st.role != Role::Primary {
+            return Err(StateError::NotPrimary(self.name.clone()));
+        }
+        st.open_clients += 1;
+        Ok(OpenGuard { resource: Arc::clone(self) })
+    }
+
+    /// Refuses an open without registering one (NBD_OPT_INFO).
+    pub fn check_openable(&self) -> Result<(), StateError> {
+        if self.lock().role != Role::Primary {
+            return Err(StateError::NotPrimary(self.name.clone()));
+        }
+        Ok(())
+    }
+
+    /// Panics unless `[offset, offset+len)` lies inside the device: the NBD layer
+    /// validated it already, so a violation here is a bug, not bad input.
+    pub fn check_range(&self, offset: u64, len: u64) {
+        let end = offset.checked_add(len).expect("range overflows u64");
+        assert!(end <= self.size_bytes, "I/O beyond the device end reached the resource: {offset}+{len} > {}", self.size_bytes);
+    }
+
+    /// Reads from the local disk.
+    pub async fn read(&self, offset: u64, len: u32) -> Result<AlignedBuf, StorageError> {
+        self.check_range(offset, u64::from(len));
+        let _pending = Pending::new(&self.io.local_pending);
+        let buf = self.disk.read(offset, len as usize).await?;
+        self.io.disk_read_bytes.fetch_add(u64::from(len), Ordering::Relaxed);
+        Ok(buf)
+    }
+
+    /// Writes to the local disk; `fua` makes it durable before returning.
+    pub async fn write(&self, offset: u64, data: AlignedBuf, fua: bool) -> Result<(), StorageError> {
+        let len = data.len() as u64;
+        self.check_range(offset, len);
+        let _app = Pending::new(&self.io.app_pending);
+        let _pending = Pending::new(&self.io.local_pending);
+        self.disk.write(offset, data, fua).await?;
+        self.io.disk_written_bytes.fetch_add(len, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Makes every completed write durable.
+    pub async fn flush(&self) -> Result<(), StorageError> {
+        let _pending = Pending::new(&self.io.local_pending);
+        self.disk.flush().await
+    }
+
+    /// Discards a range (reads back as zeroes afterwards).
+    pub async fn trim(&self, offset: u64, len: u64, fua: bool) -> Result<(), StorageError> {
+        self.check_range(offset, len);
+        let _pending = Pending::new(&self.io.local_pending);
+        self.disk.discard(offset, len).await?;
+        if fua {
+            self.disk.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Writes zeroes, punching holes where allowed.
+    pub async fn write_zeroes(&self, offset: u64, len: u64, may_punch_hole: bool, fua: bool) -> Result<(), StorageError> {
+        self.check_range(offset, len);
+        let _pending = Pending::new(&self.io.local_pending);
+        self.disk.write_zeroes(offset, len, may_punch_hole).await?;
+        self.io.disk_written_bytes.fetch_add(len, Ordering::Relaxed);
+        if fua {
+            self.disk.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// The status snapshot for tools and the status file.
+    pub fn status(&self) -> ResourceStatus {
+        let st = self.state();
+        let kib = |a: &AtomicU64| a.load(Ordering::Relaxed) / 1024;
+        let n = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        ResourceStatus {
+            name: self.name.clone(),
+            minor: self.minor,
+            role: st.role,
+            peer_role: st.peer_role,
+            cstate: st.cstate,
+            disk: st.disk,
+            peer_disk: st.peer_disk,
+            protocol: self.protocol,
+            peer_name: self.peer_name.clone(),
+            suspended: false,
+            aftr_isp: false,
+            peer_isp: false,
+            user_isp: false,
+            write_ordering: 'f',
+            counters: Counters {
+                ns_kib: kib(&self.io.net_sent_bytes),
+                nr_kib: kib(&self.io.net_received_bytes),
+                dw_kib: kib(&self.io.disk_written_bytes),
+                dr_kib: kib(&self.io.disk_read_bytes),
+                al_writes: n(&self.io.al_writes),
+                bm_writes: n(&self.io.bm_writes),
+                local_pending: n(&self.io.local_pending),
+                peer_pending: 0,
+                unacked: 0,
+                app_pending: n(&self.io.app_pending),
+                epochs: 1,
+                out_of_sync_kib: 0,
+            },
+            sync: None,
+            size_bytes: self.size_bytes,
+            open_clients: st.open_clients,
+            nbd_uri: self.nbd_uri.clone(),
+            backing_disk: self.disk.path().display().to_string(),
+        }
+    }
+}
+
+/// Held by an open NBD export; dropping it unregisters the client.
+#[derive(Debug)]
+pub struct OpenGuard {
+    resource: Arc<Resource>,
+}
+
+impl OpenGuard {
+    /// The opened resource.
+    pub fn resource(&self) -> &Arc<Resource> {
+        &self.resource
+    }
+}
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        let mut st = self.resource.lock();
+        st.open_clients = st.open_clients.saturating_sub(1);
+    }
+}
+
+/// Counts a request as pending for as long as it lives.
+struct Pending<'a>(&'a AtomicU64);
+
+impl<'a> Pending<'a> {
+    fn new(counter: &'a AtomicU64) -> Self {
+        counter.fetch_add(1, Ordering::Relaxed);
+        Pending(counter)
+    }
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,74 @@
+//! The I/O engines behind [`crate::LocalDisk`]: io_uring on a dedicated
+//! thread ([`uring`]) or `pread`/`pwrite` on a thread pool ([`pool`]).
+//!
+//! Both take the same [`Request`] — an owned buffer, an offset and a reply
+//! channel — and answer with a [`Done`] that hands the buffer back, so no
+//! buffer is ever borrowed across an await point and a cancelled caller
+//! cannot free memory the kernel is still writing to.
+
+pub(crate) mod pool;
+pub(crate) mod uring;
+
+use std::io;
+
+use rdbd_types::AlignedBuf;
+use tokio::sync::oneshot;
+
+/// What a [`Request`] does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// Fill the whole buffer from `offset`.
+    Read,
+    /// Write the whole buffer at `offset`; with `fua` durable on completion.
+    Write { fua: bool },
+    /// `fdatasync`.
+    Flush,
+}
+
+/// One operation handed to an engine.
+pub(crate) struct Request {
+    pub kind: Kind,
+    pub offset: u64,
+    /// The data buffer (`None` for [`Kind::Flush`]); `len()` bytes move.
+    pub buf: Option<AlignedBuf>,
+    /// Bytes already transferred (short transfers are continued).
+    pub done_bytes: usize,
+    pub reply: oneshot::Sender<Done>,
+}
+
+/// The answer to a [`Request`].
+pub(crate) struct Done {
+    pub result: io::Result<()>,
+    pub buf: Option<AlignedBuf>,
+}
+
+impl Request {
+    /// Answers the caller; a caller that went away just drops the buffer.
+    pub fn complete(self, result: io::Result<()>) {
+        let _ = self.reply.send(Done { result, buf: self.buf });
+    }
+}
+
+/// The engine a disk uses.
+pub(crate) enum Backend {
+    Uring(uring::UringEngine),
+    Sync(pool::SyncEngine),
+}
+
+impl Backend {
+    /// Queues `req`; the answer arrives on its reply channel.
+    pub fn submit(&self, req: Request) {
+        match self {
+            Backend::Uring(e) => e.submit(req),
+            Backend::Sync(e) => e.submit(req),
+        }
+    }
+
+    /// "io_uring" or "sync".
+    pub fn name(&self) -> &'static str {
+        match self {
+            Backend::Uring(_) => "io_uring",
+            Backend::Sync(_) => "sync",
+        }
+    }
+}

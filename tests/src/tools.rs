@@ -1,0 +1,51 @@
+//! Running external tools with their output captured.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// Runs `cmd`, panicking with its stdout and stderr when it fails.
+pub fn run_ok(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed with {}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Runs `cmd` and returns its output whatever the exit status.
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+}
+
+/// True when `program` is on PATH.
+pub fn have(program: &str) -> bool {
+    Command::new("sh").arg("-c").arg(format!("command -v {program}")).output().map(|o| o.status.success()).unwrap_or(false)
+}
+
+/// Panics with an install hint unless `program` is on PATH.
+pub fn require(program: &str) {
+    assert!(have(program), "{program} is not installed: run scripts/install-deps.sh");
+}
+
+/// SHA-256 of the first `len` bytes of a file, as hex.
+pub fn sha256_prefix(path: &Path, len: u64) -> String {
+    let out = run_ok(Command::new("sh").arg("-c").arg(format!(
+        "head -c {len} '{}' | sha256sum | cut -c1-64",
+        path.display()
+    )));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Text of a command's stdout.
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Text of a command's stderr.
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}

@@ -1,0 +1,205 @@
+//! The commands of `rdbdadm` and what each does.
+
+use std::time::Duration;
+
+use rdbd_config::Config;
+use rdbd_control::exit_code;
+use rdbd_control::status::drbdadm::{self, StatusOptions};
+use rdbd_control::{Client, ClientError, Request, Response, ResourceStatus};
+
+use crate::args::Invocation;
+
+/// A failed command: one line and an exit code.
+#[derive(Debug)]
+pub struct Failure {
+    /// What went wrong, in one line.
+    pub message: String,
+    /// drbdadm's exit code for it.
+    pub exit_code: i32,
+}
+
+impl Failure {
+    fn new(exit_code: i32, message: impl Into<String>) -> Self {
+        Failure { message: message.into(), exit_code }
+    }
+}
+
+type Outcome = Result<(), Failure>;
+
+const HELP: &str = "\
+USAGE: rdbdadm [-c FILE] [--node NAME] [--run-dir DIR] [-d] [-- OPTIONS] COMMAND [OPTIONS] {all|RESOURCE...}
+
+Commands:
+  up                 attach the disk and start the resource (starts the daemon if needed)
+  down               stop the resource
+  primary [--force]  promote to Primary (--force, or -- --overwrite-data-of-peer: accept non-UpToDate data)
+  secondary          demote to Secondary (fails while an NBD client has the device open)
+  role | cstate | dstate   print the role, connection state, disk state (local/peer)
+  status [--verbose] [--statistics]   DRBD 9 style status
+  nbd-uri            print the NBD URI of the resource's export
+  dump               print the normalized configuration
+  shutdown           stop the node's daemon (every resource must be down or downable)
+  help               this text
+
+Global options: -c/--config FILE (env RDBD_CONFIG, default /etc/rdbd/rdbd.conf),
+  --node NAME (env RDBD_NODE, default: the host name), --run-dir DIR (env RDBD_RUN_DIR, default /run/rdbd),
+  -d/--dry-run (print what would be done).
+";
+
+/// Runs one invocation.
+pub fn run(inv: &Invocation) -> Outcome {
+    if inv.command == "help" || inv.has("--help") || inv.has("-h") {
+        print!("{HELP}");
+        return Ok(());
+    }
+    match inv.command.as_str() {
+        "up" => for_each(inv, up),
+        "down" => for_each(inv, |inv, r| simple(inv, Request::Down { resource: r.into() })),
+        "primary" => {
+            let force = inv.has("--force") || inv.has("--overwrite-data-of-peer");
+            for_each(inv, |inv, r| simple(inv, Request::Primary { resource: r.into(), force }))
+        }
+        "secondary" => for_each(inv, |inv, r| simple(inv, Request::Secondary { resource: r.into() })),
+        "role" => for_each(inv, |inv, r| print_field(inv, r, |s| format!("{}/{}", s.role, s.peer_role))),
+        "cstate" => for_each(inv, |inv, r| print_field(inv, r, |s| s.cstate.to_string())),
+        "dstate" => for_each(inv, |inv, r| print_field(inv, r, |s| format!("{}/{}", s.disk, s.peer_disk))),
+        "status" => status(inv),
+        "nbd-uri" => for_each(inv, |inv, r| {
+            println!("{}", inv.node.nbd_uri(r));
+            Ok(())
+        }),
+        "dump" => dump(inv),
+        "shutdown" => shutdown(inv),
+        other => Err(Failure::new(exit_code::USAGE, format!("rdbdadm: unknown command '{other}' (try 'rdbdadm help')"))),
+    }
+}
+
+fn load_config(inv: &Invocation) -> Result<Config, Failure> {
+    rdbd_config::load(&inv.node.config_path).map_err(|e| Failure::new(exit_code::CONFIG, e.to_string()))
+}
+
+/// The resources a command names, checked against the configuration: each must
+/// exist and have an `on` section for this node. `all` is every such resource.
+fn resolve(inv: &Invocation) -> Result<Vec<String>, Failure> {
+    let config = load_config(inv)?;
+    if inv.resources.is_empty() {
+        return Err(Failure::new(exit_code::USAGE, format!("rdbdadm {}: no resource given (name one, or 'all')", inv.command)));
+    }
+    let node = &inv.node.node_name;
+    let path = inv.node.config_path.display();
+    if inv.resources.iter().any(|r| r == "all") {
+        return Ok(config.resources.iter().filter(|r| r.host(node).is_ok()).map(|r| r.name.clone()).collect());
+    }
+    for name in &inv.resources {
+        let resource = config
+            .resource(name)
+            .map_err(|_| Failure::new(exit_code::CONFIG, format!("'{name}' not defined in your config ({path})")))?;
+        resource.host(node).map_err(|_| {
+            Failure::new(exit_code::CONFIG, format!("resource {name} has no 'on {node}' section in {path} (this node is '{node}'; set --node)"))
+        })?;
+    }
+    Ok(inv.resources.clone())
+}
+
+fn for_each(inv: &Invocation, mut action: impl FnMut(&Invocation, &str) -> Outcome) -> Outcome {
+    let mut first_failure = None;
+    for resource in resolve(inv)? {
+        if let Err(f) = action(inv, &resource) {
+            eprintln!("{}", f.message);
+            first_failure.get_or_insert(Failure::new(f.exit_code, String::new()));
+        }
+    }
+    match first_failure {
+        // Already printed; exit with its code.
+        Some(f) => Err(Failure { message: String::new(), ..f }),
+        None => Ok(()),
+    }
+}
+
+fn connect(inv: &Invocation) -> Result<Client, Failure> {
+    Client::connect(&inv.node.run_dir, Duration::from_secs(60)).map_err(|e| match e {
+        ClientError::NotRunning { .. } => Failure::new(exit_code::NO_DAEMON, format!("{e} (start it with 'rdbdadm up')")),
+        other => Failure::new(exit_code::FAILED, other.to_string()),
+    })
+}
+
+fn request(inv: &Invocation, req: &Request) -> Result<Response, Failure> {
+    if inv.dry_run {
+        println!("rdbd control ({}): {}", inv.node.control_socket().display(), serde_json::to_string(req).unwrap_or_default());
+        return Ok(Response::ok());
+    }
+    let mut client = connect(inv)?;
+    client.request(req).map_err(|e| Failure::new(exit_code::FAILED, e.to_string()))
+}
+
+fn simple(inv: &Invocation, req: Request) -> Outcome {
+    match request(inv, &req)? {
+        Response::Ok { message } => {
+            if !message.is_empty() {
+                println!("{message}");
+            }
+            Ok(())
+        }
+        Response::Error { message, exit_code } => Err(Failure::new(exit_code, message)),
+        Response::Status { .. } => Err(Failure::new(exit_code::FAILED, "unexpected status answer")),
+    }
+}
+
+fn up(inv: &Invocation, resource: &str) -> Outcome {
+    if !inv.dry_run && Client::connect(&inv.node.run_dir, Duration::from_secs(5)).is_err() {
+        let binary = rdbd_node::cli::daemon_binary();
+        rdbd_node::cli::spawn_daemon(&inv.node, &binary).map_err(|e| Failure::new(exit_code::NO_DAEMON, e.to_string()))?;
+    }
+    simple(inv, Request::Up { resource: resource.into() })
+}
+
+fn fetch_status(inv: &Invocation, resource: Option<&str>) -> Result<Vec<ResourceStatus>, Failure> {
+    match request(inv, &Request::Status { resource: resource.map(String::from) })? {
+        Response::Status { resources } => Ok(resources),
+        Response::Error { message, exit_code } => Err(Failure::new(exit_code, message)),
+        Response::Ok { .. } => Ok(Vec::new()),
+    }
+}
+
+fn print_field(inv: &Invocation, resource: &str, field: impl Fn(&ResourceStatus) -> String) -> Outcome {
+    for s in fetch_status(inv, Some(resource))? {
+        println!("{}", field(&s));
+    }
+    Ok(())
+}
+
+fn status(inv: &Invocation) -> Outcome {
+    let opts = StatusOptions { verbose: inv.has("--verbose") || inv.has("-v"), statistics: inv.has("--statistics") || inv.has("-s") };
+    let names: Vec<Option<String>> = if inv.resources.is_empty() || inv.resources.iter().any(|r| r == "all") {
+        vec![None]
+    } else {
+        resolve(inv)?.into_iter().map(Some).collect()
+    };
+    let mut blocks = Vec::new();
+    for name in names {
+        let statuses = match fetch_status(inv, name.as_deref()) {
+            Err(f) if f.exit_code == exit_code::NO_DAEMON && name.is_none() => {
+                println!("# No currently configured rdbd resources found.");
+                return Ok(());
+            }
+            other => other?,
+        };
+        blocks.extend(statuses.iter().map(|s| drbdadm::render(s, opts)));
+    }
+    print!("{}", blocks.join("\n"));
+    Ok(())
+}
+
+fn dump(inv: &Invocation) -> Outcome {
+    let config = load_config(inv)?;
+    let only = inv.resources.first().filter(|r| r.as_str() != "all").map(String::as_str);
+    if let Some(name) = only {
+        config.resource(name).map_err(|e| Failure::new(exit_code::CONFIG, e.to_string()))?;
+    }
+    print!("{}", rdbd_config::dump(&config, only));
+    Ok(())
+}
+
+fn shutdown(inv: &Invocation) -> Outcome {
+    simple(inv, Request::Shutdown)
+}
