@@ -257,11 +257,11 @@ impl Superblock {
             if al_off != -al_sect {
                 return Err(bad("al_offset", al_off, -al_sect, "internal"));
             }
-            if bm_off != 8 - md_size {
-                return Err(bad("bm_offset", bm_off, 8 - md_size, "internal"));
-            }
             if md_size < 8 + al_sect + 8 {
                 return Err(bad("md_size_sect", md_size, 8 + al_sect + 8, "internal"));
+            }
+            if bm_off != 8 - md_size {
+                return Err(bad("bm_offset", bm_off, 8 - md_size, "internal"));
             }
         } else {
             if al_off != 8 {

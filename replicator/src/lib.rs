@@ -1,1 +1,7 @@
-//! The replication engine: sans-I/O state machines of DRBD 8.4 and their drivers.
+//! The replication engine of rdbd: DRBD 8.4's state machines and rules as code that
+//! does no I/O, and (from the replication issue on) the drivers around them.
+//!
+//! - [`generation`]: generation identifiers (UUIDs) and the meta-data flags that
+//!   follow from a device's state, as DRBD 8.4 keeps them.
+
+pub mod generation;

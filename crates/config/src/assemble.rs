@@ -98,15 +98,21 @@ impl RawHost {
     }
 }
 
-/// Checks `value` for `spec` and stores it (normalised) in `section`.
+/// Checks `value` (written at `value_at`) for `spec` and stores it,
+/// normalised, in `section`, remembering `option_at` (where the option name
+/// is) as its location.
 pub fn store(
     section: &mut Section,
     spec: &OptionSpec,
     value: &str,
-    at: &Location,
+    value_at: &Location,
+    option_at: &Location,
 ) -> Result<(), ConfigError> {
-    let normal = check_value(spec, value, at)?;
-    section.set(spec.name, crate::model::Value::new(normal, at.clone()));
+    let normal = check_value(spec, value, value_at)?;
+    section.set(
+        spec.name,
+        crate::model::Value::new(normal, option_at.clone()),
+    );
     Ok(())
 }
 

@@ -85,11 +85,19 @@ fn host(out: &mut String, h: &Host) {
     section(out, 2, SectionKind::Disk, "disk", &h.disk_options);
     let minor = h.minor.map_or(String::new(), |m| format!("minor {m}"));
     match &h.device {
-        Some(device) => line(out, 2, &format!("{:<16} {} {minor};", "device", escape(device))),
+        Some(device) => line(
+            out,
+            2,
+            &format!("{:<16} {} {minor};", "device", escape(device)),
+        ),
         None => line(out, 2, &format!("{:<16} {minor};", "device")),
     }
     if let Some(disk) = &h.disk {
-        line(out, 2, &format!("{:<16} {};", "disk", escape(&disk.to_string_lossy())));
+        line(
+            out,
+            2,
+            &format!("{:<16} {};", "disk", escape(&disk.to_string_lossy())),
+        );
     }
     let meta = match &h.meta_disk {
         MetaDisk::Internal => "internal".to_string(),
@@ -98,7 +106,11 @@ fn host(out: &mut String, h: &Host) {
     };
     line(out, 2, &format!("{:<16} {meta};", "meta-disk"));
     if let (Some(addr), false) = (h.address, h.floating) {
-        line(out, 2, &format!("{:<16} {} {addr};", "address", h.address_family));
+        line(
+            out,
+            2,
+            &format!("{:<16} {} {addr};", "address", h.address_family),
+        );
     }
     if let Some(addr) = h.nbd_address {
         line(out, 2, &format!("{:<16} {addr};", "nbd-address"));

@@ -32,6 +32,7 @@ pub use error::{ConfigError, Location};
 pub use model::{
     AddressFamily, Config, Host, MetaDisk, Resource, ResourceDefaults, Section, Settings, Value,
 };
+pub use rdbd_types::Protocol;
 pub use toml_format::parse_toml;
 
 /// Reads the configuration at `path`: TOML when the file name ends in

@@ -46,6 +46,19 @@ pub enum Request {
 }
 
 impl Request {
+    /// The operation's name as on the wire (for log lines).
+    pub fn op_name(&self) -> &'static str {
+        match self {
+            Request::Ping => "ping",
+            Request::Up { .. } => "up",
+            Request::Down { .. } => "down",
+            Request::Primary { .. } => "primary",
+            Request::Secondary { .. } => "secondary",
+            Request::Status { .. } => "status",
+            Request::Shutdown => "shutdown",
+        }
+    }
+
     /// The resource a request names, if any (for log lines).
     pub fn resource(&self) -> Option<&str> {
         match self {

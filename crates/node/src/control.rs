@@ -4,18 +4,17 @@
 //! reason, with drbdadm's exit code.
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use rdbd_config::{Config, Host, MetaDisk};
+use rdbd_config::{Config, Host};
 use rdbd_control::exit_code;
 use rdbd_control::{Request, Response};
 use rdbd_storage::{DiskOptions, LocalDisk};
-use rdbd_types::DiskState;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use crate::export::NodeExports;
+use crate::meta::{meta_disk_kind, ResourceMeta};
 use crate::options::NodeOptions;
 use crate::resource::{Resource, ResourceSetup};
 
@@ -50,14 +49,20 @@ impl Controller {
 
     /// Handles one request.
     pub async fn handle(&self, request: Request) -> Response {
-        let span = tracing::info_span!("control", op = ?std::mem::discriminant(&request), resource = request.resource());
+        let span = tracing::info_span!("control", op = request.op_name(), resource = request.resource());
         let _enter = span.enter();
         let response = match request {
             Request::Ping => Response::ok(),
             Request::Up { resource } => self.up(&resource).await,
             Request::Down { resource } => self.down(&resource).await,
-            Request::Primary { resource, force } => self.with_resource(&resource, |r| r.promote(force)),
-            Request::Secondary { resource } => self.with_resource(&resource, |r| r.demote()),
+            Request::Primary { resource, force } => match self.exports.get(&resource) {
+                Some(r) => state_result(&r, r.promote(force).await),
+                None => not_up(&resource),
+            },
+            Request::Secondary { resource } => match self.exports.get(&resource) {
+                Some(r) => state_result(&r, r.demote().await),
+                None => not_up(&resource),
+            },
             Request::Status { resource } => self.status(resource.as_deref()),
             Request::Shutdown => self.shutdown_all().await,
         };
@@ -70,24 +75,6 @@ impl Controller {
         }
         self.changed.notify_one();
         response
-    }
-
-    fn with_resource(
-        &self,
-        name: &str,
-        change: impl FnOnce(&Resource) -> Result<(), crate::resource::StateError>,
-    ) -> Response {
-        let Some(resource) = self.exports.get(name) else {
-            return not_up(name);
-        };
-        match change(&resource) {
-            Ok(()) => {
-                let st = resource.state();
-                tracing::info!(resource = name, role = %st.role, disk = %st.disk, "state changed");
-                Response::ok()
-            }
-            Err(e) => Response::error(exit_code::STATE_CHANGE_FAILED, format!("{name}: {e}")),
-        }
     }
 
     fn status(&self, name: Option<&str>) -> Response {
@@ -111,7 +98,7 @@ impl Controller {
         for option in config.unimplemented_options() {
             tracing::warn!(option = %option, "option accepted but not implemented yet; it has no effect");
         }
-        let setup = match self.setup(&config, name) {
+        let setup = match self.setup(&config, name).await {
             Ok(s) => s,
             Err(message) => return Response::error(exit_code::CONFIG, format!("{name}: {message}")),
         };
@@ -151,22 +138,39 @@ impl Controller {
     }
 
     /// Resolves the configuration of `name` for this node and opens its disk.
-    fn setup(&self, config: &Config, name: &str) -> Result<(ResourceSetup, Option<std::net::SocketAddr>), String> {
+    async fn setup(&self, config: &Config, name: &str) -> Result<(ResourceSetup, Option<std::net::SocketAddr>), String> {
         let index = config.resources.iter().position(|r| r.name == name);
         let res_cfg = config.resource(name).map_err(|e| e.to_string())?;
         let host = res_cfg.host(&self.opts.node_name).map_err(|e| e.to_string())?;
         let minor = minor_of(host, index.unwrap_or(0))?;
         let disk_path = host.disk.as_ref().ok_or("no 'disk' configured for this node")?;
         let disk = LocalDisk::open(disk_path, &DiskOptions::default()).map_err(|e| e.to_string())?;
-        let attached = attach(&disk, &host.meta_disk)?;
+        let kind = meta_disk_kind(&host.meta_disk)?;
+        let settings = res_cfg.settings();
+        let fencing_dont_care = settings.fencing == "dont-care";
+        let (data_path, al_extents, md_flushes) = (disk_path.clone(), settings.al_extents, settings.md_flushes);
+        let (meta, info) = tokio::task::spawn_blocking(move || {
+            ResourceMeta::attach(&data_path, &kind, al_extents, md_flushes, fencing_dont_care)
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("{e} (on {}; create it with 'rdbdadm create-md {name}')", disk_path.display()))?;
+        if info.apply_al_bits > 0 {
+            tracing::info!(resource = name, bits = info.apply_al_bits, "marked additional blocks out of sync based on the activity log");
+        }
+        if info.size_bytes > disk.size_bytes() {
+            return Err(format!("meta-data says {} bytes of data but {} has only {}", info.size_bytes, disk_path.display(), disk.size_bytes()));
+        }
         let peer = res_cfg.peer_of(&self.opts.node_name);
         Ok((
             ResourceSetup {
                 name: name.to_string(),
                 minor,
                 disk: Arc::new(disk),
-                size_bytes: attached.size_bytes,
-                disk_state: attached.disk_state,
+                size_bytes: info.size_bytes,
+                disk_state: info.disk_state,
+                peer_disk: info.peer_disk,
+                meta,
                 protocol: peer.map(|_| res_cfg.protocol),
                 peer_name: peer.map(|p| p.name.clone()),
                 nbd_uri: self.opts.nbd_uri(name),
@@ -179,15 +183,15 @@ impl Controller {
         let Some(resource) = self.exports.get(name) else {
             return not_up(name);
         };
-        if let Err(e) = resource.demote() {
+        if let Err(e) = resource.demote().await {
             return Response::error(exit_code::STATE_CHANGE_FAILED, format!("{name}: {e}"));
         }
         self.exports.remove(name);
         if let Some(task) = self.listeners().remove(name) {
             task.abort();
         }
-        if let Err(e) = resource.flush().await {
-            return Response::error(exit_code::FAILED, format!("{name}: flushing the disk on down failed: {e}"));
+        if let Err(e) = detach(&resource).await {
+            return Response::error(exit_code::FAILED, format!("{name}: {e}"));
         }
         tracing::info!(resource = name, "resource down");
         Response::ok()
@@ -202,6 +206,17 @@ impl Controller {
         self.stopping.store(true, std::sync::atomic::Ordering::SeqCst);
         self.shutdown.notify_one();
         Response::ok()
+    }
+}
+
+fn state_result(resource: &Resource, result: Result<(), crate::resource::StateError>) -> Response {
+    match result {
+        Ok(()) => {
+            let st = resource.state();
+            tracing::info!(resource = %resource.name, role = %st.role, disk = %st.disk, "state changed");
+            Response::ok()
+        }
+        Err(e) => Response::error(exit_code::STATE_CHANGE_FAILED, format!("{}: {e}", resource.name)),
     }
 }
 
@@ -222,14 +237,8 @@ fn minor_of(host: &Host, index: usize) -> Result<u32, String> {
     u32::try_from(index).map_err(|_| "too many resources".to_string())
 }
 
-/// What the meta-data says about an attached disk.
-struct Attached {
-    size_bytes: u64,
-    disk_state: DiskState,
-}
-
-/// Reads the meta-data of a backing disk.
-fn attach(disk: &LocalDisk, meta_disk: &MetaDisk) -> Result<Attached, String> {
-    let _ = (Path::new(""), meta_disk);
-    Ok(Attached { size_bytes: disk.size_bytes(), disk_state: DiskState::UpToDate })
+/// Flushes the data and writes the bitmap and the clean superblock.
+pub async fn detach(resource: &Resource) -> Result<(), String> {
+    resource.flush().await.map_err(|e| format!("flushing the disk failed: {e}"))?;
+    resource.meta.detach().await.map_err(|e| format!("writing the meta-data at detach failed: {e}"))
 }

@@ -103,10 +103,10 @@ pub async fn run(opts: NodeOptions) -> Result<(), DaemonError> {
     controller.stopping.store(true, std::sync::atomic::Ordering::SeqCst);
     // Take everything down that can be; clients still attached lose their connection.
     for resource in exports.all() {
-        if let Err(e) = resource.flush().await {
-            tracing::error!(resource = %resource.name, error = %e, "flush at shutdown failed");
-        }
         exports.remove(&resource.name);
+        if let Err(e) = crate::control::detach(&resource).await {
+            tracing::error!(resource = %resource.name, error = %e, "detach at shutdown failed");
+        }
     }
     for task in tasks {
         task.abort();

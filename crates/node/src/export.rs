@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
 use rdbd_nbd::{BlockDevice, DeviceError, Exports, ExportInfo, Extent, OpenError, WriteZeroesFlags};
-use rdbd_storage::StorageError;
+use crate::resource::ResourceIoError;
 use rdbd_types::AlignedBuf;
 
 use crate::resource::{OpenGuard, Resource};
@@ -109,7 +109,8 @@ impl ExportHandle {
         self.guard.resource()
     }
 
-    fn local_error(&self, op: &str, offset: u64, err: StorageError) -> DeviceError {
+    fn local_error(&self, op: &str, offset: u64, err: impl Into<ResourceIoError>) -> DeviceError {
+        let err: ResourceIoError = err.into();
         tracing::error!(resource = %self.resource().name, op, offset, error = %err, "local I/O error");
         DeviceError::Io(std::io::Error::other(err.to_string()))
     }

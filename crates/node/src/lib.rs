@@ -14,6 +14,7 @@ pub mod cli;
 pub mod control;
 pub mod daemon;
 pub mod export;
+pub mod meta;
 pub mod options;
 pub mod resource;
 pub mod status_file;

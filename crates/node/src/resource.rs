@@ -17,6 +17,19 @@ use rdbd_control::status::{Counters, ResourceStatus};
 use rdbd_storage::{LocalDisk, StorageError};
 use rdbd_types::{AlignedBuf, ConnState, DiskState, Protocol, Role};
 
+use crate::meta::{flag_state, MetaIoError, ResourceMeta, RoleChange, StateChange};
+
+/// A request failed on the local disk or its meta-data.
+#[derive(Debug, thiserror::Error)]
+pub enum ResourceIoError {
+    /// The data I/O failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// Writing the activity log or the bitmap failed.
+    #[error("meta-data: {0}")]
+    Meta(#[from] MetaIoError),
+}
+
 /// Why a role change or an open was refused. The texts follow DRBD's
 /// "State change failed: (code) reason" so that scripts matching them keep working.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -33,6 +46,9 @@ pub enum StateError {
     /// The resource has no disk attached.
     #[error("resource {0} has no disk attached")]
     Diskless(String),
+    /// The new state could not be recorded in the meta-data.
+    #[error("cannot record the state change in the meta-data: {0}")]
+    MetaData(String),
 }
 
 /// Role, disk and connection state, changed together under one lock.
@@ -92,7 +108,11 @@ pub struct Resource {
     pub nbd_uri: String,
     /// Counters of `/proc/drbd`.
     pub io: IoCounters,
+    /// The meta-data: activity log, bitmap, identifiers.
+    pub meta: ResourceMeta,
     state: Mutex<ResourceState>,
+    /// Serializes role changes (each writes the superblock).
+    role_change: tokio::sync::Mutex<()>,
 }
 
 /// Everything needed to bring a resource up.
@@ -108,6 +128,10 @@ pub struct ResourceSetup {
     pub size_bytes: u64,
     /// The disk state read from the meta-data.
     pub disk_state: DiskState,
+    /// The peer's disk state as the meta-data flags imply it.
+    pub peer_disk: DiskState,
+    /// The attached meta-data.
+    pub meta: ResourceMeta,
     /// The replication protocol, `None` for a standalone resource.
     pub protocol: Option<Protocol>,
     /// The peer's host name.
@@ -128,14 +152,16 @@ impl Resource {
             peer_name: setup.peer_name,
             nbd_uri: setup.nbd_uri,
             io: IoCounters::default(),
+            meta: setup.meta,
             state: Mutex::new(ResourceState {
                 role: Role::Secondary,
                 disk: setup.disk_state,
                 cstate: ConnState::StandAlone,
                 peer_role: Role::Unknown,
-                peer_disk: DiskState::DUnknown,
+                peer_disk: setup.peer_disk,
                 open_clients: 0,
             }),
+            role_change: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -150,32 +176,51 @@ impl Resource {
         self.lock().clone()
     }
 
-    /// `primary [--force]`.
-    pub fn promote(&self, force: bool) -> Result<(), StateError> {
-        let mut st = self.lock();
-        if st.role == Role::Primary {
-            return Ok(());
-        }
-        match st.disk {
-            DiskState::UpToDate => {}
-            DiskState::Diskless | DiskState::Failed | DiskState::Attaching => {
-                return Err(StateError::Diskless(self.name.clone()))
+    /// `primary [--force]`: the superblock records the new generation and
+    /// PRIMARY_IND before any client can open the device.
+    pub async fn promote(&self, force: bool) -> Result<(), StateError> {
+        let _serial = self.role_change.lock().await;
+        let (disk, peer_disk) = {
+            let st = self.lock();
+            if st.role == Role::Primary {
+                return Ok(());
             }
-            other if !force => return Err(StateError::NeedUpToDate(other)),
-            _ => st.disk = DiskState::UpToDate,
-        }
+            let disk = match st.disk {
+                DiskState::UpToDate => DiskState::UpToDate,
+                DiskState::Diskless | DiskState::Failed | DiskState::Attaching => {
+                    return Err(StateError::Diskless(self.name.clone()))
+                }
+                other if !force => return Err(StateError::NeedUpToDate(other)),
+                _ => DiskState::UpToDate,
+            };
+            (disk, st.peer_disk)
+        };
+        let forced = force;
+        let change = StateChange { state: flag_state(Role::Primary, disk, peer_disk, false), role_change: Some(RoleChange::Promote { forced }) };
+        self.meta.record_state(change).await.map_err(|e| StateError::MetaData(e.to_string()))?;
+        let mut st = self.lock();
+        st.disk = disk;
         st.role = Role::Primary;
         Ok(())
     }
 
     /// `secondary`: refused while clients have the export open.
-    pub fn demote(&self) -> Result<(), StateError> {
-        let mut st = self.lock();
-        if st.open_clients > 0 {
-            return Err(StateError::HeldOpen(st.open_clients));
-        }
-        st.role = Role::Secondary;
-        Ok(())
+    pub async fn demote(&self) -> Result<(), StateError> {
+        let _serial = self.role_change.lock().await;
+        let (disk, peer_disk) = {
+            let mut st = self.lock();
+            if st.open_clients > 0 {
+                return Err(StateError::HeldOpen(st.open_clients));
+            }
+            if st.role == Role::Secondary {
+                return Ok(());
+            }
+            // From here on no client can open the device.
+            st.role = Role::Secondary;
+            (st.disk, st.peer_disk)
+        };
+        let change = StateChange { state: flag_state(Role::Secondary, disk, peer_disk, false), role_change: Some(RoleChange::Demote) };
+        self.meta.record_state(change).await.map_err(|e| StateError::MetaData(e.to_string()))
     }
 
     /// Registers an NBD client; only a Primary may be opened.
@@ -213,12 +258,30 @@ impl Resource {
     }
 
     /// Writes to the local disk; `fua` makes it durable before returning.
-    pub async fn write(&self, offset: u64, data: AlignedBuf, fua: bool) -> Result<(), StorageError> {
+    pub async fn write(&self, offset: u64, data: AlignedBuf, fua: bool) -> Result<(), ResourceIoError> {
         let len = data.len() as u64;
+        self.modify(offset, len, self.disk.write(offset, data, fua)).await
+    }
+
+    /// The path of every request that changes data: the activity log first, the
+    /// out-of-sync mark (no up-to-date peer receives the change), then the data.
+    async fn modify<T>(
+        &self,
+        offset: u64,
+        len: u64,
+        data_io: impl std::future::Future<Output = Result<T, StorageError>>,
+    ) -> Result<(), ResourceIoError> {
         self.check_range(offset, len);
         let _app = Pending::new(&self.io.app_pending);
-        let _pending = Pending::new(&self.io.local_pending);
-        self.disk.write(offset, data, fua).await?;
+        let al_writes = self.meta.begin_write(offset, len).await?;
+        self.io.al_writes.fetch_add(al_writes, Ordering::Relaxed);
+        self.meta.set_out_of_sync(offset, len);
+        let result = {
+            let _pending = Pending::new(&self.io.local_pending);
+            data_io.await
+        };
+        self.meta.end_write(offset, len);
+        result?;
         self.io.disk_written_bytes.fetch_add(len, Ordering::Relaxed);
         Ok(())
     }
@@ -230,26 +293,29 @@ impl Resource {
     }
 
     /// Discards a range (reads back as zeroes afterwards).
-    pub async fn trim(&self, offset: u64, len: u64, fua: bool) -> Result<(), StorageError> {
-        self.check_range(offset, len);
-        let _pending = Pending::new(&self.io.local_pending);
-        self.disk.discard(offset, len).await?;
-        if fua {
-            self.disk.flush().await?;
-        }
-        Ok(())
+    pub async fn trim(&self, offset: u64, len: u64, fua: bool) -> Result<(), ResourceIoError> {
+        let disk = &self.disk;
+        self.modify(offset, len, async move {
+            disk.discard(offset, len).await?;
+            if fua {
+                disk.flush().await?;
+            }
+            Ok(())
+        })
+        .await
     }
 
     /// Writes zeroes, punching holes where allowed.
-    pub async fn write_zeroes(&self, offset: u64, len: u64, may_punch_hole: bool, fua: bool) -> Result<(), StorageError> {
-        self.check_range(offset, len);
-        let _pending = Pending::new(&self.io.local_pending);
-        self.disk.write_zeroes(offset, len, may_punch_hole).await?;
-        self.io.disk_written_bytes.fetch_add(len, Ordering::Relaxed);
-        if fua {
-            self.disk.flush().await?;
-        }
-        Ok(())
+    pub async fn write_zeroes(&self, offset: u64, len: u64, may_punch_hole: bool, fua: bool) -> Result<(), ResourceIoError> {
+        let disk = &self.disk;
+        self.modify(offset, len, async move {
+            disk.write_zeroes(offset, len, may_punch_hole).await?;
+            if fua {
+                disk.flush().await?;
+            }
+            Ok(())
+        })
+        .await
     }
 
     /// The status snapshot for tools and the status file.
@@ -284,7 +350,7 @@ impl Resource {
                 unacked: 0,
                 app_pending: n(&self.io.app_pending),
                 epochs: 1,
-                out_of_sync_kib: 0,
+                out_of_sync_kib: self.meta.out_of_sync_kib(),
             },
             sync: None,
             size_bytes: self.size_bytes,

@@ -211,6 +211,24 @@ pub(crate) fn eventfd() -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// A close-on-exec, non-blocking eventfd (for polling by the tokio reactor).
+pub(crate) fn eventfd_nonblocking() -> io::Result<OwnedFd> {
+    // SAFETY: plain syscall.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd is a freshly created descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Resets a non-blocking eventfd's counter (reads until it would block).
+pub(crate) fn eventfd_drain(fd: RawFd) {
+    let mut value: u64 = 0;
+    // SAFETY: reads at most 8 bytes into a valid u64.
+    while unsafe { libc::read(fd, &mut value as *mut u64 as *mut libc::c_void, 8) } == 8 {}
+}
+
 /// Adds 1 to an eventfd's counter, waking its reader.
 pub(crate) fn eventfd_signal(fd: RawFd) {
     let one: u64 = 1;

@@ -48,12 +48,14 @@ fn mac_over(alg: CramHmacAlg, secret: &[u8], message: &[u8]) -> Vec<u8> {
     match alg {
         CramHmacAlg::Sha1 => {
             // An HMAC key may have any length, so new_from_slice cannot fail.
-            let mut mac = Hmac::<sha1::Sha1>::new_from_slice(secret).expect("HMAC accepts any key length");
+            let mut mac =
+                Hmac::<sha1::Sha1>::new_from_slice(secret).expect("HMAC accepts any key length");
             mac.update(message);
             mac.finalize().into_bytes().to_vec()
         }
         CramHmacAlg::Sha256 => {
-            let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret).expect("HMAC accepts any key length");
+            let mut mac =
+                Hmac::<sha2::Sha256>::new_from_slice(secret).expect("HMAC accepts any key length");
             mac.update(message);
             mac.finalize().into_bytes().to_vec()
         }
@@ -66,9 +68,19 @@ pub fn auth_response(alg: CramHmacAlg, secret: &[u8], peer_challenge: &[u8]) -> 
 }
 
 /// Whether the peer's P_AUTH_RESPONSE proves it knows `secret` (constant-time comparison).
-pub fn verify_response(alg: CramHmacAlg, secret: &[u8], our_challenge: &[u8], response: &[u8]) -> bool {
+pub fn verify_response(
+    alg: CramHmacAlg,
+    secret: &[u8],
+    our_challenge: &[u8],
+    response: &[u8],
+) -> bool {
     let expected = mac_over(alg, secret, our_challenge);
-    expected.len() == response.len() && expected.iter().zip(response).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    expected.len() == response.len()
+        && expected
+            .iter()
+            .zip(response)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
 }
 
 #[cfg(test)]
@@ -80,11 +92,19 @@ mod tests {
         // RFC 2202 test case 2 (HMAC-SHA1) and RFC 4231 test case 2 (HMAC-SHA256): key "Jefe".
         let msg = b"what do ya want for nothing?";
         let sha1: Vec<u8> = (0..20)
-            .map(|i| u8::from_str_radix(&"effcdf6ae5eb2fa2d27416d5f184df9c259a7c79"[2 * i..2 * i + 2], 16).unwrap())
+            .map(|i| {
+                u8::from_str_radix(
+                    &"effcdf6ae5eb2fa2d27416d5f184df9c259a7c79"[2 * i..2 * i + 2],
+                    16,
+                )
+                .unwrap()
+            })
             .collect();
         assert_eq!(auth_response(CramHmacAlg::Sha1, b"Jefe", msg), sha1);
         let hex256 = "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843";
-        let sha256: Vec<u8> = (0..32).map(|i| u8::from_str_radix(&hex256[2 * i..2 * i + 2], 16).unwrap()).collect();
+        let sha256: Vec<u8> = (0..32)
+            .map(|i| u8::from_str_radix(&hex256[2 * i..2 * i + 2], 16).unwrap())
+            .collect();
         assert_eq!(auth_response(CramHmacAlg::Sha256, b"Jefe", msg), sha256);
     }
 
@@ -92,9 +112,24 @@ mod tests {
     fn verify_checks_secret_and_length() {
         let challenge = [7u8; CHALLENGE_BYTES];
         let resp = auth_response(CramHmacAlg::Sha256, b"s3cret", &challenge);
-        assert!(verify_response(CramHmacAlg::Sha256, b"s3cret", &challenge, &resp));
-        assert!(!verify_response(CramHmacAlg::Sha256, b"other", &challenge, &resp));
-        assert!(!verify_response(CramHmacAlg::Sha256, b"s3cret", &challenge, &resp[..31]));
+        assert!(verify_response(
+            CramHmacAlg::Sha256,
+            b"s3cret",
+            &challenge,
+            &resp
+        ));
+        assert!(!verify_response(
+            CramHmacAlg::Sha256,
+            b"other",
+            &challenge,
+            &resp
+        ));
+        assert!(!verify_response(
+            CramHmacAlg::Sha256,
+            b"s3cret",
+            &challenge,
+            &resp[..31]
+        ));
         assert_eq!(CramHmacAlg::from_name("SHA1"), Some(CramHmacAlg::Sha1));
         assert_eq!(CramHmacAlg::from_name("md5"), None);
     }

@@ -72,7 +72,7 @@ commands! {
     /// The generation UUIDs: `p_uuids`.
     Uuids = 0x0c, "P_UUIDS", 48, 48;
     /// Device sizes: `p_sizes` (+ `o_qlim` with DRBD_FF_WSAME).
-    Sizes = 0x0d, "P_SIZES", 32, 52;
+    Sizes = 0x0d, "P_SIZES", 32, 56;
     /// The sender's state: `p_state`.
     State = 0x0e, "P_STATE", 4, 4;
     /// The new bitmap UUID at resync start: `p_rs_uuid`.

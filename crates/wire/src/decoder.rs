@@ -28,7 +28,10 @@ impl Decoder {
 
     /// A decoder with explicit limits.
     pub fn with_limits(limits: Limits) -> Decoder {
-        Decoder { limits, ..Decoder::default() }
+        Decoder {
+            limits,
+            ..Decoder::default()
+        }
     }
 
     /// Adds received bytes.
@@ -75,6 +78,10 @@ impl Decoder {
         self.buf.advance(header.kind.len_bytes());
         let payload = self.buf.split_to(header.length as usize).freeze();
         let packet = Packet::decode(command, payload)?;
-        Ok(Some(Frame { kind: header.kind, volume: header.volume, packet }))
+        Ok(Some(Frame {
+            kind: header.kind,
+            volume: header.volume,
+            packet,
+        }))
     }
 }

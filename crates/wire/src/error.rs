@@ -9,7 +9,9 @@ use crate::header::HeaderKind;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WireError {
     /// The first bytes of a header are none of the three DRBD magics.
-    #[error("bad header magic 0x{magic:08x} (expected h80 0x83740267, h95 0x835a or h100 0x8620ec20)")]
+    #[error(
+        "bad header magic 0x{magic:08x} (expected h80 0x83740267, h95 0x835a or h100 0x8620ec20)"
+    )]
     BadMagic {
         /// The first four bytes, big-endian.
         magic: u32,

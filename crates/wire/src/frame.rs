@@ -16,7 +16,9 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Limits {
-        Limits { max_payload_bytes: MAX_PAYLOAD_BYTES }
+        Limits {
+            max_payload_bytes: MAX_PAYLOAD_BYTES,
+        }
     }
 }
 
@@ -34,7 +36,11 @@ pub struct Frame {
 impl Frame {
     /// A frame for volume 0.
     pub fn new(kind: HeaderKind, packet: Packet) -> Frame {
-        Frame { kind, volume: 0, packet }
+        Frame {
+            kind,
+            volume: 0,
+            packet,
+        }
     }
 
     /// Appends header and fixed payload to `out`, and returns the bulk data of a data packet
@@ -50,8 +56,13 @@ impl Frame {
             kind: self.kind,
             max: self.kind.max_payload_bytes(),
         })?;
-        Header { kind: self.kind, volume: self.volume, command: command.to_u16(), length: length_u32 }
-            .encode(command.name(), out)?;
+        Header {
+            kind: self.kind,
+            volume: self.volume,
+            command: command.to_u16(),
+            length: length_u32,
+        }
+        .encode(command.name(), out)?;
         out.extend_from_slice(&payload);
         Ok(bulk)
     }
@@ -74,8 +85,9 @@ impl Frame {
 
 /// Checks a decoded header against the command table and the limits; returns the command.
 pub(crate) fn check_header(header: &Header, limits: &Limits) -> Result<Command, WireError> {
-    let command =
-        Command::from_u16(header.command).ok_or(WireError::UnknownCommand { command: header.command })?;
+    let command = Command::from_u16(header.command).ok_or(WireError::UnknownCommand {
+        command: header.command,
+    })?;
     let (_, max) = command.payload_bounds();
     let limit = max.min(limits.max_payload_bytes);
     if header.length as usize > limit {
@@ -101,5 +113,12 @@ pub fn decode_frame(buf: &[u8], limits: &Limits) -> Result<Option<(Frame, usize)
         return Ok(None);
     };
     let packet = Packet::decode(command, Bytes::copy_from_slice(payload))?;
-    Ok(Some((Frame { kind: header.kind, volume: header.volume, packet }, end)))
+    Ok(Some((
+        Frame {
+            kind: header.kind,
+            volume: header.volume,
+            packet,
+        },
+        end,
+    )))
 }

@@ -92,14 +92,29 @@ impl Header {
         let be16 = |at: usize| u16::from_be_bytes([h[at], h[at + 1]]);
         let be32 = |at: usize| u32::from_be_bytes([h[at], h[at + 1], h[at + 2], h[at + 3]]);
         let header = match kind {
-            HeaderKind::H80 => Header { kind, volume: 0, command: be16(4), length: u32::from(be16(6)) },
-            HeaderKind::H95 => Header { kind, volume: 0, command: be16(2), length: be32(4) },
+            HeaderKind::H80 => Header {
+                kind,
+                volume: 0,
+                command: be16(4),
+                length: u32::from(be16(6)),
+            },
+            HeaderKind::H95 => Header {
+                kind,
+                volume: 0,
+                command: be16(2),
+                length: be32(4),
+            },
             HeaderKind::H100 => {
                 let pad = be32(12);
                 if pad != 0 {
                     return Err(WireError::HeaderPadNotZero { pad });
                 }
-                Header { kind, volume: be16(4), command: be16(6), length: be32(8) }
+                Header {
+                    kind,
+                    volume: be16(4),
+                    command: be16(6),
+                    length: be32(8),
+                }
             }
         };
         Ok(Some(header))
@@ -116,7 +131,10 @@ impl Header {
             });
         }
         if self.volume != 0 && self.kind != HeaderKind::H100 {
-            return Err(WireError::VolumeNeedsH100 { volume: self.volume, kind: self.kind });
+            return Err(WireError::VolumeNeedsH100 {
+                volume: self.volume,
+                kind: self.kind,
+            });
         }
         match self.kind {
             HeaderKind::H80 => {
@@ -149,43 +167,98 @@ mod tests {
     #[test]
     fn golden_headers() {
         let mut out = Vec::new();
-        Header { kind: HeaderKind::H80, volume: 0, command: 0xfff2, length: 0 }
-            .encode("P_INITIAL_DATA", &mut out)
-            .unwrap();
+        Header {
+            kind: HeaderKind::H80,
+            volume: 0,
+            command: 0xfff2,
+            length: 0,
+        }
+        .encode("P_INITIAL_DATA", &mut out)
+        .unwrap();
         // Seen from the kernel peer as the first bytes of its data socket.
-        assert_eq!(out, [0x83, 0x74, 0x02, 0x67, 0xff, 0xf2, 0x00, 0x00], "h80 format changed");
+        assert_eq!(
+            out,
+            [0x83, 0x74, 0x02, 0x67, 0xff, 0xf2, 0x00, 0x00],
+            "h80 format changed"
+        );
         out.clear();
-        Header { kind: HeaderKind::H100, volume: 3, command: 0x0e, length: 4 }.encode("P_STATE", &mut out).unwrap();
+        Header {
+            kind: HeaderKind::H100,
+            volume: 3,
+            command: 0x0e,
+            length: 4,
+        }
+        .encode("P_STATE", &mut out)
+        .unwrap();
         assert_eq!(
             out,
             [0x86, 0x20, 0xec, 0x20, 0, 3, 0, 0x0e, 0, 0, 0, 4, 0, 0, 0, 0],
             "h100 format changed"
         );
         out.clear();
-        Header { kind: HeaderKind::H95, volume: 0, command: 0, length: 0x10000 }.encode("P_DATA", &mut out).unwrap();
+        Header {
+            kind: HeaderKind::H95,
+            volume: 0,
+            command: 0,
+            length: 0x10000,
+        }
+        .encode("P_DATA", &mut out)
+        .unwrap();
         assert_eq!(out, [0x83, 0x5a, 0, 0, 0, 1, 0, 0], "h95 format changed");
     }
 
     #[test]
     fn decode_rejects_and_waits() {
         assert_eq!(Header::decode(&[0x83, 0x74, 0x02]), Ok(None));
-        assert_eq!(Header::decode(&[0x86, 0x20, 0xec, 0x20, 0, 0, 0, 0]), Ok(None));
-        assert_eq!(Header::decode(&[1, 2, 3, 4, 5, 6, 7, 8]), Err(WireError::BadMagic { magic: 0x0102_0304 }));
-        let mut h = vec![0x86, 0x20, 0xec, 0x20, 0, 0, 0, 0x13, 0, 0, 0, 0, 0, 0, 0, 1];
-        assert_eq!(Header::decode(&h), Err(WireError::HeaderPadNotZero { pad: 1 }));
+        assert_eq!(
+            Header::decode(&[0x86, 0x20, 0xec, 0x20, 0, 0, 0, 0]),
+            Ok(None)
+        );
+        assert_eq!(
+            Header::decode(&[1, 2, 3, 4, 5, 6, 7, 8]),
+            Err(WireError::BadMagic { magic: 0x0102_0304 })
+        );
+        let mut h = vec![
+            0x86, 0x20, 0xec, 0x20, 0, 0, 0, 0x13, 0, 0, 0, 0, 0, 0, 0, 1,
+        ];
+        assert_eq!(
+            Header::decode(&h),
+            Err(WireError::HeaderPadNotZero { pad: 1 })
+        );
         h[15] = 0;
         assert_eq!(
             Header::decode(&h),
-            Ok(Some(Header { kind: HeaderKind::H100, volume: 0, command: 0x13, length: 0 }))
+            Ok(Some(Header {
+                kind: HeaderKind::H100,
+                volume: 0,
+                command: 0x13,
+                length: 0
+            }))
         );
     }
 
     #[test]
     fn encode_rejects_what_does_not_fit() {
         let mut out = Vec::new();
-        let too_long = Header { kind: HeaderKind::H80, volume: 0, command: 0, length: 0x1_0000 };
-        assert!(matches!(too_long.encode("P_DATA", &mut out), Err(WireError::TooLongForHeader { .. })));
-        let volume = Header { kind: HeaderKind::H80, volume: 1, command: 0, length: 0 };
-        assert!(matches!(volume.encode("P_DATA", &mut out), Err(WireError::VolumeNeedsH100 { .. })));
+        let too_long = Header {
+            kind: HeaderKind::H80,
+            volume: 0,
+            command: 0,
+            length: 0x1_0000,
+        };
+        assert!(matches!(
+            too_long.encode("P_DATA", &mut out),
+            Err(WireError::TooLongForHeader { .. })
+        ));
+        let volume = Header {
+            kind: HeaderKind::H80,
+            volume: 1,
+            command: 0,
+            length: 0,
+        };
+        assert!(matches!(
+            volume.encode("P_DATA", &mut out),
+            Err(WireError::VolumeNeedsH100 { .. })
+        ));
     }
 }

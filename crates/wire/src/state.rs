@@ -231,7 +231,10 @@ impl StateChange {
 
     /// Adds "set `field` to `value`" (the kernel's `NS(field, value)`).
     pub fn set(self, field: StateField, value: u32) -> StateChange {
-        StateChange { mask: StateBits(self.mask.0 | field.mask()), val: self.val.with(field, value) }
+        StateChange {
+            mask: StateBits(self.mask.0 | field.mask()),
+            val: self.val.with(field, value),
+        }
     }
 
     /// Adds "role := role".
@@ -274,7 +277,11 @@ mod tests {
         assert_eq!(s.disk, DiskState::Inconsistent);
         assert_eq!(s.pdsk, DiskState::DUnknown);
         assert!(!s.susp && !s.aftr_isp && !s.peer_isp && !s.user_isp && !s.susp_nod && !s.susp_fen);
-        assert_eq!(s.to_bits(), StateBits(0x0000_c882), "state bit layout changed");
+        assert_eq!(
+            s.to_bits(),
+            StateBits(0x0000_c882),
+            "state bit layout changed"
+        );
     }
 
     #[test]
@@ -306,6 +313,9 @@ mod tests {
         let c = c.disk(DiskState::UpToDate);
         assert_eq!(c.mask, StateBits(3 | (15 << 9)));
         assert_eq!(c.val, StateBits(1 | (8 << 9)));
-        assert_eq!(c.apply(StateBits(0x0000_c882)), StateBits((0x0000_c882 & !c.mask.0) | c.val.0));
+        assert_eq!(
+            c.apply(StateBits(0x0000_c882)),
+            StateBits((0x0000_c882 & !c.mask.0) | c.val.0)
+        );
     }
 }

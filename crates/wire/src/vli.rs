@@ -82,7 +82,11 @@ pub(crate) struct BitWriter {
 
 impl BitWriter {
     pub(crate) fn new(max_bytes: usize) -> BitWriter {
-        BitWriter { buf: Vec::new(), bit_len: 0, max_bytes }
+        BitWriter {
+            buf: Vec::new(),
+            bit_len: 0,
+            max_bytes,
+        }
     }
 
     /// Appends the low `bits` bits of `value`; false (and nothing written) when they do not fit.
@@ -118,11 +122,17 @@ pub(crate) struct BitReader<'a> {
 
 impl<'a> BitReader<'a> {
     pub(crate) fn new(buf: &'a [u8], pad_bits: u8) -> Result<BitReader<'a>, WireError> {
-        let total_bits = (buf.len() as u64 * 8).checked_sub(u64::from(pad_bits)).ok_or(WireError::BadBitmapCode {
-            reason: "more pad bits than code bits",
-            bit_offset: 0,
-        })?;
-        Ok(BitReader { buf, pos: 0, total_bits })
+        let total_bits = (buf.len() as u64 * 8)
+            .checked_sub(u64::from(pad_bits))
+            .ok_or(WireError::BadBitmapCode {
+                reason: "more pad bits than code bits",
+                bit_offset: 0,
+            })?;
+        Ok(BitReader {
+            buf,
+            pos: 0,
+            total_bits,
+        })
     }
 
     pub(crate) fn remaining(&self) -> u64 {
@@ -158,10 +168,29 @@ mod tests {
     #[test]
     fn level_boundaries_match_the_drbd_table() {
         // "max val" column of drbd_vli.h: 0x2, 0x4, 0x8, 0x10, 0x30, 0x130, 0x2130, 0x202130, 0x400202130.
-        let maxima = [0x2u64, 0x4, 0x8, 0x10, 0x30, 0x130, 0x2130, 0x20_2130, 0x4_0020_2130];
+        let maxima = [
+            0x2u64,
+            0x4,
+            0x8,
+            0x10,
+            0x30,
+            0x130,
+            0x2130,
+            0x20_2130,
+            0x4_0020_2130,
+        ];
         for (level, &max) in maxima.iter().enumerate() {
-            assert_eq!(vli_encode(max).unwrap().1, LEVELS[level].0, "value {max:#x}");
-            assert_eq!(vli_encode(max + 1).unwrap().1, LEVELS[level + 1].0, "value {:#x}", max + 1);
+            assert_eq!(
+                vli_encode(max).unwrap().1,
+                LEVELS[level].0,
+                "value {max:#x}"
+            );
+            assert_eq!(
+                vli_encode(max + 1).unwrap().1,
+                LEVELS[level + 1].0,
+                "value {:#x}",
+                max + 1
+            );
         }
         assert_eq!(vli_encode(0), None);
         assert_eq!(vli_encode(VLI_MAX).unwrap().1, 64);

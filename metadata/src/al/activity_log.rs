@@ -327,8 +327,8 @@ mod tests {
         let mut a = al();
         for e in 0..67u64 {
             a.begin_write(e * EXT, 1).unwrap();
+            a.activate().unwrap();
         }
-        a.activate().unwrap();
         let err = a.begin_write(100 * EXT, 1).unwrap_err();
         assert!(matches!(err, MetaError::AlBusy { needed: 1, available: 0 }));
         a.end_write(10 * EXT, 1).unwrap();

@@ -8,6 +8,9 @@ use std::path::PathBuf;
 
 use rdbd_node::options::{host_name, NodeOptions, DEFAULT_CONFIG, DEFAULT_RUN_DIR};
 
+/// Command options that take a value as the next argument.
+const OPTIONS_WITH_VALUE: &[&str] = &["--al-stripes", "--al-stripe-size-kB", "--peer-max-bio-size"];
+
 /// A parsed command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Invocation {
@@ -63,9 +66,12 @@ pub fn parse(args: &[String]) -> Result<Invocation, String> {
         }
     };
     let mut resources = Vec::new();
-    for arg in iter {
+    while let Some(arg) = iter.next() {
         if arg.starts_with('-') {
             options.push(arg.clone());
+            if OPTIONS_WITH_VALUE.contains(&arg.as_str()) {
+                options.push(iter.next().cloned().ok_or_else(|| format!("option {arg} needs a value"))?);
+            }
         } else {
             resources.push(arg.clone());
         }
@@ -99,6 +105,10 @@ mod tests {
         let i = p("primary --force r0");
         assert!(i.has("--force"));
         assert_eq!(i.resources, vec!["r0"]);
+
+        let i = p("create-md --force --al-stripes 2 --al-stripe-size-kB 64 r0");
+        assert_eq!(i.resources, vec!["r0"]);
+        assert_eq!(i.options, vec!["--force", "--al-stripes", "2", "--al-stripe-size-kB", "64"]);
 
         let i = p("-- --discard-my-data connect data");
         assert_eq!(i.command, "connect");

@@ -38,6 +38,8 @@ Commands:
   status [--verbose] [--statistics]   DRBD 9 style status
   nbd-uri            print the NBD URI of the resource's export
   dump               print the normalized configuration
+  create-md [--force] [--al-stripes N --al-stripe-size-kB K]   write new meta-data (rdbdmeta)
+  dump-md | wipe-md | apply-al | show-gi | get-gi   meta-data commands (resource down; rdbdmeta)
   shutdown           stop the node's daemon (every resource must be down or downable)
   help               this text
 
@@ -62,13 +64,20 @@ pub fn run(inv: &Invocation) -> Outcome {
         "secondary" => for_each(inv, |inv, r| simple(inv, Request::Secondary { resource: r.into() })),
         "role" => for_each(inv, |inv, r| print_field(inv, r, |s| format!("{}/{}", s.role, s.peer_role))),
         "cstate" => for_each(inv, |inv, r| print_field(inv, r, |s| s.cstate.to_string())),
-        "dstate" => for_each(inv, |inv, r| print_field(inv, r, |s| format!("{}/{}", s.disk, s.peer_disk))),
+        "dstate" => for_each(inv, |inv, r| {
+            if !is_up(inv, r) {
+                // Down: the meta-data says (as drbdadm asks drbdmeta).
+                return meta_command(inv, r);
+            }
+            print_field(inv, r, |s| format!("{}/{}", s.disk, s.peer_disk))
+        }),
         "status" => status(inv),
         "nbd-uri" => for_each(inv, |inv, r| {
             println!("{}", inv.node.nbd_uri(r));
             Ok(())
         }),
         "dump" => dump(inv),
+        "create-md" | "dump-md" | "wipe-md" | "apply-al" | "show-gi" | "get-gi" => for_each(inv, meta_command),
         "shutdown" => shutdown(inv),
         other => Err(Failure::new(exit_code::USAGE, format!("rdbdadm: unknown command '{other}' (try 'rdbdadm help')"))),
     }
@@ -202,4 +211,72 @@ fn dump(inv: &Invocation) -> Outcome {
 
 fn shutdown(inv: &Invocation) -> Outcome {
     simple(inv, Request::Shutdown)
+}
+
+/// True when the daemon runs and has the resource up.
+fn is_up(inv: &Invocation, resource: &str) -> bool {
+    matches!(
+        Client::connect(&inv.node.run_dir, Duration::from_secs(5)).and_then(|mut c| c.request(&Request::Status { resource: Some(resource.into()) })),
+        Ok(Response::Status { .. })
+    )
+}
+
+/// The `rdbdmeta` binary: `$RDBD_META`, else next to rdbdadm, else on PATH.
+fn meta_binary() -> std::path::PathBuf {
+    if let Some(p) = std::env::var_os("RDBD_META") {
+        return p.into();
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        let sibling = exe.with_file_name("rdbdmeta");
+        if sibling.is_file() {
+            return sibling;
+        }
+    }
+    "rdbdmeta".into()
+}
+
+/// Runs rdbdmeta for a resource, as drbdadm runs drbdmeta:
+/// `rdbdmeta [--force] MINOR v08 DEVICE internal|flex-external|INDEX COMMAND [OPTIONS]`.
+fn meta_command(inv: &Invocation, resource: &str) -> Outcome {
+    let config = load_config(inv)?;
+    let res = config.resource(resource).map_err(|e| Failure::new(exit_code::CONFIG, e.to_string()))?;
+    let host = res.host(&inv.node.node_name).map_err(|e| Failure::new(exit_code::CONFIG, e.to_string()))?;
+    let disk = host
+        .disk
+        .as_ref()
+        .ok_or_else(|| Failure::new(exit_code::CONFIG, format!("{resource}: no 'disk' for this node")))?;
+    let (device, index) = match &host.meta_disk {
+        rdbd_config::MetaDisk::Internal => (disk.clone(), "internal".to_string()),
+        rdbd_config::MetaDisk::FlexibleExternal(p) => (p.clone(), "flex-external".to_string()),
+        rdbd_config::MetaDisk::Indexed(p, i) => (p.clone(), i.to_string()),
+    };
+    let command = if inv.command == "dstate" { "dstate" } else { inv.command.as_str() };
+    let modifies = matches!(command, "create-md" | "wipe-md" | "apply-al");
+    if modifies && !inv.dry_run && is_up(inv, resource) {
+        return Err(Failure::new(
+            exit_code::NO_DAEMON,
+            format!("{resource}: the resource is up (its meta-data is in use); run 'rdbdadm down {resource}' first"),
+        ));
+    }
+    let minor = host.minor.map(|m| m.to_string()).unwrap_or_else(|| "-".into());
+    let mut args: Vec<String> = Vec::new();
+    if inv.has("--force") {
+        args.push("--force".into());
+    }
+    args.extend([minor, "v08".into(), device.display().to_string(), index, command.to_string()]);
+    // create-md's own options (--al-stripes N, --al-stripe-size-kB K) pass through.
+    args.extend(inv.options.iter().filter(|o| o.as_str() != "--force").cloned());
+    let binary = meta_binary();
+    if inv.dry_run {
+        println!("{} {}", binary.display(), args.join(" "));
+        return Ok(());
+    }
+    let status = std::process::Command::new(&binary)
+        .args(&args)
+        .status()
+        .map_err(|e| Failure::new(exit_code::FAILED, format!("cannot run {}: {e}", binary.display())))?;
+    match status.code() {
+        Some(0) => Ok(()),
+        code => Err(Failure::new(code.unwrap_or(1), String::new())),
+    }
 }

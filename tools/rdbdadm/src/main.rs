@@ -19,7 +19,9 @@ fn main() -> ExitCode {
     match commands::run(&invocation) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
-            eprintln!("{}", failure.message);
+            if !failure.message.is_empty() {
+                eprintln!("{}", failure.message);
+            }
             ExitCode::from(u8::try_from(failure.exit_code).unwrap_or(1))
         }
     }

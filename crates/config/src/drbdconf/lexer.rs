@@ -148,7 +148,10 @@ pub fn tokenize(text: &str, file: &Arc<Path>) -> Result<Vec<Token>, ConfigError>
                     });
                 }
             }
-            tokens.push(Token { tok: Tok::Str(s), at });
+            tokens.push(Token {
+                tok: Tok::Str(s),
+                at,
+            });
             continue;
         }
         let mut word = String::new();

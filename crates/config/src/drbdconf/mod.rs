@@ -62,7 +62,9 @@ impl Loader {
             reason,
         };
         if self.depth >= MAX_INCLUDE_DEPTH {
-            return Err(fail(format!("includes nested deeper than {MAX_INCLUDE_DEPTH}")));
+            return Err(fail(format!(
+                "includes nested deeper than {MAX_INCLUDE_DEPTH}"
+            )));
         }
         let base = from.parent().unwrap_or_else(|| Path::new(""));
         let full = if Path::new(pattern).is_absolute() {

@@ -85,7 +85,11 @@ impl<'l> Parser<'l> {
     }
 
     /// The next statement keyword of a block, or None at its `}`.
-    fn keyword(&mut self, open: &Location, what: &str) -> Result<Option<(String, Location)>, ConfigError> {
+    fn keyword(
+        &mut self,
+        open: &Location,
+        what: &str,
+    ) -> Result<Option<(String, Location)>, ConfigError> {
         let token = self.next();
         match token.tok {
             Tok::RBrace => Ok(None),
@@ -242,15 +246,22 @@ impl<'l> Parser<'l> {
                     match token.tok {
                         Tok::Semi => break,
                         Tok::Word(w) | Tok::Str(w) => names.push(w),
-                        _ => return Err(Self::syntax(&token, format!("a host name or ';' after {}", spec.name))),
+                        _ => {
+                            return Err(Self::syntax(
+                                &token,
+                                format!("a host name or ';' after {}", spec.name),
+                            ))
+                        }
                     }
                 }
                 Ok((names.join(" "), at))
             }
-            OptionKind::Number { .. }
-            | OptionKind::Choice { .. }
-            | OptionKind::Text
-            | OptionKind::Address => {
+            OptionKind::Address => {
+                let value = self.address_text(spec.name)?;
+                self.expect_semi(&after)?;
+                Ok(value)
+            }
+            OptionKind::Number { .. } | OptionKind::Choice { .. } | OptionKind::Text => {
                 let value = self.value(&format!("a value after {}", spec.name))?;
                 self.expect_semi(&after)?;
                 Ok(value)
@@ -270,11 +281,11 @@ impl<'l> Parser<'l> {
             match resolve(kind, &name, &at)? {
                 Resolved::Option(spec) => {
                     let (value, value_at) = self.option_value(spec)?;
-                    store(target, spec, &value, &value_at)?;
+                    store(target, spec, &value, &value_at, &at)?;
                 }
                 Resolved::NoFlag(spec) => {
                     self.expect_semi(&name)?;
-                    store(target, spec, "no", &at)?;
+                    store(target, spec, "no", &at, &at)?;
                 }
                 Resolved::Deprecated => {
                     self.value(&format!("a value after {name}"))?;
@@ -287,11 +298,21 @@ impl<'l> Parser<'l> {
     }
 
     /// An 8.3 `syncer { }`: each option goes where drbdadm-84 puts it.
-    fn parse_syncer(&mut self, open: &Location, target: &mut ResourceDefaults) -> Result<(), ConfigError> {
+    fn parse_syncer(
+        &mut self,
+        open: &Location,
+        target: &mut ResourceDefaults,
+    ) -> Result<(), ConfigError> {
         while let Some((name, at)) = self.keyword(open, "syncer section")? {
             let spec = resolve_syncer(&name, &at)?;
             let (value, value_at) = self.option_value(spec)?;
-            store(target.section_mut(spec.section), spec, &value, &value_at)?;
+            store(
+                target.section_mut(spec.section),
+                spec,
+                &value,
+                &value_at,
+                &at,
+            )?;
         }
         Ok(())
     }
@@ -348,7 +369,7 @@ impl<'l> Parser<'l> {
                     let spec = crate::options::spec(SectionKind::Net, "protocol")
                         .ok_or_else(|| Self::syntax(&self.peek().clone(), "protocol"))?;
                     let (value, value_at) = self.option_value(spec)?;
-                    store(&mut raw.sections.net, spec, &value, &value_at)?;
+                    store(&mut raw.sections.net, spec, &value, &value_at, &at)?;
                 }
                 ("syncer", _) => {
                     Self::section_once(&mut seen, "syncer section", &at)?;
@@ -373,12 +394,15 @@ impl<'l> Parser<'l> {
                         }
                         _ => return Err(Self::syntax(&token, "'{' after the host name")),
                     }
-                    let host = self.parse_host(RawHost::new(name, at, false), &raw.name, &token.at)?;
+                    let host =
+                        self.parse_host(RawHost::new(name, at, false), &raw.name, &token.at)?;
                     raw.hosts.push(host);
                 }
                 ("floating", Scope::Resource) => {
                     let (family, addr, _) = self.parse_address(&at, false)?;
-                    let open = self.expect(Tok::LBrace, "'{' after the floating address")?.at;
+                    let open = self
+                        .expect(Tok::LBrace, "'{' after the floating address")?
+                        .at;
                     let name = addr.to_string();
                     let mut host = RawHost::new(name, at.clone(), true);
                     host.address = Some((family, addr, at.clone()));
@@ -441,9 +465,13 @@ impl<'l> Parser<'l> {
         let open = self.expect(Tok::LBrace, "'{' after the volume number")?.at;
         while let Some((word, word_at)) = self.keyword(&open, "volume 0")? {
             match word.as_str() {
-                "device" | "disk" | "meta-disk" | "flexible-meta-disk" => {
-                    self.parse_volume_statement(&word, &word_at, volume, host_disk_options.as_deref_mut())?
-                }
+                "device" | "disk" | "meta-disk" | "flexible-meta-disk" => self
+                    .parse_volume_statement(
+                        &word,
+                        &word_at,
+                        volume,
+                        host_disk_options.as_deref_mut(),
+                    )?,
                 _ => {
                     return Err(ConfigError::UnknownKeyword {
                         at: word_at,
@@ -519,17 +547,23 @@ impl<'l> Parser<'l> {
                         Tok::Semi => MetaDisk::FlexibleExternal(PathBuf::from(dev)),
                         Tok::LBracket => {
                             let (index, index_at) = self.value("a meta-data index after '['")?;
-                            let index: u32 = index.parse().map_err(|_| ConfigError::InvalidValue {
-                                at: index_at,
-                                name: "meta-disk index".to_string(),
-                                value: index.clone(),
-                                reason: "expected a whole number".to_string(),
-                            })?;
+                            let index: u32 =
+                                index.parse().map_err(|_| ConfigError::InvalidValue {
+                                    at: index_at,
+                                    name: "meta-disk index".to_string(),
+                                    value: index.clone(),
+                                    reason: "expected a whole number".to_string(),
+                                })?;
                             self.expect(Tok::RBracket, "']' after the meta-data index")?;
                             self.expect_semi("meta-disk DEVICE [INDEX]")?;
                             MetaDisk::Indexed(PathBuf::from(dev), index)
                         }
-                        _ => return Err(Self::syntax(&token, "'[' or ';' after the meta-disk device")),
+                        _ => {
+                            return Err(Self::syntax(
+                                &token,
+                                "'[' or ';' after the meta-disk device",
+                            ))
+                        }
                     }
                 };
                 volume.meta_disk = Some((meta, at.clone()));
@@ -560,6 +594,18 @@ impl<'l> Parser<'l> {
         })?;
         self.expect_semi("the minor number")?;
         Ok((name, Some(minor)))
+    }
+
+    /// rdbd's `IP:PORT` or `[IPV6]:PORT` (the lexer splits off the brackets).
+    fn address_text(&mut self, name: &str) -> Result<(String, Location), ConfigError> {
+        if self.peek().tok != Tok::LBracket {
+            return self.value(&format!("IP:PORT after {name}"));
+        }
+        let open = self.next();
+        let (ip, _) = self.value("an IPv6 address after '['")?;
+        self.expect(Tok::RBracket, "']' after the IPv6 address")?;
+        let (port, _) = self.value("':PORT' after the IPv6 address")?;
+        Ok((format!("[{ip}]{port}"), open.at))
     }
 
     /// `[ipv4|ipv6|ssocks|sdp] ADDR:PORT`, with `;` when `with_semi`.
@@ -594,7 +640,8 @@ impl<'l> Parser<'l> {
                 at: text_at,
                 name: "address".to_string(),
                 value: text,
-                reason: "IPv6 addresses need the ipv6 keyword: address ipv6 [ADDR]:PORT".to_string(),
+                reason: "IPv6 addresses need the ipv6 keyword: address ipv6 [ADDR]:PORT"
+                    .to_string(),
             });
         }
         if with_semi {
@@ -607,7 +654,12 @@ impl<'l> Parser<'l> {
     }
 
     /// The body of `on NAME { }` / `floating ADDR { }`; the `{` was read.
-    fn parse_host(&mut self, mut host: RawHost, resource: &str, open: &Location) -> Result<RawHost, ConfigError> {
+    fn parse_host(
+        &mut self,
+        mut host: RawHost,
+        resource: &str,
+        open: &Location,
+    ) -> Result<RawHost, ConfigError> {
         let context = if host.floating {
             format!("floating {} in resource {resource}", host.name)
         } else {
@@ -640,7 +692,7 @@ impl<'l> Parser<'l> {
                 }
                 "nbd-address" => {
                     Self::section_once(&mut seen, "nbd-address statement", &at)?;
-                    let (text, text_at) = self.value("IP:PORT after nbd-address")?;
+                    let (text, text_at) = self.address_text("nbd-address")?;
                     self.expect_semi("the nbd-address")?;
                     let addr = parse_socket_addr(&text).map_err(|reason| ConfigError::InvalidValue {
                         at: text_at.clone(),

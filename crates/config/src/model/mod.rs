@@ -74,7 +74,10 @@ impl Config {
 
     /// rdbd's metrics listening address from `global { metrics-address IP:PORT; }`.
     pub fn metrics_address(&self) -> Option<SocketAddr> {
-        self.global.get_socket_addr("metrics-address").ok().flatten()
+        self.global
+            .get_socket_addr("metrics-address")
+            .ok()
+            .flatten()
     }
 
     /// One message per option or statement that is accepted but not

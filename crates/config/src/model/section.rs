@@ -84,10 +84,7 @@ impl Section {
 
     /// The value of option `name`, with its location.
     pub fn value(&self, name: &str) -> Option<&Value> {
-        self.entries
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v)
+        self.entries.iter().find(|(n, _)| n == name).map(|(_, v)| v)
     }
 
     /// Whether option `name` is set.
@@ -249,7 +246,10 @@ mod tests {
         s.set("disk-flushes", v("no"));
         s.set("bad", v("12x"));
         assert_eq!(s.get_size_bytes("sndbuf-size").unwrap(), Some(524_288));
-        assert_eq!(s.get_scaled("resync-rate", Unit::KiB).unwrap(), Some(40_960));
+        assert_eq!(
+            s.get_scaled("resync-rate", Unit::KiB).unwrap(),
+            Some(40_960)
+        );
         assert_eq!(s.get_bool("disk-flushes").unwrap(), Some(false));
         assert!(s.get_size_bytes("bad").is_err());
         assert_eq!(s.get_u64("missing").unwrap(), None);

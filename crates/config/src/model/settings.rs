@@ -167,7 +167,11 @@ impl Reader<'_> {
             spec(self.kind, name).map(|s| s.kind),
             Some(OptionKind::Flag { default: true })
         );
-        self.section.get_bool(name).ok().flatten().unwrap_or(default)
+        self.section
+            .get_bool(name)
+            .ok()
+            .flatten()
+            .unwrap_or(default)
     }
 
     fn choice(&self, name: &str) -> String {

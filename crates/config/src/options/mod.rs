@@ -39,7 +39,11 @@ pub enum Resolved {
 }
 
 /// Resolves a name written inside `section { }` (not `syncer`).
-pub fn resolve(section: SectionKind, written: &str, at: &Location) -> Result<Resolved, ConfigError> {
+pub fn resolve(
+    section: SectionKind,
+    written: &str,
+    at: &Location,
+) -> Result<Resolved, ConfigError> {
     let canonical = ALIASES
         .iter()
         .find(|(s, old, _)| *s == section && *old == written)
@@ -47,7 +51,10 @@ pub fn resolve(section: SectionKind, written: &str, at: &Location) -> Result<Res
     if let Some(found) = spec(section, canonical) {
         return Ok(Resolved::Option(found));
     }
-    if let Some((_, _, flag_name)) = NO_FLAGS.iter().find(|(s, n, _)| *s == section && *n == written) {
+    if let Some((_, _, flag_name)) = NO_FLAGS
+        .iter()
+        .find(|(s, n, _)| *s == section && *n == written)
+    {
         if let Some(found) = spec(section, flag_name) {
             return Ok(Resolved::NoFlag(found));
         }
@@ -135,8 +142,7 @@ pub fn check_value(spec: &OptionSpec, value: &str, at: &Location) -> Result<Stri
             Ok(value.split_whitespace().collect::<Vec<_>>().join(" "))
         }
         OptionKind::Address => {
-            crate::model::address::parse_socket_addr(value)
-                .map_err(invalid)?;
+            crate::model::address::parse_socket_addr(value).map_err(invalid)?;
             Ok(value.to_string())
         }
     }
@@ -161,14 +167,20 @@ mod tests {
         assert_eq!((s.section, s.name), (SectionKind::Net, "verify-alg"));
         let s = resolve_syncer("after", &at()).unwrap();
         assert_eq!((s.section, s.name), (SectionKind::Disk, "resync-after"));
-        assert!(resolve_syncer("resync-rate", &at()).is_err(), "drbdadm-84 rejects 8.4 names in syncer");
+        assert!(
+            resolve_syncer("resync-rate", &at()).is_err(),
+            "drbdadm-84 rejects 8.4 names in syncer"
+        );
     }
 
     #[test]
     fn unknown_option_names_the_right_section() {
         let e = resolve(SectionKind::Disk, "protocol", &at()).unwrap_err();
         let msg = e.to_string();
-        assert!(msg.contains("unknown option 'protocol' in disk section"), "{msg}");
+        assert!(
+            msg.contains("unknown option 'protocol' in disk section"),
+            "{msg}"
+        );
         assert!(msg.contains("belongs in the net section"), "{msg}");
     }
 
@@ -188,7 +200,10 @@ mod tests {
     #[test]
     fn every_implemented_option_exists() {
         for (section, name) in IMPLEMENTED_OPTIONS {
-            assert!(spec(*section, name).is_some(), "{name} is not a {section:?} option");
+            assert!(
+                spec(*section, name).is_some(),
+                "{name} is not a {section:?} option"
+            );
         }
     }
 }

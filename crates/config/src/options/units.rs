@@ -111,7 +111,11 @@ mod tests {
         assert_eq!(parse_scaled("512k", Unit::One), Ok(524_288));
         assert_eq!(parse_scaled("1G", Unit::Sectors), Ok(2 * 1024 * 1024));
         assert_eq!(parse_scaled("1s", Unit::KiB), Ok(1), "rounds up");
-        assert_eq!(parse_scaled("3s", Unit::KiB), Ok(2), "1.5 KiB rounds up to 2");
+        assert_eq!(
+            parse_scaled("3s", Unit::KiB),
+            Ok(2),
+            "1.5 KiB rounds up to 2"
+        );
         assert_eq!(parse_scaled("1k", Unit::Sectors), Ok(2));
     }
 
@@ -119,7 +123,10 @@ mod tests {
     fn rejects_malformed_numbers() {
         assert_eq!(parse_scaled("", Unit::One), Err(NumberError::Invalid));
         assert_eq!(parse_scaled("M", Unit::One), Err(NumberError::Invalid));
-        assert_eq!(parse_scaled("12x", Unit::One), Err(NumberError::BadUnit('x')));
+        assert_eq!(
+            parse_scaled("12x", Unit::One),
+            Err(NumberError::BadUnit('x'))
+        );
         assert_eq!(parse_scaled("12MM", Unit::One), Err(NumberError::Invalid));
         assert_eq!(parse_scaled("-1", Unit::One), Err(NumberError::Invalid));
         assert_eq!(

@@ -28,7 +28,9 @@ use std::sync::Arc;
 
 use toml_edit::{ImDocument, Item, TableLike, Value as TomlValue};
 
-use crate::assemble::{assemble, resolve_device, store, RawConfig, RawHost, RawResource, RawVolume};
+use crate::assemble::{
+    assemble, resolve_device, store, RawConfig, RawHost, RawResource, RawVolume,
+};
 use crate::error::{ConfigError, Location};
 use crate::model::address::parse_socket_addr;
 use crate::model::{AddressFamily, Config, MetaDisk, ResourceDefaults, Section};
@@ -45,11 +47,7 @@ impl Positions<'_> {
         let offset = span.map_or(0, |s| s.start).min(self.text.len());
         let before = self.text.get(..offset).unwrap_or("");
         let line = before.matches('\n').count() + 1;
-        let column = before
-            .rsplit('\n')
-            .next()
-            .map_or(0, |l| l.chars().count())
-            + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
         Location::new(
             self.file.clone(),
             u32::try_from(line).unwrap_or(u32::MAX),
@@ -77,10 +75,8 @@ fn scalar_text(item: &Item) -> Option<String> {
         TomlValue::Integer(i) => u64::try_from(*i.value()).ok().map(|n| n.to_string()),
         TomlValue::Boolean(b) => Some(if *b.value() { "yes" } else { "no" }.to_string()),
         TomlValue::Array(a) => {
-            let names: Option<Vec<String>> = a
-                .iter()
-                .map(|v| v.as_str().map(str::to_string))
-                .collect();
+            let names: Option<Vec<String>> =
+                a.iter().map(|v| v.as_str().map(str::to_string)).collect();
             names.map(|n| n.join(" "))
         }
         _ => None,
@@ -88,7 +84,12 @@ fn scalar_text(item: &Item) -> Option<String> {
 }
 
 impl<'t> TomlParser<'t> {
-    fn table<'i>(&self, item: &'i Item, what: &str, at: &Location) -> Result<&'i dyn TableLike, ConfigError> {
+    fn table<'i>(
+        &self,
+        item: &'i Item,
+        what: &str,
+        at: &Location,
+    ) -> Result<&'i dyn TableLike, ConfigError> {
         item.as_table_like().ok_or_else(|| ConfigError::Syntax {
             at: at.clone(),
             expected: format!("a table for {what}"),
@@ -105,20 +106,36 @@ impl<'t> TomlParser<'t> {
         })
     }
 
-    fn put(&self, target: &mut Section, spec: &OptionSpec, item: &Item, at: &Location) -> Result<(), ConfigError> {
+    fn put(
+        &self,
+        target: &mut Section,
+        spec: &OptionSpec,
+        item: &Item,
+        at: &Location,
+    ) -> Result<(), ConfigError> {
         let value = self.text(item, spec.name, at)?;
         if spec.kind == OptionKind::Bare && value == "no" {
             return Ok(());
         }
-        store(target, spec, &value, at)
+        store(target, spec, &value, at, at)
     }
 
-    fn options(&self, table: &dyn TableLike, kind: SectionKind, target: &mut Section) -> Result<(), ConfigError> {
+    fn options(
+        &self,
+        table: &dyn TableLike,
+        kind: SectionKind,
+        target: &mut Section,
+    ) -> Result<(), ConfigError> {
         for (name, item) in table.iter() {
             let at = self.pos.key_at(table, name);
             match resolve(kind, name, &at)? {
                 Resolved::Option(spec) => self.put(target, spec, item, &at)?,
-                Resolved::NoFlag(spec) => store(target, spec, "no", &at)?,
+                Resolved::NoFlag(spec) => {
+                    // `no-disk-flushes = true` means disk-flushes no.
+                    let set = self.text(item, name, &at)?;
+                    let value = if set == "no" { "yes" } else { "no" };
+                    store(target, spec, value, &at, &at)?
+                }
                 Resolved::Deprecated => {}
             }
         }
@@ -177,7 +194,12 @@ impl<'t> TomlParser<'t> {
         Ok(())
     }
 
-    fn resource_body(&self, table: &dyn TableLike, raw: &mut RawResource, common: bool) -> Result<(), ConfigError> {
+    fn resource_body(
+        &self,
+        table: &dyn TableLike,
+        raw: &mut RawResource,
+        common: bool,
+    ) -> Result<(), ConfigError> {
         let context = if common {
             "common section".to_string()
         } else {
@@ -219,8 +241,10 @@ impl<'t> TomlParser<'t> {
                     let hosts = self.table(item, key, &at)?;
                     for (name, host_item) in hosts.iter() {
                         let host_at = self.pos.key_at(hosts, name);
-                        let host_table = self.table(host_item, &format!("{key} {name}"), &host_at)?;
-                        let mut host = RawHost::new(name.to_string(), host_at.clone(), key == "floating");
+                        let host_table =
+                            self.table(host_item, &format!("{key} {name}"), &host_at)?;
+                        let mut host =
+                            RawHost::new(name.to_string(), host_at.clone(), key == "floating");
                         if host.floating {
                             let (family, addr) = self.address(name, &host_at)?;
                             host.name = addr.to_string();
@@ -273,7 +297,13 @@ impl<'t> TomlParser<'t> {
         })
     }
 
-    fn volume_key(&self, key: &str, item: &Item, at: &Location, volume: &mut RawVolume) -> Result<(), ConfigError> {
+    fn volume_key(
+        &self,
+        key: &str,
+        item: &Item,
+        at: &Location,
+        volume: &mut RawVolume,
+    ) -> Result<(), ConfigError> {
         let text = self.text(item, key, at)?;
         if key == "disk" {
             volume.disk = Some((PathBuf::from(text), at.clone()));
@@ -282,7 +312,9 @@ impl<'t> TomlParser<'t> {
         let meta = if text == "internal" {
             MetaDisk::Internal
         } else if let (Some((dev, rest)), "meta-disk") = (text.split_once('['), key) {
-            let index = rest.strip_suffix(']').and_then(|i| i.trim().parse::<u32>().ok());
+            let index = rest
+                .strip_suffix(']')
+                .and_then(|i| i.trim().parse::<u32>().ok());
             match index {
                 Some(index) => MetaDisk::Indexed(PathBuf::from(dev.trim()), index),
                 None => {
@@ -290,7 +322,8 @@ impl<'t> TomlParser<'t> {
                         at: at.clone(),
                         name: key.to_string(),
                         value: text.clone(),
-                        reason: "expected \"internal\", \"DEVICE\" or \"DEVICE [INDEX]\"".to_string(),
+                        reason: "expected \"internal\", \"DEVICE\" or \"DEVICE [INDEX]\""
+                            .to_string(),
                     })
                 }
             }
@@ -302,7 +335,11 @@ impl<'t> TomlParser<'t> {
     }
 
     /// `"[FAMILY ]ADDR:PORT"`.
-    fn address(&self, text: &str, at: &Location) -> Result<(AddressFamily, std::net::SocketAddr), ConfigError> {
+    fn address(
+        &self,
+        text: &str,
+        at: &Location,
+    ) -> Result<(AddressFamily, std::net::SocketAddr), ConfigError> {
         let (family, addr_text) = match text.split_once(char::is_whitespace) {
             Some((word, rest)) => match AddressFamily::from_keyword(word) {
                 Some(family) => (family, rest.trim()),
@@ -316,7 +353,11 @@ impl<'t> TomlParser<'t> {
             value: text.to_string(),
             reason,
         })?;
-        let family = if addr.is_ipv6() { AddressFamily::Ipv6 } else { family };
+        let family = if addr.is_ipv6() {
+            AddressFamily::Ipv6
+        } else {
+            family
+        };
         Ok((family, addr))
     }
 

@@ -1,71 +1,145 @@
-//! The single writer of a connection's replies, shared by its request tasks.
+//! The single writer of a connection's replies, shared by its request tasks
+//! ("flat combining", no separate writer task).
 //!
-//! A request task that has its reply takes the writer lock and writes the
-//! reply itself (no hop to a writer task). Replies are gathered in a buffer
-//! and flushed to the socket only when no other finished reply is waiting
-//! for the lock (`waiting` counts them), so a burst of completions becomes
-//! one `write` syscall. READ data of [`DIRECT_BYTES`] or more is not copied
-//! into the buffer but written with one vectored write after the pending
-//! bytes.
+//! A finished request appends its encoded reply to the pending batch under a
+//! short std mutex. If no task is writing, it becomes the writer: it takes
+//! the socket out of the queue, swaps the batch out and writes it with one
+//! (vectored) write, and repeats until the batch is empty; replies added
+//! meanwhile by other tasks ride along, so a burst of completions costs one
+//! syscall and no task ever waits for another's write. Small READ data is
+//! copied into the batch; READ data of [`DIRECT_BYTES`] or more is kept as
+//! its own buffer and written in place by the vectored write.
 //!
-//! Invariant: every task that increments `waiting` takes the lock, writes,
-//! and decrements; the one that brings it to zero flushes. So no reply stays
-//! in the buffer while nobody is going to flush it.
+//! Invariants: `writing` is true exactly while a writer owns the socket
+//! (`io` is `None`); a writer only stops after seeing an empty batch under the
+//! lock, so no reply is stranded. Each reply carries its request's in-flight
+//! permit, released only after the reply was written: replies waiting for
+//! the socket count against `max_requests_in_flight` (backpressure).
 //!
 //! When a socket write fails the writer is marked failed, later replies are
-//! dropped, and the request loop is woken through [`ReplyWriter::failed`].
+//! discarded (their permits still released) and the request loop is woken
+//! through [`ReplyWriter::failed`].
 
 use std::io::{self, IoSlice};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Mutex as StdMutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard};
 
+use rdbd_types::AlignedBuf;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
-use tokio::sync::{Mutex, Notify};
+use tokio::sync::{Notify, OwnedSemaphorePermit};
 
-/// READ payloads at least this long are written directly from the device buffer.
+/// READ payloads at least this long are written from their own buffer.
 const DIRECT_BYTES: usize = 32 * 1024;
-/// The buffer is written out once it holds this much, even with replies waiting.
-const FLUSH_BYTES: usize = 256 * 1024;
 
 pub(crate) struct ReplyWriter<W> {
-    state: Mutex<WriterState<W>>,
-    waiting: AtomicUsize,
+    queue: Mutex<Queue<W>>,
     failed: AtomicBool,
     failure: Notify,
-    first_error: StdMutex<Option<String>>,
+    /// Signalled whenever a writer hands the socket back.
+    idle: Notify,
+    first_error: Mutex<Option<String>>,
 }
 
-struct WriterState<W> {
-    io: W,
-    buf: Vec<u8>,
+struct Queue<W> {
+    writing: bool,
+    batch: Batch,
+    /// The socket and a spare batch; taken by the active writer.
+    io: Option<(W, Batch)>,
+}
+
+/// Replies waiting to be written.
+#[derive(Default)]
+struct Batch {
+    bytes: Vec<u8>,
+    /// Large payloads, each to be written after `bytes[..position]`.
+    large: Vec<(usize, AlignedBuf)>,
+    permits: Vec<OwnedSemaphorePermit>,
+}
+
+impl Batch {
+    fn is_empty(&self) -> bool {
+        self.bytes.is_empty() && self.large.is_empty() && self.permits.is_empty()
+    }
+
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.large.clear();
+        self.permits.clear();
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl<W: AsyncWrite + Unpin + Send> ReplyWriter<W> {
     pub(crate) fn new(io: W) -> Self {
+        let spare = Batch { bytes: Vec::with_capacity(64 * 1024), ..Batch::default() };
         ReplyWriter {
-            state: Mutex::new(WriterState { io, buf: Vec::with_capacity(64 * 1024) }),
-            waiting: AtomicUsize::new(0),
+            queue: Mutex::new(Queue {
+                writing: false,
+                batch: Batch { bytes: Vec::with_capacity(64 * 1024), ..Batch::default() },
+                io: Some((io, spare)),
+            }),
             failed: AtomicBool::new(false),
             failure: Notify::new(),
-            first_error: StdMutex::new(None),
+            idle: Notify::new(),
+            first_error: Mutex::new(None),
         }
     }
 
     /// Sends one reply: the bytes `encode` appends (headers), then `data`.
-    pub(crate) async fn send(&self, encode: impl FnOnce(&mut Vec<u8>), data: &[u8]) {
-        self.waiting.fetch_add(1, Ordering::AcqRel);
-        let mut state = self.state.lock().await;
-        if !self.failed.load(Ordering::Acquire) {
-            if let Err(e) = state.append(encode, data).await {
-                self.fail(e);
+    /// `permit` is released once the reply has been written (or discarded).
+    pub(crate) async fn send(
+        &self,
+        encode: impl FnOnce(&mut Vec<u8>),
+        data: Option<AlignedBuf>,
+        permit: Option<OwnedSemaphorePermit>,
+    ) {
+        let writer = {
+            let mut queue = lock(&self.queue);
+            if self.failed.load(Ordering::Acquire) {
+                return;
             }
-        }
-        let still_waiting = self.waiting.fetch_sub(1, Ordering::AcqRel) - 1;
-        if still_waiting == 0 && !self.failed.load(Ordering::Acquire) {
-            if let Err(e) = state.write_buffer().await {
-                self.fail(e);
+            let batch = &mut queue.batch;
+            encode(&mut batch.bytes);
+            if let Some(data) = data {
+                if data.len() >= DIRECT_BYTES {
+                    let position = batch.bytes.len();
+                    batch.large.push((position, data));
+                } else {
+                    batch.bytes.extend_from_slice(&data);
+                }
             }
+            batch.permits.extend(permit);
+            if queue.writing {
+                return;
+            }
+            queue.writing = true;
+            queue.io.take()
+        };
+        let Some((mut io, mut batch)) = writer else {
+            // Unreachable: `io` is present whenever `writing` was false.
+            return;
+        };
+        loop {
+            {
+                let mut queue = lock(&self.queue);
+                if queue.batch.is_empty() {
+                    queue.io = Some((io, batch));
+                    queue.writing = false;
+                    break;
+                }
+                std::mem::swap(&mut queue.batch, &mut batch);
+            }
+            if !self.failed.load(Ordering::Acquire) {
+                if let Err(e) = write_batch(&mut io, &batch).await {
+                    self.fail(e);
+                }
+            }
+            batch.clear();
         }
+        self.idle.notify_one();
     }
 
     /// Resolves once a socket write has failed.
@@ -78,68 +152,56 @@ impl<W: AsyncWrite + Unpin + Send> ReplyWriter<W> {
 
     /// The first write error, if any.
     pub(crate) fn error(&self) -> Option<String> {
-        self.first_error.lock().ok().and_then(|e| e.clone())
+        lock(&self.first_error).clone()
     }
 
-    /// Writes what is buffered and shuts the socket's write side down.
+    /// Waits for the active writer (if any) and shuts the socket's write side down.
     pub(crate) async fn finish(&self) {
-        let mut state = self.state.lock().await;
-        if !self.failed.load(Ordering::Acquire) {
-            if let Err(e) = state.write_buffer().await {
-                self.fail(e);
+        let mut io = loop {
+            if let Some((io, _)) = lock(&self.queue).io.take() {
+                break io;
             }
-        }
-        let _ = state.io.shutdown().await;
+            self.idle.notified().await;
+        };
+        let _ = io.shutdown().await;
     }
 
     fn fail(&self, e: io::Error) {
         tracing::debug!(error = %e, "writing a reply failed");
-        if let Ok(mut first) = self.first_error.lock() {
-            first.get_or_insert_with(|| e.to_string());
-        }
+        lock(&self.first_error).get_or_insert_with(|| e.to_string());
         self.failed.store(true, Ordering::Release);
         self.failure.notify_one();
     }
 }
 
-impl<W: AsyncWrite + Unpin> WriterState<W> {
-    async fn append(&mut self, encode: impl FnOnce(&mut Vec<u8>), data: &[u8]) -> io::Result<()> {
-        encode(&mut self.buf);
-        if data.len() >= DIRECT_BYTES {
-            self.write_with(data).await?;
-        } else {
-            self.buf.extend_from_slice(data);
-            if self.buf.len() >= FLUSH_BYTES {
-                self.write_buffer().await?;
-            }
-        }
-        Ok(())
+/// Writes a batch: its bytes with the large payloads spliced in at their
+/// positions, as few (vectored) writes as the socket allows.
+async fn write_batch<W: AsyncWrite + Unpin>(io: &mut W, batch: &Batch) -> io::Result<()> {
+    if batch.large.is_empty() {
+        io.write_all(&batch.bytes).await?;
+        return io.flush().await;
     }
-
-    async fn write_buffer(&mut self) -> io::Result<()> {
-        if !self.buf.is_empty() {
-            self.io.write_all(&self.buf).await?;
-            self.buf.clear();
+    let mut slices = Vec::with_capacity(2 * batch.large.len() + 1);
+    let mut done = 0;
+    for (position, data) in &batch.large {
+        if *position > done {
+            slices.push(IoSlice::new(&batch.bytes[done..*position]));
+            done = *position;
         }
-        self.io.flush().await
+        slices.push(IoSlice::new(data));
     }
-
-    /// Writes the buffer followed by `data`, vectored, handling short writes.
-    async fn write_with(&mut self, data: &[u8]) -> io::Result<()> {
-        let (mut head, mut tail) = (0usize, 0usize);
-        while head < self.buf.len() || tail < data.len() {
-            let slices = [IoSlice::new(&self.buf[head..]), IoSlice::new(&data[tail..])];
-            let n = self.io.write_vectored(&slices).await?;
-            if n == 0 {
-                return Err(io::ErrorKind::WriteZero.into());
-            }
-            let from_head = n.min(self.buf.len() - head);
-            head += from_head;
-            tail += n - from_head;
+    if done < batch.bytes.len() {
+        slices.push(IoSlice::new(&batch.bytes[done..]));
+    }
+    let mut rest: &mut [IoSlice<'_>] = &mut slices;
+    while !rest.is_empty() {
+        let n = io.write_vectored(rest).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
         }
-        self.buf.clear();
-        Ok(())
+        IoSlice::advance_slices(&mut rest, n);
     }
+    io.flush().await
 }
 
 #[cfg(test)]
@@ -147,18 +209,22 @@ mod tests {
     use super::*;
     use std::sync::Arc;
     use tokio::io::AsyncReadExt;
+    use tokio::sync::Semaphore;
 
-    #[tokio::test]
-    async fn concurrent_replies_all_arrive_intact() {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_replies_all_arrive_intact_and_release_permits() {
         let (server, mut client) = tokio::io::duplex(4096);
         let writer = Arc::new(ReplyWriter::new(server));
+        let slots = Arc::new(Semaphore::new(64));
         let mut tasks = Vec::new();
         for i in 0..64u32 {
             let writer = writer.clone();
+            let permit = slots.clone().try_acquire_owned().unwrap();
             tasks.push(tokio::spawn(async move {
-                let data = vec![i as u8; if i % 4 == 0 { DIRECT_BYTES + 1 } else { 100 }];
-                let len = data.len() as u32;
-                writer.send(|b| b.extend_from_slice(&[&i.to_be_bytes()[..], &len.to_be_bytes()[..]].concat()), &data).await;
+                let len = if i % 4 == 0 { DIRECT_BYTES + 1 } else { 100 };
+                let data = AlignedBuf::from_slice(&vec![i as u8; len]);
+                let header = [i.to_be_bytes(), (len as u32).to_be_bytes()].concat();
+                writer.send(|b| b.extend_from_slice(&header), Some(data), Some(permit)).await;
             }));
         }
         let reader = tokio::spawn(async move {
@@ -178,6 +244,9 @@ mod tests {
             t.await.unwrap();
         }
         assert_eq!(reader.await.unwrap(), (0..64).collect::<Vec<_>>());
+        let all = tokio::time::timeout(std::time::Duration::from_secs(5), slots.acquire_many(64)).await;
+        assert!(all.is_ok(), "permits were not released after the replies were written");
+        writer.finish().await;
     }
 
     #[tokio::test]
@@ -185,8 +254,9 @@ mod tests {
         let (server, client) = tokio::io::duplex(16);
         drop(client);
         let writer = ReplyWriter::new(server);
-        writer.send(|b| b.extend_from_slice(b"hello world, this is long"), &[]).await;
+        writer.send(|b| b.extend_from_slice(b"hello world, this is long"), None, None).await;
         tokio::time::timeout(std::time::Duration::from_secs(1), writer.failed()).await.unwrap();
         assert!(writer.error().is_some());
+        writer.finish().await;
     }
 }

@@ -120,8 +120,7 @@ where
                 if req.length > drain_max_bytes {
                     tracing::warn!(len = req.length, max = drain_max_bytes, "WRITE too large to drain; closing");
                     let rejection = Rejection { errno: errno::EINVAL, reason: "WRITE payload too large" };
-                    reply(&conn, &req, Err(Failure::Rejected(rejection))).await;
-                    drop(permit);
+                    reply(&conn, &req, Err(Failure::Rejected(rejection)), permit).await;
                     break Err(NbdError::WriteTooLarge { length_bytes: req.length, max_bytes: drain_max_bytes });
                 }
                 if let Err(e) = frames.skip(u64::from(req.length)).await {
@@ -166,8 +165,7 @@ async fn execute<D: BlockDevice, W: AsyncWrite + Send + Unpin>(
         Err(rejection) => Err(Failure::Rejected(rejection)),
         Ok(()) => perform(&conn, &req, payload).await.map_err(Failure::Device),
     };
-    reply(&conn, &req, outcome).await;
-    drop(permit);
+    reply(&conn, &req, outcome, permit).await;
 }
 
 async fn perform<D: BlockDevice, W>(
@@ -204,12 +202,14 @@ async fn reply<D, W: AsyncWrite + Send + Unpin>(
     conn: &Connection<D, W>,
     req: &Request,
     outcome: Result<Outcome, Failure>,
+    permit: OwnedSemaphorePermit,
 ) {
+    let permit = Some(permit);
     let structured = conn.params.structured;
     let cookie = req.cookie;
     let failure = match outcome {
         Ok(Outcome::Done) => {
-            conn.writer.send(|b| put_simple_reply(b, cookie, 0), &[]).await;
+            conn.writer.send(|b| put_simple_reply(b, cookie, 0), None, permit).await;
             return;
         }
         Ok(Outcome::Data(data)) if data.len() == req.length as usize => {
@@ -218,9 +218,9 @@ async fn reply<D, W: AsyncWrite + Send + Unpin>(
                     // The length is at most the payload maximum, far below u32::MAX - 8.
                     let _ = put_offset_data_header(b, cookie, req.offset, req.length);
                 };
-                conn.writer.send(encode, &data).await;
+                conn.writer.send(encode, Some(data), permit).await;
             } else {
-                conn.writer.send(|b| put_simple_reply(b, cookie, 0), &data).await;
+                conn.writer.send(|b| put_simple_reply(b, cookie, 0), Some(data), permit).await;
             }
             return;
         }
@@ -233,7 +233,7 @@ async fn reply<D, W: AsyncWrite + Send + Unpin>(
                 let req_one = req.flags & cmd_flag::REQ_ONE != 0;
                 match normalize_extents(&mut extents, req.length, req_one) {
                     Ok(()) => {
-                        conn.writer.send(|b| put_block_status_chunk(b, cookie, context_id, &extents), &[]).await;
+                        conn.writer.send(|b| put_block_status_chunk(b, cookie, context_id, &extents), None, permit).await;
                         return;
                     }
                     Err(reason) => {
@@ -260,8 +260,8 @@ async fn reply<D, W: AsyncWrite + Send + Unpin>(
         }
     };
     if structured {
-        conn.writer.send(|b| put_error_chunk(b, cookie, error, &message), &[]).await;
+        conn.writer.send(|b| put_error_chunk(b, cookie, error, &message), None, permit).await;
     } else {
-        conn.writer.send(|b| put_simple_reply(b, cookie, error), &[]).await;
+        conn.writer.send(|b| put_simple_reply(b, cookie, error), None, permit).await;
     }
 }

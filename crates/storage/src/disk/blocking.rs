@@ -1,8 +1,12 @@
 //! Synchronous variants of the disk API for tools without an async runtime
-//! (`rdbdmeta`). They drive the async methods with a minimal
-//! park/unpark executor; the engines run on their own threads, so no runtime
-//! is needed. Do not call them from inside an async task: they block it.
+//! (`rdbdmeta`). They drive the async methods with a minimal park/unpark
+//! executor, and while they run, reads, writes and flushes are performed
+//! directly on the calling thread (see [`in_blocking_call`]) instead of
+//! being handed to the engine, so they work with or without a runtime and
+//! never wait for a reactor that the caller may itself be blocking. Do not
+//! call them from inside an async task: they block it.
 
+use std::cell::Cell;
 use std::future::Future;
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
@@ -25,8 +29,26 @@ impl Wake for ThreadWaker {
     }
 }
 
+thread_local! {
+    static IN_BLOCKING_CALL: Cell<bool> = const { Cell::new(false) };
+}
+
+/// True while the current thread runs a `*_blocking` method.
+pub(crate) fn in_blocking_call() -> bool {
+    IN_BLOCKING_CALL.with(Cell::get)
+}
+
+struct BlockingCallGuard(bool);
+
+impl Drop for BlockingCallGuard {
+    fn drop(&mut self) {
+        IN_BLOCKING_CALL.with(|f| f.set(self.0));
+    }
+}
+
 /// Runs `fut` to completion on the current thread.
 pub(crate) fn block_on<F: Future>(fut: F) -> F::Output {
+    let _guard = BlockingCallGuard(IN_BLOCKING_CALL.with(|f| f.replace(true)));
     let mut fut = std::pin::pin!(fut);
     let waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
     let mut cx = Context::from_waker(&waker);

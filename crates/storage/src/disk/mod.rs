@@ -24,7 +24,7 @@ use std::sync::Arc;
 use rdbd_types::AlignedBuf;
 use tokio::sync::{oneshot, RwLock, Semaphore};
 
-use crate::engine::pool::BlockingPool;
+use crate::engine::pool::{self, BlockingPool};
 use crate::engine::{Backend, Kind, Request};
 use crate::error::{IoOp, StorageError};
 use crate::sys::Geometry;
@@ -130,6 +130,13 @@ impl LocalDisk {
         buf: Option<AlignedBuf>,
     ) -> Result<Option<AlignedBuf>, StorageError> {
         let len = buf.as_ref().map_or(0, |b| b.len() as u64);
+        if blocking::in_blocking_call() {
+            let mut buf = buf;
+            return match pool::perform_on(&self.inner.file, kind, offset, buf.as_deref_mut()) {
+                Ok(()) => Ok(buf),
+                Err(source) => Err(StorageError::Io { op, offset, len, source }),
+            };
+        }
         let gone = || StorageError::EngineGone { op, offset, len };
         let _permit = self.inner.permits.acquire().await.map_err(|_| gone())?;
         let (reply, done) = oneshot::channel();

@@ -10,6 +10,7 @@ use tokio::sync::{RwLock, Semaphore};
 
 use super::{Inner, LocalDisk, MAX_IN_FLIGHT};
 use crate::engine::pool::{BlockingPool, SyncEngine};
+use crate::engine::uring::inline::InlineUring;
 use crate::engine::uring::UringEngine;
 use crate::engine::Backend;
 use crate::error::StorageError;
@@ -96,19 +97,28 @@ pub(crate) fn open_with_fallback(
     }
 }
 
+/// Starts the engine. io_uring runs inline with the caller's tokio runtime
+/// when `open` is called inside one, else on a dedicated ring thread.
 fn start_engine(file: &Arc<File>, engine: Engine) -> Result<Backend, StorageError> {
     let sync = || {
         SyncEngine::new(file.clone())
             .map(Backend::Sync)
             .map_err(|source| StorageError::EngineStart { engine: "sync", source })
     };
+    let uring = || -> std::io::Result<Backend> {
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            match InlineUring::start(file.clone(), MAX_IN_FLIGHT, &runtime) {
+                Ok(e) => return Ok(Backend::UringInline(e)),
+                Err(e) => tracing::debug!(error = %e, "runtime-integrated io_uring failed; trying a ring thread"),
+            }
+        }
+        UringEngine::start(file.clone(), MAX_IN_FLIGHT).map(Backend::Uring)
+    };
     match engine {
         Engine::Sync => sync(),
-        Engine::IoUring => UringEngine::start(file.clone(), MAX_IN_FLIGHT)
-            .map(Backend::Uring)
-            .map_err(|source| StorageError::UringUnavailable { source }),
-        Engine::Auto => match UringEngine::start(file.clone(), MAX_IN_FLIGHT) {
-            Ok(e) => Ok(Backend::Uring(e)),
+        Engine::IoUring => uring().map_err(|source| StorageError::UringUnavailable { source }),
+        Engine::Auto => match uring() {
+            Ok(e) => Ok(e),
             Err(e) => {
                 tracing::warn!(error = %e, "io_uring unavailable; using the sync (pread/pwrite) engine");
                 sync()

@@ -52,6 +52,7 @@ impl Request {
 /// The engine a disk uses.
 pub(crate) enum Backend {
     Uring(uring::UringEngine),
+    UringInline(uring::inline::InlineUring),
     Sync(pool::SyncEngine),
 }
 
@@ -60,6 +61,7 @@ impl Backend {
     pub fn submit(&self, req: Request) {
         match self {
             Backend::Uring(e) => e.submit(req),
+            Backend::UringInline(e) => e.submit(req),
             Backend::Sync(e) => e.submit(req),
         }
     }
@@ -67,7 +69,7 @@ impl Backend {
     /// "io_uring" or "sync".
     pub fn name(&self) -> &'static str {
         match self {
-            Backend::Uring(_) => "io_uring",
+            Backend::Uring(_) | Backend::UringInline(_) => "io_uring",
             Backend::Sync(_) => "sync",
         }
     }

@@ -123,10 +123,16 @@ impl SyncEngine {
 
 /// Executes one request synchronously.
 pub(crate) fn perform(file: &File, req: &mut Request) -> io::Result<()> {
-    let pos = req.offset + req.done_bytes as u64;
-    match (req.kind, req.buf.as_mut()) {
-        (Kind::Read, Some(buf)) => sys::pread_full(file, &mut buf[req.done_bytes..], pos),
-        (Kind::Write { fua }, Some(buf)) => sys::pwrite_full(file, &buf[req.done_bytes..], pos, fua),
+    let done = req.done_bytes;
+    let pos = req.offset + done as u64;
+    perform_on(file, req.kind, pos, req.buf.as_mut().map(|b| &mut b[done..]))
+}
+
+/// Executes one read, write or flush synchronously on the calling thread.
+pub(crate) fn perform_on(file: &File, kind: Kind, offset: u64, buf: Option<&mut [u8]>) -> io::Result<()> {
+    match (kind, buf) {
+        (Kind::Read, Some(buf)) => sys::pread_full(file, buf, offset),
+        (Kind::Write { fua }, Some(buf)) => sys::pwrite_full(file, buf, offset, fua),
         (Kind::Flush, _) => sys::fdatasync(file),
         (_, None) => Err(io::Error::new(io::ErrorKind::InvalidInput, "read or write request without a buffer")),
     }

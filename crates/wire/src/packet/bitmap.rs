@@ -24,7 +24,11 @@ pub struct PlainBitmap {
 impl PlainBitmap {
     pub(crate) fn read(r: &mut Reader<'_>, length: usize) -> Result<PlainBitmap, WireError> {
         if length % 8 != 0 {
-            return Err(WireError::BadLength { packet: "P_BITMAP", length, expected: "a multiple of 8" });
+            return Err(WireError::BadLength {
+                packet: "P_BITMAP",
+                length,
+                expected: "a multiple of 8",
+            });
         }
         let mut words = Vec::with_capacity(length / 8);
         for _ in 0..length / 8 {
@@ -87,7 +91,10 @@ impl CompressedBitmap {
             let (lookahead, have) = reader.peek64();
             let (run, bits) = vli_decode(lookahead);
             if bits > have {
-                return Err(WireError::BadBitmapCode { reason: "code word cut off by the end", bit_offset: reader.pos() });
+                return Err(WireError::BadBitmapCode {
+                    reason: "code word cut off by the end",
+                    bit_offset: reader.pos(),
+                });
             }
             reader.skip(bits);
             runs.push(run);
@@ -112,7 +119,14 @@ impl CompressedBitmap {
             used += 1;
         }
         let (code, pad_bits) = writer.finish();
-        Ok((CompressedBitmap { first_run_set, pad_bits, code }, used))
+        Ok((
+            CompressedBitmap {
+                first_run_set,
+                pad_bits,
+                code,
+            },
+            used,
+        ))
     }
 
     /// Codes the bitmap from `start_bit` the way the kernel's sender does: runs until the end of
@@ -147,13 +161,25 @@ impl CompressedBitmap {
         if at - start_bit < code.len() as u64 * 8 {
             return Ok(None);
         }
-        Ok(Some((CompressedBitmap { first_run_set, pad_bits, code }, at)))
+        Ok(Some((
+            CompressedBitmap {
+                first_run_set,
+                pad_bits,
+                code,
+            },
+            at,
+        )))
     }
 
     /// Sets the bits of the set runs in `words`, starting at `start_bit` (the kernel ORs received
     /// bits into its bitmap). Returns the bit where the next packet continues. Fails, like the
     /// kernel, when a set run reaches past `total_bits`.
-    pub fn apply(&self, words: &mut [u64], total_bits: u64, start_bit: u64) -> Result<u64, WireError> {
+    pub fn apply(
+        &self,
+        words: &mut [u64],
+        total_bits: u64,
+        start_bit: u64,
+    ) -> Result<u64, WireError> {
         let total_bits = total_bits.min(words.len() as u64 * 64);
         let mut at = start_bit;
         let mut set = self.first_run_set;
@@ -165,7 +191,11 @@ impl CompressedBitmap {
             })?;
             if set {
                 if end > total_bits {
-                    return Err(WireError::BitmapOverflow { packet: "P_COMPRESSED_BITMAP", end_bit: end, total_bits });
+                    return Err(WireError::BitmapOverflow {
+                        packet: "P_COMPRESSED_BITMAP",
+                        end_bit: end,
+                        total_bits,
+                    });
                 }
                 set_range(words, at, end);
             }
@@ -208,7 +238,9 @@ mod tests {
     fn golden_compressed_bitmap() {
         // 16374 bits (the kernel peer's 64 MiB disk), all set: one set run of 16374.
         let words = vec![u64::MAX; 256];
-        let (p, next) = CompressedBitmap::from_bitmap(&words, 16374, 0, 4096 - 16 - 1).unwrap().unwrap();
+        let (p, next) = CompressedBitmap::from_bitmap(&words, 16374, 0, 4096 - 16 - 1)
+            .unwrap()
+            .unwrap();
         assert_eq!(next, 16374);
         assert!(p.first_run_set);
         // 16374 = 0x3ff6 is in the 29-bit level (0x2131..=0x202130, prefix 0x7f): data =
@@ -225,7 +257,9 @@ mod tests {
         let mut words = vec![0u64; 4];
         words[0] = 0b1111_0000;
         words[2] = u64::MAX;
-        let (p, next) = CompressedBitmap::from_bitmap(&words, 256, 0, 100).unwrap().unwrap();
+        let (p, next) = CompressedBitmap::from_bitmap(&words, 256, 0, 100)
+            .unwrap()
+            .unwrap();
         assert_eq!(next, 256);
         assert!(!p.first_run_set);
         assert_eq!(p.runs().unwrap(), [4, 4, 120, 64, 64]);
@@ -237,18 +271,31 @@ mod tests {
     #[test]
     fn incompressible_falls_back_to_plain() {
         let words = vec![0x5555_5555_5555_5555u64; 8];
-        assert_eq!(CompressedBitmap::from_bitmap(&words, 512, 0, 4000).unwrap(), None);
+        assert_eq!(
+            CompressedBitmap::from_bitmap(&words, 512, 0, 4000).unwrap(),
+            None
+        );
     }
 
     #[test]
     fn overflow_and_truncation_are_errors() {
         let (p, _) = CompressedBitmap::encode_runs(true, &[100], 10).unwrap();
         let mut words = vec![0u64; 1];
-        assert!(matches!(p.apply(&mut words, 64, 0), Err(WireError::BitmapOverflow { end_bit: 100, .. })));
+        assert!(matches!(
+            p.apply(&mut words, 64, 0),
+            Err(WireError::BitmapOverflow { end_bit: 100, .. })
+        ));
         // A 29-bit code word cut to 2 bytes.
-        let cut = CompressedBitmap { first_run_set: true, pad_bits: 0, code: vec![0x7f, 0xc5] };
+        let cut = CompressedBitmap {
+            first_run_set: true,
+            pad_bits: 0,
+            code: vec![0x7f, 0xc5],
+        };
         assert!(matches!(cut.runs(), Err(WireError::BadBitmapCode { .. })));
-        assert!(matches!(CompressedBitmap::encode_runs(true, &[0], 10), Err(WireError::BadRunLength { run: 0 })));
+        assert!(matches!(
+            CompressedBitmap::encode_runs(true, &[0], 10),
+            Err(WireError::BadRunLength { run: 0 })
+        ));
     }
 
     #[test]

@@ -24,7 +24,11 @@ pub struct BlockRequest {
 
 impl BlockRequest {
     pub(crate) fn read(r: &mut Reader<'_>) -> Result<BlockRequest, WireError> {
-        let req = BlockRequest { sector: r.u64()?, block_id: r.u64()?, size_bytes: r.u32()? };
+        let req = BlockRequest {
+            sector: r.u64()?,
+            block_id: r.u64()?,
+            size_bytes: r.u32()?,
+        };
         let _pad = r.u32()?;
         Ok(req)
     }
@@ -61,7 +65,12 @@ pub struct BlockAck {
 
 impl BlockAck {
     pub(crate) fn read(r: &mut Reader<'_>) -> Result<BlockAck, WireError> {
-        Ok(BlockAck { sector: r.u64()?, block_id: r.u64()?, size_bytes: r.u32()?, seq_num: r.u32()? })
+        Ok(BlockAck {
+            sector: r.u64()?,
+            block_id: r.u64()?,
+            size_bytes: r.u32()?,
+            seq_num: r.u32()?,
+        })
     }
 
     pub(crate) fn write(&self, out: &mut Vec<u8>) {
@@ -83,7 +92,10 @@ pub struct BlockDesc {
 
 impl BlockDesc {
     pub(crate) fn read(r: &mut Reader<'_>) -> Result<BlockDesc, WireError> {
-        let desc = BlockDesc { sector: r.u64()?, size_bytes: r.u32()? };
+        let desc = BlockDesc {
+            sector: r.u64()?,
+            size_bytes: r.u32()?,
+        };
         let _pad = r.u32()?;
         Ok(desc)
     }

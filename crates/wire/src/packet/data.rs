@@ -65,7 +65,12 @@ pub const DATA_HEADER_BYTES: usize = 24;
 
 impl DataHeader {
     pub(crate) fn read(r: &mut Reader<'_>) -> Result<DataHeader, WireError> {
-        Ok(DataHeader { sector: r.u64()?, block_id: r.u64()?, seq_num: r.u32()?, dp_flags: DpFlags(r.u32()?) })
+        Ok(DataHeader {
+            sector: r.u64()?,
+            block_id: r.u64()?,
+            seq_num: r.u32()?,
+            dp_flags: DpFlags(r.u32()?),
+        })
     }
 
     pub(crate) fn write(&self, out: &mut Vec<u8>) {
@@ -89,8 +94,12 @@ pub struct DataPacket {
 impl DataPacket {
     /// Splits the payload into (digest, data) for a `data-integrity-alg` digest of `digest_bytes`.
     pub fn split_digest(&self, digest_bytes: usize) -> Option<(Bytes, Bytes)> {
-        (digest_bytes <= self.payload.len())
-            .then(|| (self.payload.slice(..digest_bytes), self.payload.slice(digest_bytes..)))
+        (digest_bytes <= self.payload.len()).then(|| {
+            (
+                self.payload.slice(..digest_bytes),
+                self.payload.slice(digest_bytes..),
+            )
+        })
     }
 }
 

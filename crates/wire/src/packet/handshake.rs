@@ -37,7 +37,11 @@ impl ConnectionFeatures {
     /// The version both sides speak (`min(our max, peer max)`), or `None` when the ranges do not
     /// overlap (the kernel logs "incompatible DRBD dialects").
     pub fn agree(&self, peer: &ConnectionFeatures) -> Option<u32> {
-        let peer_max = if peer.protocol_max == 0 { peer.protocol_min } else { peer.protocol_max };
+        let peer_max = if peer.protocol_max == 0 {
+            peer.protocol_min
+        } else {
+            peer.protocol_max
+        };
         if self.protocol_max < peer.protocol_min || self.protocol_min > peer_max {
             return None;
         }
@@ -45,7 +49,11 @@ impl ConnectionFeatures {
     }
 
     pub(crate) fn read(r: &mut Reader<'_>) -> Result<ConnectionFeatures, WireError> {
-        let f = ConnectionFeatures { protocol_min: r.u32()?, feature_flags: r.u32()?, protocol_max: r.u32()? };
+        let f = ConnectionFeatures {
+            protocol_min: r.u32()?,
+            feature_flags: r.u32()?,
+            protocol_max: r.u32()?,
+        };
         let _pad_and_reserved = r.bytes(4 + 56)?;
         Ok(f)
     }
@@ -136,15 +144,26 @@ pub struct ProtocolParams {
 const P_PROTOCOL: &str = "P_PROTOCOL";
 
 impl ProtocolParams {
-    pub(crate) fn read(r: &mut Reader<'_>, packet: &'static str) -> Result<ProtocolParams, WireError> {
+    pub(crate) fn read(
+        r: &mut Reader<'_>,
+        packet: &'static str,
+    ) -> Result<ProtocolParams, WireError> {
         let protocol_num = r.u32()?;
         let protocol = protocol_num
             .checked_sub(1)
             .and_then(|i| Protocol::ALL.get(i as usize).copied())
-            .ok_or(WireError::InvalidField { packet, field: "protocol", value: u64::from(protocol_num) })?;
+            .ok_or(WireError::InvalidField {
+                packet,
+                field: "protocol",
+                value: u64::from(protocol_num),
+            })?;
         let mut asb = |field| {
             let v = r.u32()?;
-            AfterSbPolicy::from_u32(v).ok_or(WireError::InvalidField { packet, field, value: u64::from(v) })
+            AfterSbPolicy::from_u32(v).ok_or(WireError::InvalidField {
+                packet,
+                field,
+                value: u64::from(v),
+            })
         };
         let after_sb_0p = asb("after_sb_0p")?;
         let after_sb_1p = asb("after_sb_1p")?;
@@ -153,11 +172,24 @@ impl ProtocolParams {
         let two_primaries = r.u32()? != 0;
         let rest = r.rest();
         let integrity_alg = super::reader::c_string_from(rest, packet, "integrity_alg")?;
-        Ok(ProtocolParams { protocol, after_sb_0p, after_sb_1p, after_sb_2p, conn_flags, two_primaries, integrity_alg })
+        Ok(ProtocolParams {
+            protocol,
+            after_sb_0p,
+            after_sb_1p,
+            after_sb_2p,
+            conn_flags,
+            two_primaries,
+            integrity_alg,
+        })
     }
 
     pub(crate) fn write(&self, out: &mut Vec<u8>) -> Result<(), WireError> {
-        check_c_string(&self.integrity_alg, ALG_NAME_BYTES, P_PROTOCOL, "integrity_alg")?;
+        check_c_string(
+            &self.integrity_alg,
+            ALG_NAME_BYTES,
+            P_PROTOCOL,
+            "integrity_alg",
+        )?;
         out.extend_from_slice(&(self.protocol as u32 + 1).to_be_bytes());
         out.extend_from_slice(&(self.after_sb_0p as u32).to_be_bytes());
         out.extend_from_slice(&(self.after_sb_1p as u32).to_be_bytes());
@@ -206,8 +238,20 @@ impl SyncParams {
 
     pub(crate) fn write(&self, out: &mut Vec<u8>) -> Result<(), WireError> {
         out.extend_from_slice(&self.resync_rate_kib.to_be_bytes());
-        put_c_string(out, &self.verify_alg, ALG_NAME_BYTES, P_SYNC_PARAM89, "verify_alg")?;
-        put_c_string(out, &self.csums_alg, ALG_NAME_BYTES, P_SYNC_PARAM89, "csums_alg")?;
+        put_c_string(
+            out,
+            &self.verify_alg,
+            ALG_NAME_BYTES,
+            P_SYNC_PARAM89,
+            "verify_alg",
+        )?;
+        put_c_string(
+            out,
+            &self.csums_alg,
+            ALG_NAME_BYTES,
+            P_SYNC_PARAM89,
+            "csums_alg",
+        )?;
         out.extend_from_slice(&self.c_plan_ahead_ds.to_be_bytes());
         out.extend_from_slice(&self.c_delay_target_ds.to_be_bytes());
         out.extend_from_slice(&self.c_fill_target_sectors.to_be_bytes());
@@ -252,7 +296,14 @@ impl Uuids {
     }
 
     pub(crate) fn write(&self, out: &mut Vec<u8>) {
-        for v in [self.current, self.bitmap, self.history[0], self.history[1], self.dirty_bits, self.flags] {
+        for v in [
+            self.current,
+            self.bitmap,
+            self.history[0],
+            self.history[1],
+            self.dirty_bits,
+            self.flags,
+        ] {
             out.extend_from_slice(&v.to_be_bytes());
         }
     }
@@ -263,7 +314,7 @@ pub const DDSF_FORCED: u16 = 1;
 /// `dds_flags` bit: do not resync the new space.
 pub const DDSF_NO_RESYNC: u16 = 2;
 
-/// `struct o_qlim` (20 bytes), appended to P_SIZES when DRBD_FF_WSAME was agreed.
+/// `struct o_qlim` (24 bytes), appended to P_SIZES when DRBD_FF_WSAME was agreed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct QueueLimits {
     /// Physical block size.
@@ -284,7 +335,7 @@ pub struct QueueLimits {
     pub write_same_capable: bool,
 }
 
-/// `struct p_sizes` (32 bytes, 52 with `o_qlim`).
+/// `struct p_sizes` (32 bytes, 56 with `o_qlim`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Sizes {
     /// Usable size of the backing device in sectors (`d_size`; 0 when diskless).
@@ -316,7 +367,7 @@ impl Sizes {
         };
         match length {
             32 => {}
-            52 => {
+            56 => {
                 s.queue_limits = Some(QueueLimits {
                     physical_block_size_bytes: r.u32()?,
                     logical_block_size_bytes: r.u32()?,
@@ -330,7 +381,11 @@ impl Sizes {
                 let _pad = r.u8()?;
             }
             _ => {
-                return Err(WireError::BadLength { packet: "P_SIZES", length, expected: "32, or 52 with o_qlim" });
+                return Err(WireError::BadLength {
+                    packet: "P_SIZES",
+                    length,
+                    expected: "32, or 56 with o_qlim",
+                });
             }
         }
         Ok(s)

@@ -12,15 +12,16 @@ use bytes::Bytes;
 
 pub use bitmap::{CompressedBitmap, PlainBitmap, RLE_VLI_BITS};
 pub use block::{
-    Barrier, BarrierAck, BlockAck, BlockDesc, BlockRequest, DelayProbe, DigestRequest, ID_IN_SYNC, ID_OUT_OF_SYNC,
-    ID_SYNCER,
+    Barrier, BarrierAck, BlockAck, BlockDesc, BlockRequest, DelayProbe, DigestRequest, ID_IN_SYNC,
+    ID_OUT_OF_SYNC, ID_SYNCER,
 };
 pub use data::{DataHeader, DataPacket, DpFlags, TrimPacket, DATA_HEADER_BYTES};
 pub use handshake::{
-    AfterSbPolicy, ConnectionFeatures, ProtocolParams, QueueLimits, Sizes, StateChangeReply, SyncParams, Uuids,
-    ALG_NAME_BYTES, CF_DISCARD_MY_DATA, CF_DRY_RUN, DDSF_FORCED, DDSF_NO_RESYNC, FF_THIN_RESYNC, FF_TRIM, FF_WSAME,
-    FF_WZEROES, PROTOCOL_VERSION, PROTOCOL_VERSION_MIN_84, UUID_FLAG_CRASHED_PRIMARY, UUID_FLAG_DISCARD_MY_DATA,
-    UUID_FLAG_INCONSISTENT, UUID_FLAG_SKIP_INITIAL_SYNC,
+    AfterSbPolicy, ConnectionFeatures, ProtocolParams, QueueLimits, Sizes, StateChangeReply,
+    SyncParams, Uuids, ALG_NAME_BYTES, CF_DISCARD_MY_DATA, CF_DRY_RUN, DDSF_FORCED, DDSF_NO_RESYNC,
+    FF_THIN_RESYNC, FF_TRIM, FF_WSAME, FF_WZEROES, PROTOCOL_VERSION, PROTOCOL_VERSION_MIN_84,
+    UUID_FLAG_CRASHED_PRIMARY, UUID_FLAG_DISCARD_MY_DATA, UUID_FLAG_INCONSISTENT,
+    UUID_FLAG_SKIP_INITIAL_SYNC,
 };
 
 use crate::state::{DrbdState, StateBits, StateChange};
@@ -194,17 +195,28 @@ impl Packet {
         let length = payload.len();
         let (min, max) = command.payload_bounds();
         if length < min {
-            return Err(WireError::ShortPayload { packet: name, length, need: min });
+            return Err(WireError::ShortPayload {
+                packet: name,
+                length,
+                need: min,
+            });
         }
         if length > max {
-            return Err(WireError::PayloadTooLong { packet: name, length: length as u64, limit: max as u64 });
+            return Err(WireError::PayloadTooLong {
+                packet: name,
+                length: length as u64,
+                limit: max as u64,
+            });
         }
         let mut r = Reader::new(&payload, name);
         let r = &mut r;
         let packet = match command {
             Command::Data | Command::DataReply | Command::RsDataReply => {
                 let header = DataHeader::read(r)?;
-                let data = DataPacket { header, payload: payload.slice(r.pos()..) };
+                let data = DataPacket {
+                    header,
+                    payload: payload.slice(r.pos()..),
+                };
                 match command {
                     Command::Data => P::Data(data),
                     Command::DataReply => P::DataReply(data),
@@ -247,10 +259,16 @@ impl Packet {
             Command::RsIsInSync => P::RsIsInSync(BlockAck::read(r)?),
             Command::RsCancel => P::RsCancel(BlockAck::read(r)?),
             Command::RetryWrite => P::RetryWrite(BlockAck::read(r)?),
-            Command::BarrierAck => P::BarrierAck(BarrierAck { barrier: r.u32()?, set_size: r.u32()? }),
+            Command::BarrierAck => P::BarrierAck(BarrierAck {
+                barrier: r.u32()?,
+                set_size: r.u32()?,
+            }),
             Command::OvReply | Command::CsumRsRequest => {
                 let request = BlockRequest::read(r)?;
-                let d = DigestRequest { request, digest: r.rest().to_vec() };
+                let d = DigestRequest {
+                    request,
+                    digest: r.rest().to_vec(),
+                };
                 if command == Command::OvReply {
                     P::OvReply(d)
                 } else {
@@ -259,11 +277,17 @@ impl Packet {
             }
             Command::SyncParam89 => P::SyncParam89(SyncParams::read(r)?),
             Command::CompressedBitmap => P::CompressedBitmap(CompressedBitmap::read(r)?),
-            Command::DelayProbe => P::DelayProbe(DelayProbe { seq_num: r.u32()?, offset_us: r.u32()? }),
+            Command::DelayProbe => P::DelayProbe(DelayProbe {
+                seq_num: r.u32()?,
+                offset_us: r.u32()?,
+            }),
             Command::OutOfSync => P::OutOfSync(BlockDesc::read(r)?),
             Command::RsDeallocated => P::RsDeallocated(BlockDesc::read(r)?),
             Command::Trim | Command::Zeroes => {
-                let t = TrimPacket { header: DataHeader::read(r)?, size_bytes: r.u32()? };
+                let t = TrimPacket {
+                    header: DataHeader::read(r)?,
+                    size_bytes: r.u32()?,
+                };
                 if command == Command::Trim {
                     P::Trim(t)
                 } else {
@@ -273,8 +297,14 @@ impl Packet {
             Command::InitialMeta => P::InitialMeta,
             Command::InitialData => P::InitialData,
             Command::ConnectionFeatures => P::ConnectionFeatures(ConnectionFeatures::read(r)?),
-            Command::BecomeSyncTarget | Command::BecomeSyncSource | Command::SyncParam | Command::Wsame => {
-                return Err(WireError::UnsupportedCommand { packet: name, command: command.to_u16() });
+            Command::BecomeSyncTarget
+            | Command::BecomeSyncSource
+            | Command::SyncParam
+            | Command::Wsame => {
+                return Err(WireError::UnsupportedCommand {
+                    packet: name,
+                    command: command.to_u16(),
+                });
             }
         };
         Ok(packet)
@@ -297,7 +327,9 @@ impl Packet {
             }
             P::Bitmap(b) => b.write(out),
             P::UnplugRemote | P::Ping | P::PingAck | P::InitialMeta | P::InitialData => {}
-            P::DataRequest(q) | P::RsDataRequest(q) | P::OvRequest(q) | P::RsThinReq(q) => q.write(out),
+            P::DataRequest(q) | P::RsDataRequest(q) | P::OvRequest(q) | P::RsThinReq(q) => {
+                q.write(out)
+            }
             P::Protocol(p) | P::ProtocolUpdate(p) => p.write(out)?,
             P::Uuids(u) => u.write(out),
             P::Sizes(s) => s.write(out),
@@ -308,7 +340,9 @@ impl Packet {
                 out.extend_from_slice(&c.mask.0.to_be_bytes());
                 out.extend_from_slice(&c.val.0.to_be_bytes());
             }
-            P::StateChgReply(r) | P::ConnStChgReply(r) => out.extend_from_slice(&r.retcode.to_be_bytes()),
+            P::StateChgReply(r) | P::ConnStChgReply(r) => {
+                out.extend_from_slice(&r.retcode.to_be_bytes())
+            }
             P::RecvAck(a)
             | P::WriteAck(a)
             | P::RsWriteAck(a)
@@ -345,15 +379,26 @@ impl Packet {
         let length = out.len() - start + bulk.map_or(0, |b| b.len());
         let (min, max) = command.payload_bounds();
         if length < min {
-            return Err(WireError::ShortPayload { packet: command.name(), length, need: min });
+            return Err(WireError::ShortPayload {
+                packet: command.name(),
+                length,
+                need: min,
+            });
         }
         if length > max {
-            return Err(WireError::PayloadTooLong { packet: command.name(), length: length as u64, limit: max as u64 });
+            return Err(WireError::PayloadTooLong {
+                packet: command.name(),
+                length: length as u64,
+                limit: max as u64,
+            });
         }
         Ok(bulk)
     }
 }
 
 fn read_state_change(r: &mut Reader<'_>) -> Result<StateChange, WireError> {
-    Ok(StateChange { mask: StateBits(r.u32()?), val: StateBits(r.u32()?) })
+    Ok(StateChange {
+        mask: StateBits(r.u32()?),
+        val: StateBits(r.u32()?),
+    })
 }

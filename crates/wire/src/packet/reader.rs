@@ -11,15 +11,23 @@ pub(crate) struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     pub(crate) fn new(buf: &'a [u8], packet: &'static str) -> Reader<'a> {
-        Reader { buf, pos: 0, packet }
+        Reader {
+            buf,
+            pos: 0,
+            packet,
+        }
     }
 
     pub(crate) fn bytes(&mut self, n: usize) -> Result<&'a [u8], WireError> {
-        let end = self.pos.checked_add(n).filter(|&end| end <= self.buf.len()).ok_or(WireError::ShortPayload {
-            packet: self.packet,
-            length: self.buf.len(),
-            need: self.pos.saturating_add(n),
-        })?;
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&end| end <= self.buf.len())
+            .ok_or(WireError::ShortPayload {
+                packet: self.packet,
+                length: self.buf.len(),
+                need: self.pos.saturating_add(n),
+            })?;
         let out = &self.buf[self.pos..end];
         self.pos = end;
         Ok(out)
@@ -71,8 +79,15 @@ impl<'a> Reader<'a> {
 }
 
 /// Text up to the first NUL (or all of `raw`), which must be printable ASCII.
-pub(crate) fn c_string_from(raw: &[u8], packet: &'static str, field: &'static str) -> Result<String, WireError> {
-    let text = raw.iter().position(|&b| b == 0).map_or(raw, |nul| &raw[..nul]);
+pub(crate) fn c_string_from(
+    raw: &[u8],
+    packet: &'static str,
+    field: &'static str,
+) -> Result<String, WireError> {
+    let text = raw
+        .iter()
+        .position(|&b| b == 0)
+        .map_or(raw, |nul| &raw[..nul]);
     if !text.iter().all(|b| b.is_ascii_graphic() || *b == b' ') {
         return Err(WireError::BadString { packet, field });
     }
@@ -94,9 +109,19 @@ pub(crate) fn put_c_string(
 }
 
 /// Checks that `text` is printable ASCII and fits `n` bytes with its NUL terminator.
-pub(crate) fn check_c_string(text: &str, n: usize, packet: &'static str, field: &'static str) -> Result<(), WireError> {
+pub(crate) fn check_c_string(
+    text: &str,
+    n: usize,
+    packet: &'static str,
+    field: &'static str,
+) -> Result<(), WireError> {
     if text.len() >= n {
-        return Err(WireError::StringTooLong { packet, field, length: text.len(), max: n - 1 });
+        return Err(WireError::StringTooLong {
+            packet,
+            field,
+            length: text.len(),
+            max: n - 1,
+        });
     }
     if !text.bytes().all(|b| b.is_ascii_graphic() || b == b' ') {
         return Err(WireError::BadString { packet, field });

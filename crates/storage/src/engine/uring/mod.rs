@@ -28,15 +28,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use io_uring::{opcode, squeue, types, IoUring, Probe};
+use io_uring::{opcode, squeue, types, IoUring};
 
-use super::{Kind, Request};
+use super::Request;
 use crate::sys;
+use sqe::{FileRef, Outcome};
+
+pub(crate) mod inline;
+mod sqe;
 
 /// `user_data` of the eventfd read.
 const WAKE_USER_DATA: u64 = u64::MAX;
-/// Largest transfer per SQE; longer requests continue like short transfers.
-const MAX_CHUNK_BYTES: usize = 1 << 30;
 
 struct Shared {
     incoming: Mutex<Vec<Request>>,
@@ -144,9 +146,9 @@ struct RingThread {
     ring: IoUring,
     shared: Arc<Shared>,
     /// Keeps the descriptor open while the ring uses it.
-    file: Arc<File>,
-    /// The file is registered as fixed file 0.
-    fixed_file: bool,
+    _file: Arc<File>,
+    /// How SQEs name the file.
+    file_ref: FileRef,
     slots: Vec<Option<Request>>,
     free_slots: Vec<usize>,
     in_flight: usize,
@@ -158,36 +160,16 @@ struct RingThread {
     wake_armed: bool,
 }
 
-macro_rules! build_on_file {
-    ($self:ident, $op:ident ( $($arg:expr),* ) $(. $method:ident ( $($marg:expr),* ))*) => {
-        if $self.fixed_file {
-            opcode::$op::new(types::Fixed(0), $($arg),*)$(.$method($($marg),*))*.build()
-        } else {
-            opcode::$op::new(types::Fd($self.file.as_raw_fd()), $($arg),*)$(.$method($($marg),*))*.build()
-        }
-    };
-}
-
 impl RingThread {
     fn new(file: Arc<File>, shared: Arc<Shared>, entries: u32, max_in_flight: usize) -> io::Result<RingThread> {
         let ring = create_ring(entries)?;
-        let mut probe = Probe::new();
-        ring.submitter().register_probe(&mut probe)?;
-        for (name, code) in [
-            ("IORING_OP_READ", opcode::Read::CODE),
-            ("IORING_OP_WRITE", opcode::Write::CODE),
-            ("IORING_OP_FSYNC", opcode::Fsync::CODE),
-        ] {
-            if !probe.is_supported(code) {
-                return Err(io::Error::new(io::ErrorKind::Unsupported, format!("kernel lacks {name}")));
-            }
-        }
-        let fixed_file = ring.submitter().register_files(&[file.as_raw_fd()]).is_ok();
+        sqe::check_opcodes(&ring)?;
+        let file_ref = sqe::register_file(&ring, file.as_raw_fd());
         Ok(RingThread {
             ring,
             shared,
-            file,
-            fixed_file,
+            _file: file,
+            file_ref,
             slots: (0..max_in_flight).map(|_| None).collect(),
             free_slots: (0..max_in_flight).rev().collect(),
             in_flight: 0,
@@ -257,33 +239,9 @@ impl RingThread {
         self.push_sqe(slot);
     }
 
-    /// Builds the SQE for the untransferred rest of the request in `slot`.
-    fn sqe_for(&mut self, slot: usize) -> Option<squeue::Entry> {
-        let req = self.slots[slot].as_mut()?;
-        let pos = req.offset + req.done_bytes as u64;
-        let done = req.done_bytes;
-        let entry = match (req.kind, req.buf.as_mut()) {
-            (Kind::Flush, _) => build_on_file!(self, Fsync().flags(types::FsyncFlags::DATASYNC)),
-            (Kind::Read, Some(buf)) => {
-                let len = (buf.len() - done).min(MAX_CHUNK_BYTES) as u32;
-                // The pointer stays valid: the buffer's heap block does not
-                // move when the request moves, and the slot owns it.
-                let ptr = buf[done..].as_mut_ptr();
-                build_on_file!(self, Read(ptr, len).offset(pos))
-            }
-            (Kind::Write { fua }, Some(buf)) => {
-                let len = (buf.len() - done).min(MAX_CHUNK_BYTES) as u32;
-                let ptr = buf[done..].as_ptr();
-                let flags = if fua { libc::RWF_DSYNC } else { 0 };
-                build_on_file!(self, Write(ptr, len).offset(pos).rw_flags(flags))
-            }
-            (_, None) => return None,
-        };
-        Some(entry.user_data(slot as u64))
-    }
-
     fn push_sqe(&mut self, slot: usize) {
-        let Some(entry) = self.sqe_for(slot) else {
+        let entry = self.slots[slot].as_mut().and_then(|req| sqe::sqe_for(req, self.file_ref, slot as u64));
+        let Some(entry) = entry else {
             let e = io::Error::new(io::ErrorKind::InvalidInput, "read or write request without a buffer");
             self.finish(slot, Err(e));
             return;
@@ -344,35 +302,9 @@ impl RingThread {
             tracing::error!(user_data, "io_uring completion for an unknown request");
             return;
         };
-        if result < 0 {
-            let errno = -result;
-            if errno == libc::EAGAIN || errno == libc::EINTR {
-                self.push_sqe(slot);
-            } else {
-                self.finish(slot, Err(io::Error::from_raw_os_error(errno)));
-            }
-            return;
-        }
-        let transferred = result as usize;
-        let total = req.buf.as_ref().map_or(0, |b| b.len());
-        match req.kind {
-            Kind::Flush => self.finish(slot, Ok(())),
-            Kind::Read | Kind::Write { .. } if transferred == 0 && req.done_bytes < total => {
-                let e = if req.kind == Kind::Read {
-                    io::Error::new(io::ErrorKind::UnexpectedEof, "read hit the end of the file")
-                } else {
-                    io::Error::new(io::ErrorKind::WriteZero, "write transferred 0 bytes")
-                };
-                self.finish(slot, Err(e));
-            }
-            Kind::Read | Kind::Write { .. } => {
-                req.done_bytes += transferred;
-                if req.done_bytes >= total {
-                    self.finish(slot, Ok(()));
-                } else {
-                    self.push_sqe(slot);
-                }
-            }
+        match sqe::on_cqe(req, result) {
+            Outcome::Finish(r) => self.finish(slot, r),
+            Outcome::Resubmit => self.push_sqe(slot),
         }
     }
 

@@ -1,0 +1,335 @@
+//! The meta-data of an attached resource in the daemon's write path.
+//!
+//! - Attach: apply the activity log (as `drbdadm up` runs `drbdmeta apply-al`),
+//!   read the superblock and bitmap, take the disk state from the flags, and mark
+//!   the meta-data unclean (magic `84_UNCLEAN`) while attached.
+//! - Every write first makes its 4 MiB extents hot in the activity log. A write to
+//!   a cold extent waits until the AL transaction naming it is durable; concurrent
+//!   writes to cold extents share one transaction. Bitmap pages are written before
+//!   the transaction that evicts their extent, so the on-disk bitmap is never behind
+//!   the AL.
+//! - Blocks written while no up-to-date peer receives them are set in the bitmap.
+//! - Detach: dirty bitmap pages, then the clean superblock.
+//!
+//! Invariant: no data write is submitted before the AL transaction covering its
+//! extents is on disk (`begin_write` returns only then).
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use rdbd_metadata::al::{extent_range, replay, AlWrite, ExtentNr};
+use rdbd_metadata::{ActivityLog, Bitmap, MetaDataDevice, MetaDiskKind, MetaError, OpenOptions, Superblock};
+use rdbd_replicator::generation::{self, FlagState, Generations};
+use rdbd_types::{DiskState, Role};
+
+/// The sector size of DRBD's meta-data arithmetic.
+const SECTOR_BYTES: u64 = 512;
+/// Bytes per bitmap bit.
+const BLOCK_BYTES: u64 = 4096;
+
+/// Meta-data could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum MetaIoError {
+    /// The meta-data library reported a problem.
+    #[error(transparent)]
+    Meta(#[from] MetaError),
+    /// A blocking meta-data task failed to run.
+    #[error("meta-data task failed: {0}")]
+    Task(String),
+}
+
+/// What attaching found.
+#[derive(Debug, Clone, Copy)]
+pub struct AttachInfo {
+    /// The usable data size in bytes.
+    pub size_bytes: u64,
+    /// The disk state from the flags.
+    pub disk_state: DiskState,
+    /// The peer disk state the flags imply (`Outdated` or `DUnknown`).
+    pub peer_disk: DiskState,
+    /// Out-of-sync bits set by apply-al.
+    pub apply_al_bits: u64,
+}
+
+struct AlState {
+    al: ActivityLog,
+    /// Extents named by a transaction that is being written and is not durable yet.
+    in_flight: HashSet<ExtentNr>,
+}
+
+/// An attached resource's meta-data.
+pub struct ResourceMeta {
+    dev: Arc<Mutex<MetaDataDevice>>,
+    al: Mutex<AlState>,
+    bitmap: Mutex<Bitmap>,
+    /// Serializes AL transactions (held while one is being written).
+    commit: tokio::sync::Mutex<()>,
+    /// Woken when an extent is released (for writes waiting on a full AL).
+    released: tokio::sync::Notify,
+    data_sectors: u64,
+}
+
+impl std::fmt::Debug for ResourceMeta {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResourceMeta").field("data_sectors", &self.data_sectors).finish()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Maps the configuration's meta-disk to the library's.
+pub fn meta_disk_kind(meta: &rdbd_config::MetaDisk) -> Result<MetaDiskKind, String> {
+    Ok(match meta {
+        rdbd_config::MetaDisk::Internal => MetaDiskKind::Internal,
+        rdbd_config::MetaDisk::FlexibleExternal(p) => MetaDiskKind::FlexExternal { meta_path: p.clone() },
+        rdbd_config::MetaDisk::Indexed(p, i) => MetaDiskKind::Indexed {
+            meta_path: p.clone(),
+            index: u8::try_from(*i).map_err(|_| format!("meta-disk index {i} is out of range (0..=255)"))?,
+        },
+    })
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, MetaError> + Send + 'static) -> Result<T, MetaIoError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| MetaIoError::Task(e.to_string()))?.map_err(MetaIoError::from)
+}
+
+impl ResourceMeta {
+    /// Applies the AL, opens the meta-data of `data_path`, reads the bitmap and marks
+    /// the meta-data unclean. Blocking: call from a blocking context.
+    pub fn attach(
+        data_path: &Path,
+        kind: &MetaDiskKind,
+        al_extents: u32,
+        md_flushes: bool,
+        fencing_dont_care: bool,
+    ) -> Result<(ResourceMeta, AttachInfo), MetaError> {
+        let opts = OpenOptions { writable: true, md_flushes };
+        let mut dev = MetaDataDevice::open(data_path, kind, opts)?;
+        let report = dev.apply_al()?;
+        let ring = dev.read_al_ring()?;
+        let first_tr = replay(&ring, dev.layout().al)
+            .ok()
+            .and_then(|r| r.newest_tr_number)
+            .map(|n| n.wrapping_add(1))
+            .unwrap_or(0);
+        let al_extents = u16::try_from(al_extents.clamp(67, 65534)).unwrap_or(u16::MAX);
+        let al = ActivityLog::new(al_extents, dev.layout().al, first_tr)?;
+        let bitmap = dev.read_data_bitmap()?;
+        let data_sectors = dev.usable_data_sectors();
+        let flags = dev.superblock().flags.0;
+        let (disk_state, peer_disk) = generation::disk_state_at_attach(flags, fencing_dont_care);
+        let size_sect = data_sectors;
+        dev.update_superblock(|sb| {
+            if sb.la_size_sect == 0 {
+                sb.la_size_sect = size_sect;
+            }
+        })?;
+        dev.mark_unclean()?;
+        let info = AttachInfo {
+            size_bytes: data_sectors * SECTOR_BYTES,
+            disk_state,
+            peer_disk,
+            apply_al_bits: report.additional_bits,
+        };
+        let meta = ResourceMeta {
+            dev: Arc::new(Mutex::new(dev)),
+            al: Mutex::new(AlState { al, in_flight: HashSet::new() }),
+            bitmap: Mutex::new(bitmap),
+            commit: tokio::sync::Mutex::new(()),
+            released: tokio::sync::Notify::new(),
+            data_sectors,
+        };
+        Ok((meta, info))
+    }
+
+    /// The superblock as last written.
+    pub fn superblock(&self) -> Superblock {
+        *lock(&self.dev).superblock()
+    }
+
+    /// Out-of-sync data in KiB.
+    pub fn out_of_sync_kib(&self) -> u64 {
+        lock(&self.bitmap).count() * (BLOCK_BYTES / 1024)
+    }
+
+    /// Makes the extents of `[offset, offset+len)` hot; returns once the AL
+    /// transaction naming them (if one was needed) is durable. Returns the number of
+    /// AL transactions this call wrote.
+    pub async fn begin_write(&self, offset: u64, len: u64) -> Result<u64, MetaIoError> {
+        let (first_sector, sectors) = (offset / SECTOR_BYTES, len.div_ceil(SECTOR_BYTES).max(1));
+        let (first, last) = extent_range(first_sector, sectors)?;
+        // Take references (waiting while the AL has no free slot).
+        let fast = loop {
+            let released = self.released.notified();
+            let attempt = {
+                let mut st = lock(&self.al);
+                st.al
+                    .begin_write(first_sector, sectors)
+                    .map(|not_committed| not_committed.is_empty() && (first..=last).all(|e| !st.in_flight.contains(&e)))
+            };
+            match attempt {
+                Ok(fast) => break fast,
+                Err(MetaError::AlBusy { .. }) => released.await,
+                Err(e) => return Err(e.into()),
+            }
+        };
+        if fast {
+            return Ok(0);
+        }
+        // Our extents are pending or in a transaction being written. A transaction is
+        // activated and written under the commit lock, so once we hold it every earlier
+        // one is durable; what is still pending (ours, and any other writer's) goes
+        // into one new transaction.
+        let _commit = self.commit.lock().await;
+        let pending = {
+            let mut st = lock(&self.al);
+            let w = st.al.activate();
+            if let Some(w) = &w {
+                let named: Vec<ExtentNr> = named_extents(w).collect();
+                st.in_flight.extend(named);
+            }
+            w
+        };
+        let Some(w) = pending else {
+            return Ok(0);
+        };
+        let result = self.write_transaction(&w).await;
+        let mut st = lock(&self.al);
+        for e in named_extents(&w) {
+            st.in_flight.remove(&e);
+        }
+        result.map(|()| 1)
+    }
+
+    /// Bitmap pages of evicted extents, then the transaction block, durably.
+    async fn write_transaction(&self, w: &AlWrite) -> Result<(), MetaIoError> {
+        let pages = if w.evicted.is_empty() { Vec::new() } else { self.take_dirty_pages() };
+        let dev = Arc::clone(&self.dev);
+        let w = w.clone();
+        blocking(move || {
+            let mut dev = lock(&dev);
+            write_bitmap_pages(&dev, &pages)?;
+            dev.write_al(&w)
+        })
+        .await
+    }
+
+    fn take_dirty_pages(&self) -> Vec<(u32, [u8; 4096])> {
+        let mut bm = lock(&self.bitmap);
+        let pages: Vec<(u32, [u8; 4096])> =
+            bm.take_dirty_pages().into_iter().filter_map(|p| bm.page_bytes(p).map(|b| (p, b))).collect();
+        pages
+    }
+
+    /// Releases the extents of a write that completed.
+    pub fn end_write(&self, offset: u64, len: u64) {
+        let (first_sector, sectors) = (offset / SECTOR_BYTES, len.div_ceil(SECTOR_BYTES).max(1));
+        if let Err(e) = lock(&self.al).al.end_write(first_sector, sectors) {
+            // begin_write succeeded for this range, so this is a bug in our bookkeeping.
+            panic!("activity log end_write for {offset}+{len}: {e}");
+        }
+        self.released.notify_waiters();
+    }
+
+    /// Marks `[offset, offset+len)` out of sync in memory.
+    pub fn set_out_of_sync(&self, offset: u64, len: u64) {
+        let (first, sectors) = (offset / SECTOR_BYTES, len.div_ceil(SECTOR_BYTES));
+        let _ = lock(&self.bitmap).set_out_of_sync_sectors(first, sectors);
+    }
+
+    /// Records a role or disk-state change: identifiers and flags, written durably.
+    pub async fn record_state(&self, change: StateChange) -> Result<(), MetaIoError> {
+        let dev = Arc::clone(&self.dev);
+        blocking(move || {
+            let mut dev = lock(&dev);
+            dev.update_superblock(|sb| {
+                let mut g = Generations { current: sb.uuids.current, bitmap: sb.uuids.bitmap, history: sb.uuids.history };
+                match change.role_change {
+                    Some(RoleChange::Promote { forced }) => {
+                        generation::on_promote(&mut g, false, change.state.peer_disk, forced, rand::random())
+                    }
+                    Some(RoleChange::Demote) => generation::on_demote(&mut g),
+                    None => {}
+                }
+                sb.uuids.current = g.current;
+                sb.uuids.bitmap = g.bitmap;
+                sb.uuids.history = g.history;
+                sb.flags.0 = generation::md_flags_for_state(sb.flags.0, &change.state);
+            })
+        })
+        .await
+    }
+
+    /// Writes the dirty bitmap pages and the clean superblock. No write may be in flight.
+    pub async fn detach(&self) -> Result<(), MetaIoError> {
+        let pages = self.take_dirty_pages();
+        let dev = Arc::clone(&self.dev);
+        blocking(move || {
+            let mut dev = lock(&dev);
+            write_bitmap_pages(&dev, &pages)?;
+            dev.mark_clean()
+        })
+        .await
+    }
+
+    /// Data sectors covered by the bitmap.
+    pub fn data_sectors(&self) -> u64 {
+        self.data_sectors
+    }
+}
+
+/// The extents a transaction makes hot.
+fn named_extents(w: &AlWrite) -> impl Iterator<Item = ExtentNr> + '_ {
+    w.transaction.update_extent_nr.iter().take(usize::from(w.transaction.n_updates)).copied()
+}
+
+/// Writes bitmap pages (index, 4 KiB image) to the bitmap area and flushes.
+fn write_bitmap_pages(dev: &MetaDataDevice, pages: &[(u32, [u8; 4096])]) -> Result<(), MetaError> {
+    if pages.is_empty() {
+        return Ok(());
+    }
+    let layout = dev.layout();
+    let area = layout.bitmap_area_bytes();
+    for (page, bytes) in pages {
+        let offset = u64::from(*page) * BLOCK_BYTES;
+        let len = area.saturating_sub(offset).min(BLOCK_BYTES) as usize;
+        dev.raw().write_at(&bytes[..len], layout.bm_offset_bytes() + offset)?;
+    }
+    dev.flush()
+}
+
+/// A state change to record in the superblock.
+#[derive(Debug, Clone, Copy)]
+pub struct StateChange {
+    /// The state after the change.
+    pub state: FlagState,
+    /// A promotion or demotion, if the change was one.
+    pub role_change: Option<RoleChange>,
+}
+
+/// Role transitions that touch the generation identifiers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoleChange {
+    /// `primary`, with or without `--force`.
+    Promote {
+        /// `--force` was given.
+        forced: bool,
+    },
+    /// `secondary`.
+    Demote,
+}
+
+/// The role a flag state has, for readability at call sites.
+pub fn flag_state(role: Role, disk: DiskState, peer_disk: DiskState, crashed_primary: bool) -> FlagState {
+    FlagState {
+        role,
+        peer_role: Role::Unknown,
+        cstate: rdbd_types::ConnState::StandAlone,
+        disk,
+        peer_disk,
+        crashed_primary,
+    }
+}
