@@ -27,7 +27,10 @@ fn words_for(bits: u64) -> Result<usize> {
     let pages = bits.div_ceil(BITS_PER_PAGE);
     let bytes = pages * BLOCK_4K_BYTES as u64;
     if bytes > BITMAP_MAX_BYTES {
-        return Err(MetaError::BitmapTooLarge { bytes, limit_bytes: BITMAP_MAX_BYTES });
+        return Err(MetaError::BitmapTooLarge {
+            bytes,
+            limit_bytes: BITMAP_MAX_BYTES,
+        });
     }
     Ok(pages as usize * WORDS_PER_PAGE)
 }
@@ -37,7 +40,12 @@ impl Bitmap {
     pub fn new(bits: u64) -> Result<Bitmap> {
         let n = words_for(bits)?;
         let pages = n / WORDS_PER_PAGE;
-        Ok(Bitmap { bits, words: vec![0; n], count: 0, dirty_pages: vec![0; pages.div_ceil(64)] })
+        Ok(Bitmap {
+            bits,
+            words: vec![0; n],
+            count: 0,
+            dirty_pages: vec![0; pages.div_ceil(64)],
+        })
     }
 
     /// Decodes `bytes` (little-endian words as on disk; may be longer than needed) into a
@@ -46,7 +54,11 @@ impl Bitmap {
         let mut bm = Bitmap::new(bits)?;
         let needed = usize::try_from(bits.div_ceil(64) * 8).unwrap_or(usize::MAX);
         if bytes.len() < needed {
-            return Err(MetaError::Truncated { what: "bitmap", needed, got: bytes.len() });
+            return Err(MetaError::Truncated {
+                what: "bitmap",
+                needed,
+                got: bytes.len(),
+            });
         }
         for (w, chunk) in bm.words.iter_mut().zip(bytes.chunks_exact(8)) {
             let mut a = [0u8; 8];
@@ -101,7 +113,10 @@ impl Bitmap {
     /// Sets or clears bits `[first, end)`; returns how many bits changed.
     fn update_range(&mut self, first: u64, end: u64, set: bool) -> Result<u64> {
         if end > self.bits || first > end {
-            return Err(MetaError::BitmapRange { bit: end.max(first), bits: self.bits });
+            return Err(MetaError::BitmapRange {
+                bit: end.max(first),
+                bits: self.bits,
+            });
         }
         let mut changed = 0u64;
         let mut bit = first;
@@ -109,7 +124,11 @@ impl Bitmap {
             let w = (bit / 64) as usize;
             let lo = bit % 64;
             let hi = (end - (w as u64) * 64).min(64);
-            let mask = if hi - lo == 64 { u64::MAX } else { ((1u64 << (hi - lo)) - 1) << lo };
+            let mask = if hi - lo == 64 {
+                u64::MAX
+            } else {
+                ((1u64 << (hi - lo)) - 1) << lo
+            };
             let old = self.words[w];
             let new = if set { old | mask } else { old & !mask };
             if new != old {
@@ -156,7 +175,10 @@ impl Bitmap {
         }
         let end_sector = first_sector
             .checked_add(sectors)
-            .ok_or(MetaError::BadRange { first_sector, sectors })?;
+            .ok_or(MetaError::BadRange {
+                first_sector,
+                sectors,
+            })?;
         let first = first_sector / BM_SECT_PER_BIT;
         let end = end_sector.div_ceil(BM_SECT_PER_BIT).min(self.bits);
         self.set_range(first.min(end), end)
@@ -167,7 +189,10 @@ impl Bitmap {
     pub fn set_in_sync_sectors(&mut self, first_sector: u64, sectors: u64) -> Result<u64> {
         let end_sector = first_sector
             .checked_add(sectors)
-            .ok_or(MetaError::BadRange { first_sector, sectors })?;
+            .ok_or(MetaError::BadRange {
+                first_sector,
+                sectors,
+            })?;
         let first = first_sector.div_ceil(BM_SECT_PER_BIT);
         let end = (end_sector / BM_SECT_PER_BIT).min(self.bits);
         if first >= end {
@@ -286,7 +311,11 @@ mod tests {
         let mut bm = Bitmap::new(100).unwrap();
         bm.set_range(0, 8).unwrap();
         let b = bm.to_le_bytes();
-        assert_eq!(&b[..8], &[0xff, 0, 0, 0, 0, 0, 0, 0], "bitmap byte order changed");
+        assert_eq!(
+            &b[..8],
+            &[0xff, 0, 0, 0, 0, 0, 0, 0],
+            "bitmap byte order changed"
+        );
         assert_eq!(b.len(), 4096);
         let back = Bitmap::from_le_bytes(100, &b).unwrap();
         assert_eq!(back.count(), 8);
@@ -313,7 +342,11 @@ mod tests {
     fn sector_rounding() {
         let mut bm = Bitmap::new(100).unwrap();
         assert_eq!(bm.set_out_of_sync_sectors(7, 2).unwrap(), 2);
-        assert_eq!(bm.set_in_sync_sectors(4, 12).unwrap(), 1, "only block 1 is fully covered");
+        assert_eq!(
+            bm.set_in_sync_sectors(4, 12).unwrap(),
+            1,
+            "only block 1 is fully covered"
+        );
         assert!(bm.test(0) && !bm.test(1));
         assert!(bm.set_out_of_sync_sectors(u64::MAX, 2).is_err());
     }

@@ -108,7 +108,9 @@ pub enum MetaError {
         sectors: u64,
     },
     /// No usable AL found during replay.
-    #[error("no usable activity log found (no valid transaction block); do you need to create-md?")]
+    #[error(
+        "no usable activity log found (no valid transaction block); do you need to create-md?"
+    )]
     AlNoData,
     /// Some AL blocks valid but none an update.
     #[error("no valid AL update transaction found, but {corrupt} corrupt block(s)")]

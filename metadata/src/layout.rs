@@ -48,14 +48,21 @@ pub struct AlStripes {
 
 impl Default for AlStripes {
     fn default() -> Self {
-        AlStripes { stripes: AL_STRIPES_DEFAULT, stripe_size_4k: AL_STRIPE_SIZE_4K_DEFAULT }
+        AlStripes {
+            stripes: AL_STRIPES_DEFAULT,
+            stripe_size_4k: AL_STRIPE_SIZE_4K_DEFAULT,
+        }
     }
 }
 
 impl AlStripes {
     /// Validates striping: both non-zero, total between 32 KiB and 32 MiB.
     pub fn new(stripes: u32, stripe_size_4k: u32) -> Result<Self> {
-        let bad = |reason| MetaError::BadAlStripes { stripes, stripe_size_4k, reason };
+        let bad = |reason| MetaError::BadAlStripes {
+            stripes,
+            stripe_size_4k,
+            reason,
+        };
         if stripes == 0 || stripe_size_4k == 0 {
             return Err(bad("both must be non-zero"));
         }
@@ -66,7 +73,10 @@ impl AlStripes {
         if total > AL_SIZE_4K_MAX {
             return Err(bad("activity log larger than 32 MiB"));
         }
-        Ok(AlStripes { stripes, stripe_size_4k })
+        Ok(AlStripes {
+            stripes,
+            stripe_size_4k,
+        })
     }
 
     /// From drbdmeta's options `--al-stripes` and `--al-stripe-size-kB` (rounded down to 4 KiB).
@@ -144,11 +154,15 @@ impl Layout {
             LayoutKind::Internal => {
                 let aligned = md_device_bytes & !4095;
                 let md_offset = aligned.checked_sub(4096).ok_or_else(|| {
-                    MetaError::DeviceTooSmall(format!("{md_device_bytes} bytes cannot hold a 4 KiB superblock"))
+                    MetaError::DeviceTooSmall(format!(
+                        "{md_device_bytes} bytes cannot hold a 4 KiB superblock"
+                    ))
                 })?;
                 let bm_sect = bitmap_bytes_for(md_device_bytes / SECTOR_BYTES) / SECTOR_BYTES;
                 if bm_sect > BM_MAX_BYTES_FLEX / SECTOR_BYTES {
-                    return Err(MetaError::DeviceTooLarge("bitmap for that device got too large".into()));
+                    return Err(MetaError::DeviceTooLarge(
+                        "bitmap for that device got too large".into(),
+                    ));
                 }
                 let md_size = bm_sect + BLOCK_4K_SECT + al_sect;
                 md_offset
@@ -190,10 +204,23 @@ impl Layout {
                         md_offset + slot_bytes
                     )));
                 }
-                (md_offset, MD_128MB_SECT as u32, 8, 8 + al.size_sect() as i32)
+                (
+                    md_offset,
+                    MD_128MB_SECT as u32,
+                    8,
+                    8 + al.size_sect() as i32,
+                )
             }
         };
-        Ok(Layout { kind, md_device_bytes, md_offset_bytes, md_size_sect, al_offset_sect, bm_offset_sect, al })
+        Ok(Layout {
+            kind,
+            md_device_bytes,
+            md_offset_bytes,
+            md_size_sect,
+            al_offset_sect,
+            bm_offset_sect,
+            al,
+        })
     }
 
     /// Byte offset of the AL ring on the meta device.
@@ -232,9 +259,9 @@ impl Layout {
     pub fn usable_data_sectors(&self, data_device_sectors: u64) -> u64 {
         match self.kind {
             LayoutKind::Internal => self.max_data_sectors().min(MAX_SECTORS_FLEX),
-            LayoutKind::FlexExternal => {
-                data_device_sectors.min(MAX_SECTORS_FLEX).min(self.max_data_sectors())
-            }
+            LayoutKind::FlexExternal => data_device_sectors
+                .min(MAX_SECTORS_FLEX)
+                .min(self.max_data_sectors()),
             LayoutKind::Indexed(_) => data_device_sectors.min(MAX_SECTORS_FIXED_BM),
         }
     }
@@ -263,7 +290,12 @@ mod tests {
 
     #[test]
     fn internal_md_size_matches_drbdmeta() {
-        for (bytes, expected) in [(128 * MIB, 80), (1024 * MIB, 136), (10240 * MIB, 712), (1000 * 1024 * MIB, 64072)] {
+        for (bytes, expected) in [
+            (128 * MIB, 80),
+            (1024 * MIB, 136),
+            (10240 * MIB, 712),
+            (1000 * 1024 * MIB, 64072),
+        ] {
             let l = Layout::compute(LayoutKind::Internal, bytes, AlStripes::default()).unwrap();
             assert_eq!(l.md_size_sect, expected, "md_size_sect for {bytes} bytes");
         }
@@ -286,7 +318,12 @@ mod tests {
 
     #[test]
     fn unaligned_internal_device_puts_superblock_in_last_aligned_4k() {
-        let l = Layout::compute(LayoutKind::Internal, 64 * MIB + 3 * 512, AlStripes::default()).unwrap();
+        let l = Layout::compute(
+            LayoutKind::Internal,
+            64 * MIB + 3 * 512,
+            AlStripes::default(),
+        )
+        .unwrap();
         assert_eq!(l.md_offset_bytes, 64 * MIB - 4096);
     }
 
@@ -298,15 +335,24 @@ mod tests {
         assert_eq!(l.md_size_sect, 8 + 8 + 512);
         assert_eq!(l.bm_offset_sect, 8 - 528);
         let e = Layout::compute(LayoutKind::FlexExternal, 64 * MIB, al).unwrap();
-        assert_eq!((e.al_offset_sect, e.bm_offset_sect, e.md_size_sect), (8, 520, 131072));
+        assert_eq!(
+            (e.al_offset_sect, e.bm_offset_sect, e.md_size_sect),
+            (8, 520, 131072)
+        );
     }
 
     #[test]
     fn indexed_slots() {
-        let l = Layout::compute(LayoutKind::Indexed(2), 3 * 128 * MIB, AlStripes::default()).unwrap();
+        let l =
+            Layout::compute(LayoutKind::Indexed(2), 3 * 128 * MIB, AlStripes::default()).unwrap();
         assert_eq!(l.md_offset_bytes, 256 * MIB);
-        assert_eq!((l.al_offset_sect, l.bm_offset_sect, l.md_size_sect), (8, 72, 262144));
-        assert!(Layout::compute(LayoutKind::Indexed(3), 3 * 128 * MIB, AlStripes::default()).is_err());
+        assert_eq!(
+            (l.al_offset_sect, l.bm_offset_sect, l.md_size_sect),
+            (8, 72, 262144)
+        );
+        assert!(
+            Layout::compute(LayoutKind::Indexed(3), 3 * 128 * MIB, AlStripes::default()).is_err()
+        );
         assert_eq!(l.usable_data_sectors(u64::MAX), MAX_SECTORS_FIXED_BM);
     }
 

@@ -138,7 +138,10 @@ impl Superblock {
     pub fn new_created(layout: &Layout) -> Superblock {
         Superblock {
             la_size_sect: 0,
-            uuids: Uuids { current: UUID_JUST_CREATED, ..Uuids::default() },
+            uuids: Uuids {
+                current: UUID_JUST_CREATED,
+                ..Uuids::default()
+            },
             device_uuid: 0,
             flags: MdFlags(MdFlags::AL_CLEAN),
             magic: MdMagic::Clean,
@@ -190,19 +193,36 @@ impl Superblock {
     /// Decodes and sanity-checks a superblock read from `offset_bytes` (used in messages).
     pub fn decode(block: &[u8], offset_bytes: u64) -> Result<Superblock> {
         if block.len() < SUPERBLOCK_BYTES {
-            return Err(MetaError::Truncated { what: "superblock", needed: SUPERBLOCK_BYTES, got: block.len() });
+            return Err(MetaError::Truncated {
+                what: "superblock",
+                needed: SUPERBLOCK_BYTES,
+                got: block.len(),
+            });
         }
         let magic_raw = be_u32(block, 0x3C);
         let magic = match magic_raw {
             MD_MAGIC_08 => MdMagic::Clean,
             MD_MAGIC_84_UNCLEAN => MdMagic::Unclean,
             MD_MAGIC_07 => {
-                return Err(MetaError::OtherVersion { version: "v07", magic: magic_raw, offset_bytes })
+                return Err(MetaError::OtherVersion {
+                    version: "v07",
+                    magic: magic_raw,
+                    offset_bytes,
+                })
             }
             MD_MAGIC_09 => {
-                return Err(MetaError::OtherVersion { version: "v09", magic: magic_raw, offset_bytes })
+                return Err(MetaError::OtherVersion {
+                    version: "v09",
+                    magic: magic_raw,
+                    offset_bytes,
+                })
             }
-            _ => return Err(MetaError::BadMagic { magic: magic_raw, offset_bytes }),
+            _ => {
+                return Err(MetaError::BadMagic {
+                    magic: magic_raw,
+                    offset_bytes,
+                })
+            }
         };
         let bm_bytes_per_bit = be_u32(block, 0x50);
         if bm_bytes_per_bit != BM_BYTES_PER_BIT {
@@ -251,8 +271,11 @@ impl Superblock {
             expected,
             layout: layout.to_string(),
         };
-        let (al_off, bm_off, md_size) =
-            (i64::from(self.al_offset_sect), i64::from(self.bm_offset_sect), i64::from(self.md_size_sect));
+        let (al_off, bm_off, md_size) = (
+            i64::from(self.al_offset_sect),
+            i64::from(self.bm_offset_sect),
+            i64::from(self.md_size_sect),
+        );
         if al_off < 0 {
             if al_off != -al_sect {
                 return Err(bad("al_offset", al_off, -al_sect, "internal"));
@@ -284,11 +307,24 @@ impl Superblock {
             if found == expected {
                 Ok(())
             } else {
-                Err(MetaError::BadLayout { field, found, expected, layout: name.clone() })
+                Err(MetaError::BadLayout {
+                    field,
+                    found,
+                    expected,
+                    layout: name.clone(),
+                })
             }
         };
-        check("al_offset", self.al_offset_sect.into(), layout.al_offset_sect.into())?;
-        check("bm_offset", self.bm_offset_sect.into(), layout.bm_offset_sect.into())?;
+        check(
+            "al_offset",
+            self.al_offset_sect.into(),
+            layout.al_offset_sect.into(),
+        )?;
+        check(
+            "bm_offset",
+            self.bm_offset_sect.into(),
+            layout.bm_offset_sect.into(),
+        )?;
         match layout.kind {
             // Flexible external: DRBD does not require the device to keep its size.
             LayoutKind::FlexExternal => {
@@ -302,7 +338,11 @@ impl Superblock {
                 }
                 Ok(())
             }
-            _ => check("md_size_sect", self.md_size_sect.into(), layout.md_size_sect.into()),
+            _ => check(
+                "md_size_sect",
+                self.md_size_sect.into(),
+                layout.md_size_sect.into(),
+            ),
         }
     }
 }
@@ -314,7 +354,11 @@ mod tests {
     fn sample() -> Superblock {
         Superblock {
             la_size_sect: 0x0102_0304_0506_0708,
-            uuids: Uuids { current: 0x1111_2222_3333_4445, bitmap: 0xAA, history: [0xBB, 0xCC] },
+            uuids: Uuids {
+                current: 0x1111_2222_3333_4445,
+                bitmap: 0xAA,
+                history: [0xBB, 0xCC],
+            },
             device_uuid: 0xDEAD_BEEF_0000_0001,
             flags: MdFlags(0x91),
             magic: MdMagic::Unclean,
@@ -341,7 +385,10 @@ mod tests {
             0,0,0x10,0, 0,0x10,0,0, 0,0,0,4, 0,0,0,16,
         ];
         assert_eq!(&b[..0x60], &head[..], "v08 superblock format changed");
-        assert!(b[0x60..].iter().all(|&x| x == 0), "v08 superblock tail must be zero");
+        assert!(
+            b[0x60..].iter().all(|&x| x == 0),
+            "v08 superblock tail must be zero"
+        );
         assert_eq!(Superblock::decode(&b, 0).unwrap(), sample());
     }
 
@@ -350,22 +397,37 @@ mod tests {
         let mut b = sample().encode();
         b[0x3C..0x40].copy_from_slice(&0x1234_5678u32.to_be_bytes());
         let e = Superblock::decode(&b, 4096).unwrap_err().to_string();
-        assert_eq!(e, "bad magic 0x12345678 at offset 4096 (not DRBD v08 meta-data)");
+        assert_eq!(
+            e,
+            "bad magic 0x12345678 at offset 4096 (not DRBD v08 meta-data)"
+        );
         b[0x3C..0x40].copy_from_slice(&MD_MAGIC_09.to_be_bytes());
-        assert!(Superblock::decode(&b, 0).unwrap_err().to_string().contains("v09"));
+        assert!(Superblock::decode(&b, 0)
+            .unwrap_err()
+            .to_string()
+            .contains("v09"));
     }
 
     #[test]
     fn bad_fields_rejected() {
         let mut b = sample().encode();
         b[0x50..0x54].copy_from_slice(&512u32.to_be_bytes());
-        assert!(Superblock::decode(&b, 0).unwrap_err().to_string().contains("bm_bytes_per_bit 512"));
+        assert!(Superblock::decode(&b, 0)
+            .unwrap_err()
+            .to_string()
+            .contains("bm_bytes_per_bit 512"));
         let mut b = sample().encode();
         b[0x4C..0x50].copy_from_slice(&(-100i32).to_be_bytes());
-        assert!(Superblock::decode(&b, 0).unwrap_err().to_string().contains("bm_offset is -100"));
+        assert!(Superblock::decode(&b, 0)
+            .unwrap_err()
+            .to_string()
+            .contains("bm_offset is -100"));
         let mut b = sample().encode();
         b[0x58..0x5C].copy_from_slice(&0u32.to_be_bytes());
-        assert!(Superblock::decode(&b, 0).unwrap_err().to_string().contains("striping"));
+        assert!(Superblock::decode(&b, 0)
+            .unwrap_err()
+            .to_string()
+            .contains("striping"));
         assert!(Superblock::decode(&b[..100], 0).is_err());
     }
 

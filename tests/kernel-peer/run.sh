@@ -86,7 +86,7 @@ for f in "${fwds[@]}"; do
   [ "$f" != "$host" ] && guest=${f#*:}
   netdev="$netdev,hostfwd=tcp:127.0.0.1:$host-10.0.2.15:$guest"
 done
-args+=(-netdev "$netdev" -device virtio-net-pci,netdev=n0)
+args+=(-netdev "$netdev" -device virtio-net-pci,netdev=n0,romfile=)
 
 echo "kernel-peer/run: $KP_KERNEL_RELEASE, console -> $log" >&2
 exec timeout -k 5 "$timeout_s" qemu-system-x86_64 "${args[@]}"

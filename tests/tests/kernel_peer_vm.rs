@@ -16,12 +16,18 @@ use std::time::{Duration, Instant};
 
 /// The repository root (the parent of the tests crate).
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests crate has a parent").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests crate has a parent")
+        .to_path_buf()
 }
 
 /// A free TCP port on 127.0.0.1 (bound and released; fine for tests).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("bind 127.0.0.1:0").port()
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind 127.0.0.1:0")
+        .port()
 }
 
 /// What to boot.
@@ -93,19 +99,34 @@ impl KernelPeerVm {
         for (k, v) in &config.env {
             cmd.arg("--env").arg(format!("{k}={v}"));
         }
-        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).process_group(0);
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0);
         let child = cmd.spawn().expect("spawn tests/kernel-peer/run.sh");
-        KernelPeerVm { child, dir, log, ctl, disk }
+        KernelPeerVm {
+            child,
+            dir,
+            log,
+            ctl,
+            disk,
+        }
     }
 
     /// The console output so far.
     pub fn console(&self) -> String {
-        std::fs::read(&self.log).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
+        std::fs::read(&self.log)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
     }
 
     /// Panics with `msg` and the console log.
     pub fn fail(&self, msg: &str) -> ! {
-        panic!("{msg}\n===== kernel peer console ({}) =====\n{}\n===== end of console =====", self.log.display(), self.console())
+        panic!(
+            "{msg}\n===== kernel peer console ({}) =====\n{}\n===== end of console =====",
+            self.log.display(),
+            self.console()
+        )
     }
 
     /// True while qemu runs.
@@ -133,11 +154,16 @@ impl KernelPeerVm {
 
     /// Writes a control word (the guest's `kp_wait_ctl WORD` returns when it sees it).
     pub fn send_ctl(&self, word: &str) {
-        let mut f = std::fs::OpenOptions::new().write(true).open(&self.ctl).expect("open control disk");
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&self.ctl)
+            .expect("open control disk");
         let mut block = vec![0u8; 512];
         block[..word.len()].copy_from_slice(word.as_bytes());
         block[word.len()] = b'\n';
-        f.write_all(&block).and_then(|_| f.sync_all()).expect("write control disk");
+        f.write_all(&block)
+            .and_then(|_| f.sync_all())
+            .expect("write control disk");
     }
 
     /// Waits for qemu to exit (after the guest's poweroff); fails on timeout.
@@ -153,7 +179,10 @@ impl KernelPeerVm {
 
     /// The guest script's exit status from the `KP-SCRIPT-EXIT rc` line, if printed.
     pub fn script_exit(&self) -> Option<i32> {
-        self.console().lines().find_map(|l| l.strip_prefix("KP-SCRIPT-EXIT ").and_then(|rc| rc.trim().parse().ok()))
+        self.console().lines().find_map(|l| {
+            l.strip_prefix("KP-SCRIPT-EXIT ")
+                .and_then(|rc| rc.trim().parse().ok())
+        })
     }
 }
 

@@ -15,7 +15,7 @@ const EXTENT_BYTES: u64 = 4 << 20;
 fn write_blocks(uri: &str, offsets: &[u64]) {
     let list = offsets.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
     let script = "import nbd, sys\nh = nbd.NBD()\nh.connect_uri(sys.argv[1])\nfor o in sys.argv[2].split(','):\n    h.pwrite(b'\\x5a' * 4096, int(o))\nh.flush()\nh.shutdown()\n";
-    run_ok(Command::new("python3").arg("-c").arg(script).arg(uri).arg(list));
+    run_ok(Command::new("/usr/bin/python3").arg("-c").arg(script).arg(uri).arg(list));
 }
 
 /// `drbdmeta --force - v08 FILE internal CMD`.

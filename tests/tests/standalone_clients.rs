@@ -48,7 +48,7 @@ fn qemu_io_writes_and_reads_patterns() {
     require("qemu-io");
     let s = Standalone::up(32);
     let uri = s.uri();
-    let out = run_ok(Command::new("qemu-io").args(["-f", "raw", "--image-opts"]).arg(format!(
+    let out = run_ok(Command::new("qemu-io").args(["--image-opts"]).arg(format!(
         "driver=nbd,path={},export=r0",
         s.node.run_dir.join("nbd.sock").display()
     ))
@@ -83,7 +83,9 @@ fn fio_nbd_engine_verifies_random_and_sequential_writes() {
             .arg(format!("--iodepth={qd}"))
             .arg("--output-format=json"));
         assert!(out.status.success(), "fio {rw} {bs} QD{qd} failed: {}\n{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
-        let j: serde_json::Value = serde_json::from_slice(&out.stdout).expect("fio json");
+        // fio may print notes before its JSON document.
+        let text = stdout(&out);
+        let j: serde_json::Value = serde_json::from_str(&text[text.find('{').expect("fio json")..]).expect("fio json");
         let job = &j["jobs"][0];
         assert_eq!(job["error"], 0, "fio {rw} {bs} QD{qd}: {job}");
         assert!(job["write"]["io_bytes"].as_u64().unwrap() >= 16 << 20, "fio wrote too little: {job}");

@@ -48,6 +48,17 @@ pub struct MemDevice {
     delays: Mutex<Vec<(u64, u64, Duration)>>,
     flushes: AtomicU64,
     fua_writes: AtomicU64,
+    in_flight: AtomicU64,
+    peak_in_flight: AtomicU64,
+}
+
+/// Counts an operation as in flight while alive.
+struct InFlight<'a>(&'a MemDevice);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -71,6 +82,8 @@ impl MemDevice {
             delays: Mutex::new(Vec::new()),
             flushes: AtomicU64::new(0),
             fua_writes: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
+            peak_in_flight: AtomicU64::new(0),
         }
     }
 
@@ -99,7 +112,15 @@ impl MemDevice {
         self.fua_writes.load(Ordering::Relaxed)
     }
 
+    /// Most operations ever running at the same time.
+    pub fn peak_in_flight(&self) -> u64 {
+        self.peak_in_flight.load(Ordering::Acquire)
+    }
+
     async fn enter(&self, offset: u64, len: u64) -> Result<std::ops::Range<usize>, DeviceError> {
+        let now = self.in_flight.fetch_add(1, Ordering::AcqRel) + 1;
+        self.peak_in_flight.fetch_max(now, Ordering::AcqRel);
+        let _in_flight = InFlight(self);
         let delay = lock(&self.delays).iter().filter(|d| overlaps(offset, len, d.0, d.1)).map(|d| d.2).max();
         if let Some(delay) = delay {
             tokio::time::sleep(delay).await;

@@ -8,7 +8,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use rdbd_storage::{Engine, StorageError};
+use rdbd_storage::StorageError;
 use rdbd_types::AlignedBuf;
 
 const SIZE_BYTES: u64 = 16 << 20;
@@ -57,7 +57,7 @@ async fn loop_device_round_trips_and_space_operations() {
     }
 }
 
-async fn exercise(device: &Path, engine: Engine, sector_size: u32) {
+async fn exercise(device: &Path, engine: common::Mode, sector_size: u32) {
     let ctx = format!("{} ({sector_size}-byte sectors, {engine:?})", device.display());
     let disk = common::open(device, engine);
     assert!(disk.is_block_device(), "{ctx}");

@@ -5,7 +5,7 @@
 mod common;
 
 use proptest::prelude::*;
-use rdbd_storage::Engine;
+use common::Mode;
 
 const SIZE_BYTES: u64 = 64 * 1024;
 
@@ -38,12 +38,16 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-fn run_case(engine: Engine, ops: &[Op]) -> Result<(), TestCaseError> {
+/// Runs `ops` on a fresh disk run as `mode`.
+fn run_case(mode: Mode, ops: &[Op]) -> Result<(), TestCaseError> {
     let dir = common::temp_dir();
     let path = common::sparse_file(dir.path(), "model", SIZE_BYTES);
-    let disk = common::open(&path, engine);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let disk = {
+        let _guard = rt.enter();
+        common::open(&path, mode)
+    };
     prop_assert!(disk.is_direct(), "ext4 must accept O_DIRECT");
-    let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
     let mut model = vec![0u8; SIZE_BYTES as usize];
     rt.block_on(async {
         for op in ops {
@@ -89,12 +93,17 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
 
     #[test]
-    fn io_uring_matches_model(ops in proptest::collection::vec(op(), 1..40)) {
-        run_case(Engine::IoUring, &ops)?;
+    fn io_uring_ring_thread_matches_model(ops in proptest::collection::vec(op(), 1..40)) {
+        run_case(Mode::UringThread, &ops)?;
+    }
+
+    #[test]
+    fn io_uring_inline_matches_model(ops in proptest::collection::vec(op(), 1..40)) {
+        run_case(Mode::UringInline, &ops)?;
     }
 
     #[test]
     fn sync_matches_model(ops in proptest::collection::vec(op(), 1..40)) {
-        run_case(Engine::Sync, &ops)?;
+        run_case(Mode::Sync, &ops)?;
     }
 }

@@ -7,7 +7,7 @@ mod common;
 
 use std::sync::Arc;
 
-use rdbd_storage::{DiskOptions, Engine, IoOp, LocalDisk, StorageError};
+use rdbd_storage::{DiskOptions, IoOp, LocalDisk, StorageError};
 use rdbd_types::AlignedBuf;
 
 const MIB: u64 = 1 << 20;
@@ -28,6 +28,7 @@ async fn geometry_of_a_regular_file() {
     }
     let auto = LocalDisk::open(&path, &DiskOptions::default()).unwrap();
     assert_eq!(auto.engine_name(), "io_uring", "io_uring works on this kernel, Auto must pick it");
+    assert_eq!(auto.engine_detail(), "io_uring (inline with the tokio runtime)");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -235,7 +236,7 @@ async fn read_only_disks_refuse_modification() {
     let path = common::sparse_file(dir.path(), "ro", MIB);
     std::fs::write(&path, common::pattern(3, MIB as usize)).unwrap();
     for engine in common::ENGINES {
-        let disk = LocalDisk::open(&path, &DiskOptions { read_only: true, engine, ..DiskOptions::default() }).unwrap();
+        let disk = common::open_with(&path, engine, DiskOptions { read_only: true, ..DiskOptions::default() });
         assert!(disk.is_read_only());
         assert_eq!(&disk.read(0, 4096).await.unwrap()[..], &common::pattern(3, 4096)[..]);
         let err = disk.write_slice(0, b"x", false).await.unwrap_err();
@@ -249,7 +250,7 @@ async fn read_only_disks_refuse_modification() {
 fn blocking_api_without_a_runtime() {
     let dir = common::temp_dir();
     let path = common::sparse_file(dir.path(), "blocking", MIB);
-    for engine in common::ENGINES {
+    for engine in [common::Mode::UringThread, common::Mode::Sync] {
         let disk = common::open(&path, engine);
         disk.write_blocking(4096, &common::pattern(4, 8192), true).unwrap();
         disk.write_blocking(10, b"meta", false).unwrap();
@@ -308,7 +309,7 @@ fn disk_is_send_sync_and_cheap_to_share() {
     assert_send_sync::<LocalDisk>();
     let dir = common::temp_dir();
     let path = common::sparse_file(dir.path(), "share", MIB);
-    let disk = Arc::new(common::open(&path, Engine::IoUring));
+    let disk = Arc::new(common::open(&path, common::Mode::UringThread));
     let threads: Vec<_> = (0..4u64)
         .map(|i| {
             let disk = disk.clone();
@@ -321,4 +322,20 @@ fn disk_is_send_sync_and_cheap_to_share() {
     for (i, t) in threads.into_iter().enumerate() {
         assert_eq!(&t.join().unwrap()[..], &common::pattern(i as u64, 4096)[..]);
     }
+}
+
+/// The blocking API called on the only thread of a current-thread runtime
+/// that owns an inline ring must not wait for that runtime's reactor.
+#[test]
+fn blocking_api_on_the_runtime_thread_does_not_deadlock() {
+    let dir = common::temp_dir();
+    let path = common::sparse_file(dir.path(), "rt-blocking", MIB);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let disk = common::open(&path, common::Mode::UringInline);
+        disk.write_blocking(0, b"from the runtime thread", true).unwrap();
+        assert_eq!(&disk.read_blocking(0, 23).unwrap()[..], b"from the runtime thread");
+        // And the async path still works afterwards.
+        assert_eq!(&disk.read(0, 4).await.unwrap()[..], b"from");
+    });
 }

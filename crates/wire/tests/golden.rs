@@ -195,6 +195,18 @@ fn kernel_sizes_uuids_state_ping() {
     check(&bytes, &f100(Packet::State(state)));
 
     check(&h100(0x13, 0), &f100(Packet::Ping));
+
+    // After the handshake with rdbd (tests/tests/kernel_peer_smoke.rs): Connected,
+    // Secondary/Secondary, Inconsistent/Inconsistent.
+    let mut bytes = h100(0x0e, 4);
+    bytes.extend_from_slice(&hex("000088aa"));
+    let connected = DrbdState {
+        peer: Role::Secondary,
+        conn: ConnState::Connected,
+        pdsk: DiskState::Inconsistent,
+        ..state
+    };
+    check(&bytes, &f100(Packet::State(connected)));
 }
 
 // ---- built by hand from drbd_protocol.h ----

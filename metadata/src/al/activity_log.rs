@@ -79,8 +79,13 @@ pub struct ActivityLog {
 
 /// Extents `[first, last]` touched by a write (`sectors == 0` touches the first one).
 pub fn extent_range(first_sector: u64, sectors: u64) -> Result<(ExtentNr, ExtentNr)> {
-    let bad = || MetaError::BadRange { first_sector, sectors };
-    let last_sector = first_sector.checked_add(sectors.saturating_sub(1)).ok_or_else(bad)?;
+    let bad = || MetaError::BadRange {
+        first_sector,
+        sectors,
+    };
+    let last_sector = first_sector
+        .checked_add(sectors.saturating_sub(1))
+        .ok_or_else(bad)?;
     let first = u32::try_from(first_sector / AL_EXTENT_SECT).map_err(|_| bad())?;
     let last = u32::try_from(last_sector / AL_EXTENT_SECT).map_err(|_| bad())?;
     if last == EXTENT_FREE {
@@ -96,7 +101,12 @@ impl ActivityLog {
         if !(AL_EXTENTS_MIN..=AL_EXTENTS_MAX).contains(&al_extents) {
             return Err(MetaError::AlExtentsOutOfRange(al_extents.into()));
         }
-        let slot = Slot { number: EXTENT_FREE, new_number: EXTENT_FREE, refcnt: 0, lru_tick: None };
+        let slot = Slot {
+            number: EXTENT_FREE,
+            new_number: EXTENT_FREE,
+            refcnt: 0,
+            lru_tick: None,
+        };
         Ok(ActivityLog {
             slots: vec![slot; usize::from(al_extents)],
             by_extent: HashMap::new(),
@@ -122,7 +132,11 @@ impl ActivityLog {
 
     /// Committed extents, in slot order (the active set).
     pub fn active_extents(&self) -> Vec<ExtentNr> {
-        self.slots.iter().map(|s| s.number).filter(|&n| n != EXTENT_FREE).collect()
+        self.slots
+            .iter()
+            .map(|s| s.number)
+            .filter(|&n| n != EXTENT_FREE)
+            .collect()
     }
 
     /// Committed slot → extent map (`EXTENT_FREE` for free slots).
@@ -132,7 +146,9 @@ impl ActivityLog {
 
     /// Whether `extent` has writes in flight.
     pub fn is_in_use(&self, extent: ExtentNr) -> bool {
-        self.by_extent.get(&extent).is_some_and(|&i| self.slots[usize::from(i)].refcnt > 0)
+        self.by_extent
+            .get(&extent)
+            .is_some_and(|&i| self.slots[usize::from(i)].refcnt > 0)
     }
 
     /// Whether changes await [`ActivityLog::activate`].
@@ -156,7 +172,10 @@ impl ActivityLog {
         let pending_room = AL_UPDATES_PER_TRANSACTION - self.pending.len();
         let available = takeable.min(pending_room) as u32;
         if misses > available {
-            return Err(MetaError::AlBusy { needed: misses, available });
+            return Err(MetaError::AlBusy {
+                needed: misses,
+                available,
+            });
         }
         // Hits first, so that a miss cannot evict an LRU extent this same write is about to use.
         for enr in first..=last {
@@ -192,7 +211,10 @@ impl ActivityLog {
         let idx = match self.free.pop() {
             Some(i) => i,
             None => {
-                let (_, i) = self.lru.pop_first().expect("begin_write checked that a slot can be taken");
+                let (_, i) = self
+                    .lru
+                    .pop_first()
+                    .expect("begin_write checked that a slot can be taken");
                 self.slots[usize::from(i)].lru_tick = None;
                 i
             }
@@ -243,14 +265,22 @@ impl ActivityLog {
             *c = self.slots[start + i].number;
         }
         let next_cycle = start + AL_CONTEXT_PER_TRANSACTION;
-        self.tr_cycle = if next_cycle >= n_slots { 0 } else { next_cycle as u16 };
+        self.tr_cycle = if next_cycle >= n_slots {
+            0
+        } else {
+            next_cycle as u16
+        };
         let ring_block = self.ring.block_of_tr(self.tr_number);
         self.tr_number = self.tr_number.wrapping_add(1);
         for idx in self.pending.drain(..) {
             let slot = &mut self.slots[usize::from(idx)];
             slot.number = slot.new_number;
         }
-        AlWrite { transaction: t, ring_block, evicted }
+        AlWrite {
+            transaction: t,
+            ring_block,
+            evicted,
+        }
     }
 
     /// Drops the references [`ActivityLog::begin_write`] took for the same range.
@@ -284,7 +314,9 @@ impl ActivityLog {
     /// One transaction per ring block recording the whole active set (and any pending
     /// changes), as `drbd_al_initialize` does; the ring then holds no stale history.
     pub fn initialize_ring(&mut self) -> Vec<AlWrite> {
-        (0..self.ring.size_4k()).map(|_| self.write_transaction()).collect()
+        (0..self.ring.size_4k())
+            .map(|_| self.write_transaction())
+            .collect()
     }
 }
 
@@ -304,9 +336,15 @@ mod tests {
         assert_eq!(a.begin_write(5 * EXT, 8).unwrap(), vec![5]);
         let w = a.activate().unwrap();
         assert_eq!(w.transaction.n_updates, 1);
-        assert_eq!(w.transaction.update_slot_nr[0], 66, "first free slot is the highest index");
+        assert_eq!(
+            w.transaction.update_slot_nr[0], 66,
+            "first free slot is the highest index"
+        );
         assert_eq!(w.transaction.update_extent_nr[0], 5);
-        assert_eq!(w.transaction.context[66], EXTENT_FREE, "context holds the state before");
+        assert_eq!(
+            w.transaction.context[66], EXTENT_FREE,
+            "context holds the state before"
+        );
         assert_eq!(w.ring_block, 0);
         a.end_write(5 * EXT, 8).unwrap();
         assert_eq!(a.begin_write(5 * EXT + 100, 8).unwrap(), Vec::<u32>::new());
@@ -319,7 +357,11 @@ mod tests {
         assert_eq!(a.begin_write(EXT - 4, 8).unwrap(), vec![0, 1]);
         let w = a.activate().unwrap();
         assert_eq!(w.transaction.n_updates, 2);
-        assert_eq!(&w.transaction.update_extent_nr[..2], &[1, 0], "most recent change first");
+        assert_eq!(
+            &w.transaction.update_extent_nr[..2],
+            &[1, 0],
+            "most recent change first"
+        );
     }
 
     #[test]
@@ -330,12 +372,22 @@ mod tests {
             a.activate().unwrap();
         }
         let err = a.begin_write(100 * EXT, 1).unwrap_err();
-        assert!(matches!(err, MetaError::AlBusy { needed: 1, available: 0 }));
+        assert!(matches!(
+            err,
+            MetaError::AlBusy {
+                needed: 1,
+                available: 0
+            }
+        ));
         a.end_write(10 * EXT, 1).unwrap();
         a.end_write(3 * EXT, 1).unwrap();
         a.begin_write(100 * EXT, 1).unwrap();
         let w = a.activate().unwrap();
-        assert_eq!(w.evicted, vec![10], "least recently released extent is evicted");
+        assert_eq!(
+            w.evicted,
+            vec![10],
+            "least recently released extent is evicted"
+        );
         assert!(a.active_extents().contains(&3));
         assert!(!a.active_extents().contains(&10));
     }
@@ -345,7 +397,10 @@ mod tests {
         let mut a = al();
         assert!(matches!(a.end_write(0, 8), Err(MetaError::AlNotActive(0))));
         a.begin_write(0, 8).unwrap();
-        assert!(a.end_write(0, 8).is_err(), "pending extent cannot complete before activation");
+        assert!(
+            a.end_write(0, 8).is_err(),
+            "pending extent cannot complete before activation"
+        );
     }
 
     #[test]
@@ -354,7 +409,10 @@ mod tests {
         for e in 0..64u64 {
             a.begin_write(e * EXT, 1).unwrap();
         }
-        assert!(matches!(a.begin_write(64 * EXT, 1), Err(MetaError::AlBusy { .. })));
+        assert!(matches!(
+            a.begin_write(64 * EXT, 1),
+            Err(MetaError::AlBusy { .. })
+        ));
         a.activate().unwrap();
         a.begin_write(64 * EXT, 1).unwrap();
     }

@@ -6,4 +6,6 @@ pub mod transaction;
 
 pub use activity_log::{extent_range, ActivityLog, AlWrite, ExtentNr};
 pub use replay::{initialized_ring, replay, ReplayOutcome};
-pub use transaction::{block_crc, drbd_crc32c, AlTransaction, AlTransactionType, EXTENT_FREE, SLOT_UNUSED};
+pub use transaction::{
+    block_crc, drbd_crc32c, AlTransaction, AlTransactionType, EXTENT_FREE, SLOT_UNUSED,
+};

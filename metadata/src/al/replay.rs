@@ -33,7 +33,11 @@ pub fn replay(ring: &[u8], al: AlStripes) -> Result<ReplayOutcome> {
     let mx = al.size_4k();
     let needed = mx as usize * BLOCK_4K_BYTES;
     if ring.len() < needed {
-        return Err(MetaError::Truncated { what: "AL ring", needed, got: ring.len() });
+        return Err(MetaError::Truncated {
+            what: "AL ring",
+            needed,
+            got: ring.len(),
+        });
     }
     // Logical position b (tr_number % mx) lives at on-disk block al.block_of_tr(b).
     let decoded: Vec<Option<AlTransaction>> = (0..mx)
@@ -67,7 +71,9 @@ pub fn replay(ring: &[u8], al: AlStripes) -> Result<ReplayOutcome> {
         if valid_blocks == mx || (decoded[0].is_none() && valid_blocks == mx - 1) {
             return Ok(outcome);
         }
-        return Err(MetaError::AlNoValidUpdate { corrupt: corrupt_blocks });
+        return Err(MetaError::AlNoValidUpdate {
+            corrupt: corrupt_blocks,
+        });
     };
     let (mut oldest, mut newest) = (first, first);
     for &(i, tr) in &updates[1..] {
@@ -79,10 +85,16 @@ pub fn replay(ring: &[u8], al: AlStripes) -> Result<ReplayOutcome> {
         }
     }
     outcome.newest_tr_number = Some(newest.1);
-    let end = if newest.0 < oldest.0 { newest.0 + mx as usize } else { newest.0 };
+    let end = if newest.0 < oldest.0 {
+        newest.0 + mx as usize
+    } else {
+        newest.0
+    };
     let mut hot = vec![EXTENT_FREE; usize::from(AL_EXTENTS_MAX)];
     for b in oldest.0..=end {
-        let Some(t) = decoded[b % mx as usize].as_ref() else { continue };
+        let Some(t) = decoded[b % mx as usize].as_ref() else {
+            continue;
+        };
         if t.tr_type == AlTransactionType::Initialized {
             continue;
         }
@@ -96,7 +108,12 @@ pub fn replay(ring: &[u8], al: AlStripes) -> Result<ReplayOutcome> {
                 None => outcome.skipped_slots += 1,
             }
         }
-        for (i, (&slot, &extent)) in t.update_slot_nr.iter().zip(t.update_extent_nr.iter()).enumerate() {
+        for (i, (&slot, &extent)) in t
+            .update_slot_nr
+            .iter()
+            .zip(t.update_extent_nr.iter())
+            .enumerate()
+        {
             if i >= usize::from(t.n_updates) && slot == SLOT_UNUSED {
                 continue;
             }
@@ -142,7 +159,10 @@ mod tests {
 
     #[test]
     fn zeroed_ring_is_no_data() {
-        assert!(matches!(replay(&vec![0u8; 32768], AlStripes::default()), Err(MetaError::AlNoData)));
+        assert!(matches!(
+            replay(&vec![0u8; 32768], AlStripes::default()),
+            Err(MetaError::AlNoData)
+        ));
         assert!(replay(&[0u8; 100], AlStripes::default()).is_err());
     }
 

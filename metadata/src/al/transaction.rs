@@ -150,7 +150,11 @@ impl AlTransaction {
         let block: &[u8; AL_TRANSACTION_BYTES] = block
             .get(..AL_TRANSACTION_BYTES)
             .and_then(|s| s.try_into().ok())
-            .ok_or(MetaError::Truncated { what: "AL transaction", needed: AL_TRANSACTION_BYTES, got: block.len() })?;
+            .ok_or(MetaError::Truncated {
+                what: "AL transaction",
+                needed: AL_TRANSACTION_BYTES,
+                got: block.len(),
+            })?;
         let magic = be32(block, 0);
         if magic != AL_MAGIC {
             return Err(MetaError::AlBadMagic(magic));
@@ -159,11 +163,18 @@ impl AlTransaction {
         let stored = be32(block, 8);
         let computed = block_crc(block);
         if stored != computed {
-            return Err(MetaError::AlBadCrc { tr_number, stored, computed });
+            return Err(MetaError::AlBadCrc {
+                tr_number,
+                stored,
+                computed,
+            });
         }
         let n_updates = be16(block, 14);
         if usize::from(n_updates) > AL_UPDATES_PER_TRANSACTION {
-            return Err(MetaError::AlTooManyUpdates { tr_number, n_updates });
+            return Err(MetaError::AlTooManyUpdates {
+                tr_number,
+                n_updates,
+            });
         }
         let mut reserved = [0u8; 16];
         reserved.copy_from_slice(&block[20..36]);
@@ -205,14 +216,22 @@ mod tests {
             for &byte in data {
                 crc ^= u32::from(byte);
                 for _ in 0..8 {
-                    crc = if crc & 1 != 0 { (crc >> 1) ^ 0x82F6_3B78 } else { crc >> 1 };
+                    crc = if crc & 1 != 0 {
+                        (crc >> 1) ^ 0x82F6_3B78
+                    } else {
+                        crc >> 1
+                    };
                 }
             }
             crc
         }
         let data: Vec<u8> = (0..4096u32).map(|i| (i * 7 + 3) as u8).collect();
         assert_eq!(drbd_crc32c(0, &data), reference(&data));
-        assert_ne!(drbd_crc32c(0, &data), crc32c::crc32c(&data), "must differ from standard CRC32C");
+        assert_ne!(
+            drbd_crc32c(0, &data),
+            crc32c::crc32c(&data),
+            "must differ from standard CRC32C"
+        );
     }
 
     #[test]
@@ -232,13 +251,32 @@ mod tests {
         t.context.fill(EXTENT_FREE);
         t.context[0] = 7;
         let b = t.encode();
-        assert_eq!(&b[0..8], &[0x69, 0xcb, 0x65, 0xa2, 1, 2, 3, 4], "AL header format changed");
-        assert_eq!(&b[12..20], &[0, 0, 0, 2, 0x04, 0xD5, 0x03, 0x97], "AL header format changed");
+        assert_eq!(
+            &b[0..8],
+            &[0x69, 0xcb, 0x65, 0xa2, 1, 2, 3, 4],
+            "AL header format changed"
+        );
+        assert_eq!(
+            &b[12..20],
+            &[0, 0, 0, 2, 0x04, 0xD5, 0x03, 0x97],
+            "AL header format changed"
+        );
         assert_eq!(&b[36..40], &[0, 5, 0x12, 0x34], "AL update slots moved");
         assert_eq!(&b[40..42], &[0xff, 0xff]);
-        assert_eq!(&b[164..172], &[0, 0, 0, 31, 0xA0, 0xB0, 0xC0, 0xD0], "AL update extents moved");
-        assert_eq!(&b[420..428], &[0, 0, 0, 7, 0xff, 0xff, 0xff, 0xff], "AL context moved");
-        assert_eq!(u32::from_be_bytes(b[8..12].try_into().unwrap()), block_crc(&b));
+        assert_eq!(
+            &b[164..172],
+            &[0, 0, 0, 31, 0xA0, 0xB0, 0xC0, 0xD0],
+            "AL update extents moved"
+        );
+        assert_eq!(
+            &b[420..428],
+            &[0, 0, 0, 7, 0xff, 0xff, 0xff, 0xff],
+            "AL context moved"
+        );
+        assert_eq!(
+            u32::from_be_bytes(b[8..12].try_into().unwrap()),
+            block_crc(&b)
+        );
         assert_eq!(AlTransaction::decode(&b).unwrap(), t);
     }
 
@@ -247,13 +285,22 @@ mod tests {
         let good = AlTransaction::initialized().encode();
         let mut b = good;
         b[100] ^= 1;
-        assert!(matches!(AlTransaction::decode(&b), Err(MetaError::AlBadCrc { .. })));
+        assert!(matches!(
+            AlTransaction::decode(&b),
+            Err(MetaError::AlBadCrc { .. })
+        ));
         let mut b = good;
         b[0] = 0;
-        assert!(matches!(AlTransaction::decode(&b), Err(MetaError::AlBadMagic(_))));
+        assert!(matches!(
+            AlTransaction::decode(&b),
+            Err(MetaError::AlBadMagic(_))
+        ));
         assert!(AlTransaction::decode(&good[..4000]).is_err());
         let mut t = AlTransaction::initialized();
         t.n_updates = 65;
-        assert!(matches!(AlTransaction::decode(&t.encode()), Err(MetaError::AlTooManyUpdates { .. })));
+        assert!(matches!(
+            AlTransaction::decode(&t.encode()),
+            Err(MetaError::AlTooManyUpdates { .. })
+        ));
     }
 }

@@ -54,7 +54,9 @@ impl MetaDiskKind {
     pub fn meta_path<'a>(&'a self, data_path: &'a Path) -> &'a Path {
         match self {
             MetaDiskKind::Internal => data_path,
-            MetaDiskKind::FlexExternal { meta_path } | MetaDiskKind::Indexed { meta_path, .. } => meta_path,
+            MetaDiskKind::FlexExternal { meta_path } | MetaDiskKind::Indexed { meta_path, .. } => {
+                meta_path
+            }
         }
     }
 }
@@ -70,7 +72,10 @@ pub struct OpenOptions {
 
 impl Default for OpenOptions {
     fn default() -> Self {
-        OpenOptions { writable: true, md_flushes: true }
+        OpenOptions {
+            writable: true,
+            md_flushes: true,
+        }
     }
 }
 
@@ -78,7 +83,9 @@ impl Default for OpenOptions {
 pub fn superblock_offset(kind: LayoutKind, md_device_bytes: u64) -> Result<u64> {
     match kind {
         LayoutKind::Internal => (md_device_bytes & !4095).checked_sub(4096).ok_or_else(|| {
-            MetaError::DeviceTooSmall(format!("{md_device_bytes} bytes cannot hold a 4 KiB superblock"))
+            MetaError::DeviceTooSmall(format!(
+                "{md_device_bytes} bytes cannot hold a 4 KiB superblock"
+            ))
         }),
         LayoutKind::FlexExternal => Ok(0),
         LayoutKind::Indexed(i) => Ok(u64::from(i) * MD_128MB_SECT * SECTOR_BYTES),
@@ -108,19 +115,34 @@ pub struct MetaDataDevice {
 impl MetaDataDevice {
     /// Opens the meta-data of `data_path`; fails with a message naming what is wrong if there is
     /// no valid v08 meta-data.
-    pub fn open(data_path: &Path, meta: &MetaDiskKind, opts: OpenOptions) -> Result<MetaDataDevice> {
+    pub fn open(
+        data_path: &Path,
+        meta: &MetaDiskKind,
+        opts: OpenOptions,
+    ) -> Result<MetaDataDevice> {
         let dev = RawDevice::open(meta.meta_path(data_path), opts.writable)?;
         let data_device_bytes = match meta {
             MetaDiskKind::Internal => dev.size_bytes(),
             _ => RawDevice::open(data_path, false)?.size_bytes(),
         };
         let (sb, layout) = read_valid_superblock(&dev, meta.layout_kind())?;
-        Ok(MetaDataDevice { dev, layout, sb, md_flushes: opts.md_flushes, data_device_bytes })
+        Ok(MetaDataDevice {
+            dev,
+            layout,
+            sb,
+            md_flushes: opts.md_flushes,
+            data_device_bytes,
+        })
     }
 
     /// Writes fresh meta-data (initialized AL, zeroed bitmap, new superblock) without looking
     /// at what was there; callers check with [`probe`] first.
-    pub fn create(data_path: &Path, meta: &MetaDiskKind, al: AlStripes, opts: OpenOptions) -> Result<MetaDataDevice> {
+    pub fn create(
+        data_path: &Path,
+        meta: &MetaDiskKind,
+        al: AlStripes,
+        opts: OpenOptions,
+    ) -> Result<MetaDataDevice> {
         let dev = RawDevice::open(meta.meta_path(data_path), true)?;
         let data_device_bytes = match meta {
             MetaDiskKind::Internal => dev.size_bytes(),
@@ -128,7 +150,13 @@ impl MetaDataDevice {
         };
         let layout = Layout::compute(meta.layout_kind(), dev.size_bytes(), al)?;
         let sb = Superblock::new_created(&layout);
-        let mut md = MetaDataDevice { dev, layout, sb, md_flushes: opts.md_flushes, data_device_bytes };
+        let mut md = MetaDataDevice {
+            dev,
+            layout,
+            sb,
+            md_flushes: opts.md_flushes,
+            data_device_bytes,
+        };
         md.initialize_al()?;
         md.zero_bitmap(md.create_bitmap_bytes())?;
         md.write_superblock(&sb)?;
@@ -191,7 +219,8 @@ impl MetaDataDevice {
     pub fn write_superblock(&mut self, sb: &Superblock) -> Result<()> {
         let mut sb = *sb;
         sb.apply_layout(&self.layout);
-        self.dev.write_at(&sb.encode(), self.layout.md_offset_bytes)?;
+        self.dev
+            .write_at(&sb.encode(), self.layout.md_offset_bytes)?;
         self.flush_if()?;
         self.sb = sb;
         Ok(())
@@ -202,6 +231,16 @@ impl MetaDataDevice {
         let mut sb = self.sb;
         f(&mut sb);
         self.write_superblock(&sb)
+    }
+
+    /// Writes new generation UUIDs.
+    pub fn set_uuids(&mut self, uuids: crate::superblock::Uuids) -> Result<()> {
+        self.update_superblock(|sb| sb.uuids = uuids)
+    }
+
+    /// Sets (`on`) or clears the `MDF_*` bits of `mask` and writes the superblock.
+    pub fn set_flags(&mut self, mask: u32, on: bool) -> Result<()> {
+        self.update_superblock(|sb| sb.flags.set(mask, on))
     }
 
     /// Marks the meta-data in use, as the kernel does on attach: magic 84_UNCLEAN, AL not clean.
@@ -223,21 +262,33 @@ impl MetaDataDevice {
 
     /// Reads the whole AL ring (at most 32 MiB).
     pub fn read_al_ring(&self) -> Result<Vec<u8>> {
-        self.dev.read_vec(self.layout.al_bytes() as usize, self.layout.al_offset_bytes())
+        self.dev.read_vec(
+            self.layout.al_bytes() as usize,
+            self.layout.al_offset_bytes(),
+        )
     }
 
     /// Writes one AL transaction block and flushes.
     pub fn write_al(&mut self, w: &AlWrite) -> Result<()> {
         if w.ring_block >= self.layout.al.size_4k() {
-            return Err(MetaError::BadRange { first_sector: w.ring_block.into(), sectors: 8 });
+            return Err(MetaError::BadRange {
+                first_sector: w.ring_block.into(),
+                sectors: 8,
+            });
         }
-        self.dev.write_at(&w.block_bytes(), self.layout.al_offset_bytes() + w.offset_in_al_bytes())?;
+        self.dev.write_at(
+            &w.block_bytes(),
+            self.layout.al_offset_bytes() + w.offset_in_al_bytes(),
+        )?;
         self.flush_if()
     }
 
     /// Fills the AL ring with `INITIALIZED` blocks (create-md / apply-al) and flushes.
     pub fn initialize_al(&mut self) -> Result<()> {
-        self.dev.write_at(&initialized_ring(self.layout.al), self.layout.al_offset_bytes())?;
+        self.dev.write_at(
+            &initialized_ring(self.layout.al),
+            self.layout.al_offset_bytes(),
+        )?;
         self.flush_if()
     }
 
@@ -251,10 +302,15 @@ impl MetaDataDevice {
         let bytes = bits.div_ceil(BITS_PER_4K) * BLOCK_4K_BYTES as u64;
         let area = self.layout.bitmap_area_bytes();
         if bytes > area.next_multiple_of(BLOCK_4K_BYTES as u64) {
-            return Err(MetaError::BitmapTooLarge { bytes, limit_bytes: area });
+            return Err(MetaError::BitmapTooLarge {
+                bytes,
+                limit_bytes: area,
+            });
         }
         let readable = bytes.min(area);
-        let mut raw = self.dev.read_vec(readable as usize, self.layout.bm_offset_bytes())?;
+        let mut raw = self
+            .dev
+            .read_vec(readable as usize, self.layout.bm_offset_bytes())?;
         raw.resize(bytes as usize, 0);
         Bitmap::from_le_bytes(bits, &raw)
     }
@@ -270,9 +326,13 @@ impl MetaDataDevice {
         let area = self.layout.bitmap_area_bytes();
         for &p in &pages {
             let offset = u64::from(p) * BLOCK_4K_BYTES as u64;
-            let bytes = bm.page_bytes(p).ok_or(MetaError::BitmapRange { bit: u64::from(p) * BITS_PER_4K, bits: bm.bits() })?;
+            let bytes = bm.page_bytes(p).ok_or(MetaError::BitmapRange {
+                bit: u64::from(p) * BITS_PER_4K,
+                bits: bm.bits(),
+            })?;
             let len = (area.saturating_sub(offset)).min(BLOCK_4K_BYTES as u64) as usize;
-            self.dev.write_at(&bytes[..len], self.layout.bm_offset_bytes() + offset)?;
+            self.dev
+                .write_at(&bytes[..len], self.layout.bm_offset_bytes() + offset)?;
         }
         if !pages.is_empty() {
             self.flush_if()?;
@@ -283,7 +343,8 @@ impl MetaDataDevice {
 
     /// Zeroes the superblock (wipe-md) and flushes.
     pub fn wipe(self) -> Result<()> {
-        self.dev.write_at(&[0u8; SUPERBLOCK_BYTES], self.layout.md_offset_bytes)?;
+        self.dev
+            .write_at(&[0u8; SUPERBLOCK_BYTES], self.layout.md_offset_bytes)?;
         self.dev.flush()
     }
 }

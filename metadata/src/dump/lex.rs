@@ -40,9 +40,28 @@ impl std::fmt::Display for Token {
 }
 
 const KEYWORDS: &[&str] = &[
-    "gc", "bm", "uuid", "version", "la-size-sect", "bm-byte-per-bit", "device-uuid", "times", "flags",
-    "al-stripes", "al-stripe-size-4k", "la-peer-max-bio-size", "node-id", "current-uuid", "bitmap",
-    "bitmap-uuid", "bitmap-dagtag", "history-uuids", "peer", "hash", "max-peers", "bitmap-index",
+    "gc",
+    "bm",
+    "uuid",
+    "version",
+    "la-size-sect",
+    "bm-byte-per-bit",
+    "device-uuid",
+    "times",
+    "flags",
+    "al-stripes",
+    "al-stripe-size-4k",
+    "la-peer-max-bio-size",
+    "node-id",
+    "current-uuid",
+    "bitmap",
+    "bitmap-uuid",
+    "bitmap-dagtag",
+    "history-uuids",
+    "peer",
+    "hash",
+    "max-peers",
+    "bitmap-index",
 ];
 
 /// A streaming tokenizer over the whole text.
@@ -59,7 +78,11 @@ fn is_word_byte(b: u8) -> bool {
 impl<'a> Lexer<'a> {
     /// A lexer at the start of `text`.
     pub fn new(text: &'a str) -> Self {
-        Lexer { text: text.as_bytes(), pos: 0, line: 1 }
+        Lexer {
+            text: text.as_bytes(),
+            pos: 0,
+            line: 1,
+        }
     }
 
     /// Current 1-based line.
@@ -68,13 +91,18 @@ impl<'a> Lexer<'a> {
     }
 
     fn err(&self, msg: String) -> MetaError {
-        MetaError::Parse { line: self.line, msg }
+        MetaError::Parse {
+            line: self.line,
+            msg,
+        }
     }
 
     /// The next token.
     pub fn next_token(&mut self) -> Result<Token> {
         loop {
-            let Some(&b) = self.text.get(self.pos) else { return Ok(Token::Eof) };
+            let Some(&b) = self.text.get(self.pos) else {
+                return Ok(Token::Eof);
+            };
             match b {
                 b'\n' => {
                     self.line += 1;
@@ -114,7 +142,9 @@ impl<'a> Lexer<'a> {
             return Err(self.err("invalid string".into()));
         }
         self.pos = end + 1;
-        Ok(Token::Str(String::from_utf8_lossy(&self.text[start..end]).into_owned()))
+        Ok(Token::Str(
+            String::from_utf8_lossy(&self.text[start..end]).into_owned(),
+        ))
     }
 
     fn word(&mut self) -> Result<Token> {
@@ -129,13 +159,19 @@ impl<'a> Lexer<'a> {
         if let Some(hex) = w.strip_prefix("0x") {
             let all_hex = hex.bytes().all(|c| c.is_ascii_hexdigit());
             if all_hex && hex.len() == 16 {
-                return u64::from_str_radix(hex, 16).map(Token::U64).map_err(|_| self.err(format!("bad number {w}")));
+                return u64::from_str_radix(hex, 16)
+                    .map(Token::U64)
+                    .map_err(|_| self.err(format!("bad number {w}")));
             }
             if all_hex && hex.len() == 8 {
-                return u32::from_str_radix(hex, 16).map(Token::U32).map_err(|_| self.err(format!("bad number {w}")));
+                return u32::from_str_radix(hex, 16)
+                    .map(Token::U32)
+                    .map_err(|_| self.err(format!("bad number {w}")));
             }
             if all_hex && hex.len() <= 17 {
-                return Err(self.err(format!("invalid hex number (only 8 or 16 hex digits accepted): {w}")));
+                return Err(self.err(format!(
+                    "invalid hex number (only 8 or 16 hex digits accepted): {w}"
+                )));
             }
         }
         let digits = w.strip_prefix('-').unwrap_or(w);
@@ -146,7 +182,10 @@ impl<'a> Lexer<'a> {
             if w.starts_with('-') {
                 return Err(self.err(format!("negative number not allowed: {w}")));
             }
-            return digits.parse().map(Token::Num).map_err(|_| self.err(format!("bad number {w}")));
+            return digits
+                .parse()
+                .map(Token::Num)
+                .map_err(|_| self.err(format!("bad number {w}")));
         }
         if KEYWORDS.contains(&w) {
             return Ok(Token::Word(w.to_string()));

@@ -41,7 +41,11 @@ mod tests {
 
     fn doc(words: Vec<u64>) -> DumpDoc {
         DumpDoc {
-            uuids: Uuids { current: 0x1234567890ABCDEF, bitmap: 1, history: [2, 3] },
+            uuids: Uuids {
+                current: 0x1234567890ABCDEF,
+                bitmap: 1,
+                history: [2, 3],
+            },
             flags: 0x91,
             la_size_sect: 262000,
             bm_bytes_per_bit: 4096,
@@ -86,7 +90,9 @@ mod tests {
         p.unclean = true;
         let mut out = Vec::new();
         write_dump(&mut out, &p, &doc(vec![0; 512])).unwrap();
-        let e = parse_dump(std::str::from_utf8(&out).unwrap(), |_| 0).unwrap_err().to_string();
+        let e = parse_dump(std::str::from_utf8(&out).unwrap(), |_| 0)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("unknown token: This_is_an_unclean"), "{e}");
     }
 
@@ -103,11 +109,23 @@ mod tests {
 
     #[test]
     fn errors_name_the_line_and_token() {
-        let e = parse_dump("version \"v09\";", |_| 0).unwrap_err().to_string();
-        assert_eq!(e, "dump parse error in line 1: dump is 'v09', expected 'v08'");
-        let e = parse_dump("version \"v08\";\nuuid { 0x04;", |_| 0).unwrap_err().to_string();
-        assert!(e.contains("line 2") && e.contains("invalid hex number"), "{e}");
-        let e = parse_dump("version \"v08\"; @", |_| 0).unwrap_err().to_string();
+        let e = parse_dump("version \"v09\";", |_| 0)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "dump parse error in line 1: dump is 'v09', expected 'v08'"
+        );
+        let e = parse_dump("version \"v08\";\nuuid { 0x04;", |_| 0)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("line 2") && e.contains("invalid hex number"),
+            "{e}"
+        );
+        let e = parse_dump("version \"v08\"; @", |_| 0)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("invalid character"), "{e}");
     }
 }

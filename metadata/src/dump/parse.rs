@@ -17,7 +17,10 @@ struct Parser<'a> {
 
 impl Parser<'_> {
     fn err<T>(&self, msg: String) -> Result<T> {
-        Err(MetaError::Parse { line: self.lex.line(), msg })
+        Err(MetaError::Parse {
+            line: self.lex.line(),
+            msg,
+        })
     }
 
     fn next(&mut self) -> Result<Token> {
@@ -69,7 +72,9 @@ impl Parser<'_> {
 /// Parses a v08 dump. `bitmap_limit_words` receives the parsed header (bitmap still empty)
 /// and returns how many 64-bit bitmap words to keep at most.
 pub fn parse_dump(text: &str, bitmap_limit_words: impl FnOnce(&DumpDoc) -> u64) -> Result<DumpDoc> {
-    let mut p = Parser { lex: Lexer::new(text) };
+    let mut p = Parser {
+        lex: Lexer::new(text),
+    };
     p.expect_word("version")?;
     match p.next()? {
         Token::Str(s) if s == "v08" => {}
@@ -92,7 +97,9 @@ pub fn parse_dump(text: &str, bitmap_limit_words: impl FnOnce(&DumpDoc) -> u64) 
     let la_size_sect = p.num_field("la-size-sect")?;
     let bm_bytes_per_bit = p.u32_num_field("bm-byte-per-bit")?;
     if bm_bytes_per_bit != 4096 {
-        return p.err(format!("bm-byte-per-bit {bm_bytes_per_bit} unsupported (v08 needs 4096)"));
+        return p.err(format!(
+            "bm-byte-per-bit {bm_bytes_per_bit} unsupported (v08 needs 4096)"
+        ));
     }
     p.expect_word("device-uuid")?;
     let device_uuid = p.u64_field()?;
@@ -100,7 +107,11 @@ pub fn parse_dump(text: &str, bitmap_limit_words: impl FnOnce(&DumpDoc) -> u64) 
     let al_stripes = p.u32_num_field("al-stripes")?;
     let al_stripe_size_4k = p.u32_num_field("al-stripe-size-4k")?;
     let mut doc = DumpDoc {
-        uuids: Uuids { current, bitmap, history },
+        uuids: Uuids {
+            current,
+            bitmap,
+            history,
+        },
         flags,
         la_size_sect,
         bm_bytes_per_bit,
@@ -121,16 +132,23 @@ pub fn parse_dump(text: &str, bitmap_limit_words: impl FnOnce(&DumpDoc) -> u64) 
                 p.expect_word("times")?;
                 match p.next()? {
                     Token::U64(v) => (times, v),
-                    t => return p.err(format!("expected 16-digit hex number after times, not {t}")),
+                    t => {
+                        return p.err(format!("expected 16-digit hex number after times, not {t}"))
+                    }
                 }
             }
             Token::Op('}') => break,
-            t => return p.err(format!("expected repeat count, 16-digit hex number, or '}}', not {t}")),
+            t => {
+                return p.err(format!(
+                    "expected repeat count, 16-digit hex number, or '}}', not {t}"
+                ))
+            }
         };
         p.expect_op(';')?;
         let stored = doc.bitmap_words.len() as u64;
         let keep = times.min(limit.saturating_sub(stored));
-        doc.bitmap_words.extend(std::iter::repeat_n(value, keep as usize));
+        doc.bitmap_words
+            .extend(std::iter::repeat_n(value, keep as usize));
         doc.bitmap_words_total = doc.bitmap_words_total.saturating_add(times);
     }
     match p.next()? {

@@ -129,7 +129,11 @@ pub fn write_dump(out: &mut impl Write, pre: &DumpPreamble, doc: &DumpDoc) -> io
     writeln!(out, "la-size-sect {};", doc.la_size_sect)?;
     writeln!(out, "bm-byte-per-bit {};", doc.bm_bytes_per_bit)?;
     writeln!(out, "device-uuid 0x{:016X};", doc.device_uuid)?;
-    writeln!(out, "la-peer-max-bio-size {};", doc.la_peer_max_bio_size as i32)?;
+    writeln!(
+        out,
+        "la-peer-max-bio-size {};",
+        doc.la_peer_max_bio_size as i32
+    )?;
     writeln!(out, "al-stripes {};", doc.al_stripes)?;
     writeln!(out, "al-stripe-size-4k {};", doc.al_stripe_size_4k)?;
     writeln!(out, "# bm-bytes {};", doc.bitmap_words.len() as u64 * 8)?;
@@ -167,7 +171,9 @@ mod tests {
 
     #[test]
     fn short_runs_are_not_folded_and_at_comment_every_8_lines() {
-        let words: Vec<u64> = (0..1024u64).map(|i| if (i / 4) % 2 == 0 { 0 } else { 1 }).collect();
+        let words: Vec<u64> = (0..1024u64)
+            .map(|i| if (i / 4) % 2 == 0 { 0 } else { 1 })
+            .collect();
         let s = render(&words);
         assert!(!s.contains("times"));
         assert!(s.contains("\n   # at 8192kB\n"));

@@ -71,7 +71,9 @@ outdate\n  invalidate\n  check-resize";
 fn number<T: std::str::FromStr>(opt: &str, v: Option<String>) -> Result<T, Failure> {
     let v = v.ok_or_else(|| fail(10, format!("option {opt} needs a value")))?;
     let digits = v.strip_suffix(['k', 'K']).unwrap_or(&v);
-    digits.parse().map_err(|_| fail(10, format!("invalid value '{v}' for {opt}")))
+    digits
+        .parse()
+        .map_err(|_| fail(10, format!("invalid value '{v}' for {opt}")))
 }
 
 /// Parses `argv` (including the program name).
@@ -107,7 +109,9 @@ pub fn parse(argv: Vec<String>) -> Result<Args, Failure> {
                 }
             }
             "--help" | "-h" => return Err(fail(20, USAGE.into())),
-            s if s.starts_with("--") && s.len() > 2 => return Err(fail(20, format!("unknown option {s}\n{USAGE}"))),
+            s if s.starts_with("--") && s.len() > 2 => {
+                return Err(fail(20, format!("unknown option {s}\n{USAGE}")))
+            }
             _ => positional.push(a),
         }
     }
@@ -115,18 +119,33 @@ pub fn parse(argv: Vec<String>) -> Result<Args, Failure> {
         return Err(fail(20, USAGE.into()));
     }
     let minor = &positional[0];
-    if minor != "-" && minor.trim_start_matches("/dev/drbd").parse::<u32>().is_err() {
-        return Err(fail(20, format!("Cannot determine minor device number of drbd device '{minor}'")));
+    if minor != "-"
+        && minor
+            .trim_start_matches("/dev/drbd")
+            .parse::<u32>()
+            .is_err()
+    {
+        return Err(fail(
+            20,
+            format!("Cannot determine minor device number of drbd device '{minor}'"),
+        ));
     }
     if positional[1] != "v08" {
-        return Err(fail(20, format!("unsupported meta-data format '{}' (only v08)", positional[1])));
+        return Err(fail(
+            20,
+            format!(
+                "unsupported meta-data format '{}' (only v08)",
+                positional[1]
+            ),
+        ));
     }
     let device = PathBuf::from(&positional[2]);
     let kind = match positional[3].as_str() {
         "internal" | "flex-internal" => LayoutKind::Internal,
         "flex-external" => LayoutKind::FlexExternal,
         s => LayoutKind::Indexed(
-            parse_index(s).ok_or_else(|| fail(20, format!("'{s}' is not a valid index number.")))?,
+            parse_index(s)
+                .ok_or_else(|| fail(20, format!("'{s}' is not a valid index number.")))?,
         ),
     };
     let command = Command::parse(&positional[4])
@@ -134,10 +153,16 @@ pub fn parse(argv: Vec<String>) -> Result<Args, Failure> {
     if (al_stripes.is_some() || al_stripe_size_kib.is_some())
         && !matches!(command, Command::CreateMd | Command::RestoreMd)
     {
-        return Err(fail(10, "The --al-stripe* options are only allowed with create-md and restore-md".into()));
+        return Err(fail(
+            10,
+            "The --al-stripe* options are only allowed with create-md and restore-md".into(),
+        ));
     }
     if peer_max_bio_size.is_some() && command != Command::CreateMd {
-        return Err(fail(10, "The --peer-max-bio-size option is only allowed with create-md".into()));
+        return Err(fail(
+            10,
+            "The --peer-max-bio-size option is only allowed with create-md".into(),
+        ));
     }
     Ok(Args {
         force,
@@ -153,6 +178,10 @@ pub fn parse(argv: Vec<String>) -> Result<Args, Failure> {
 }
 
 fn parse_index(s: &str) -> Option<u8> {
-    let v = if let Some(hex) = s.strip_prefix("0x") { u8::from_str_radix(hex, 16).ok()? } else { s.parse().ok()? };
+    let v = if let Some(hex) = s.strip_prefix("0x") {
+        u8::from_str_radix(hex, 16).ok()?
+    } else {
+        s.parse().ok()?
+    };
     Some(v)
 }

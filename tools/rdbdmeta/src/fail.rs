@@ -32,7 +32,8 @@ pub fn confirmed(text: &str, force: bool) -> bool {
     eprint!("[need to type 'yes' to confirm] ");
     let _ = std::io::stderr().flush();
     let mut line = String::new();
-    let ok = std::io::stdin().lock().read_line(&mut line).is_ok() && line.trim_end_matches(['\n', '\r']) == "yes";
+    let ok = std::io::stdin().lock().read_line(&mut line).is_ok()
+        && line.trim_end_matches(['\n', '\r']) == "yes";
     eprintln!();
     ok
 }

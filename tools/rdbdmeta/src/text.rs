@@ -70,21 +70,51 @@ pub fn show_gi(sb: &Superblock) -> String {
     };
     s += &format!(
         "flags:{} {}, {}, {}{}{}\n",
-        if f.has(MdFlags::CRASHED_PRIMARY) { " crashed" } else { "" },
-        if f.has(MdFlags::PRIMARY_IND) { "Primary" } else { "Secondary" },
-        if f.has(MdFlags::CONNECTED_IND) { "Connected" } else { "StandAlone" },
+        if f.has(MdFlags::CRASHED_PRIMARY) {
+            " crashed"
+        } else {
+            ""
+        },
+        if f.has(MdFlags::PRIMARY_IND) {
+            "Primary"
+        } else {
+            "Secondary"
+        },
+        if f.has(MdFlags::CONNECTED_IND) {
+            "Connected"
+        } else {
+            "StandAlone"
+        },
         disk,
-        if f.has(MdFlags::FULL_SYNC) { ", need full sync" } else { "" },
-        if f.has(MdFlags::PEER_OUT_DATED) { ", peer Outdated" } else { "" },
+        if f.has(MdFlags::FULL_SYNC) {
+            ", need full sync"
+        } else {
+            ""
+        },
+        if f.has(MdFlags::PEER_OUT_DATED) {
+            ", peer Outdated"
+        } else {
+            ""
+        },
     );
-    s += &format!("meta-data: {}\n", if f.has(MdFlags::AL_CLEAN) { "clean" } else { "need apply-al" });
+    s += &format!(
+        "meta-data: {}\n",
+        if f.has(MdFlags::AL_CLEAN) {
+            "clean"
+        } else {
+            "need apply-al"
+        }
+    );
     if sb.la_size_sect != 0 {
         s += &format!(
             "last agreed size: {} ({} sectors)\n",
             ppsize(sb.la_size_sect >> 1),
             sb.la_size_sect
         );
-        s += &format!("last agreed max bio size: {} Byte\n", sb.la_peer_max_bio_size);
+        s += &format!(
+            "last agreed max bio size: {} Byte\n",
+            sb.la_peer_max_bio_size
+        );
     } else {
         s += "zero size device -- never seen peer yet?\n";
     }
@@ -120,11 +150,17 @@ fn civil(days: i64) -> (i64, u32, u32) {
 
 /// The comment block at the top of dump-md (time in UTC).
 pub fn dump_banner(argv: &[String]) -> String {
-    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let (y, m, d) = civil((secs / 86400) as i64);
     let t = secs % 86400;
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-    let prog = argv.first().map(|a| a.rsplit('/').next().unwrap_or(a).to_string()).unwrap_or_default();
+    let prog = argv
+        .first()
+        .map(|a| a.rsplit('/').next().unwrap_or(a).to_string())
+        .unwrap_or_default();
     let rest: String = argv.iter().skip(1).map(|a| format!(" {a}")).collect();
     format!(
         "# DRBD meta data dump\n# {y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} +0000 [{secs}]\n# {}> {prog}{rest}\n#\n\n",

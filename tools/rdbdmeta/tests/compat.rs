@@ -6,7 +6,9 @@ mod common;
 
 use common::*;
 use rdbd_metadata::consts::AL_EXTENT_SECT;
-use rdbd_metadata::{ActivityLog, AlStripes, Bitmap, MdFlags, MdMagic, MetaDataDevice, MetaDiskKind, OpenOptions};
+use rdbd_metadata::{
+    ActivityLog, AlStripes, MdFlags, MdMagic, MetaDataDevice, MetaDiskKind, OpenOptions,
+};
 
 const MIB: u64 = 1 << 20;
 
@@ -17,7 +19,11 @@ fn md_region(file: &std::path::Path, kind: &str) -> Vec<u8> {
     let md: u64 = dump_value(&dump, "md_offset").parse().unwrap();
     let end = std::fs::metadata(file).unwrap().len();
     let from = bm.min(md);
-    let to = if kind == "internal" { end } else { (from + 16 * MIB).min(end) };
+    let to = if kind == "internal" {
+        end
+    } else {
+        (from + 16 * MIB).min(end)
+    };
     region(file, from, to)
 }
 
@@ -29,9 +35,19 @@ fn create_md_is_byte_identical_to_drbdmeta() {
         (1024 * MIB, "internal", &[], 136),
         (10240 * MIB, "internal", &[], 712),
         (1000 * 1024 * MIB, "internal", &[], 64072),
-        (256 * MIB, "internal", &["--al-stripes", "4", "--al-stripe-size-kB", "64"], 16 + 8 + 4 * 16 * 8),
+        (
+            256 * MIB,
+            "internal",
+            &["--al-stripes", "4", "--al-stripe-size-kB", "64"],
+            16 + 8 + 4 * 16 * 8,
+        ),
         (64 * MIB, "flex-external", &[], 131072),
-        (64 * MIB, "flex-external", &["--al-stripes", "2", "--al-stripe-size-kB", "128"], 131072),
+        (
+            64 * MIB,
+            "flex-external",
+            &["--al-stripes", "2", "--al-stripe-size-kB", "128"],
+            131072,
+        ),
         (3 * 128 * MIB, "2", &[], 262144),
     ];
     for (i, (bytes, kind, al, md_size)) in cases.iter().enumerate() {
@@ -41,11 +57,28 @@ fn create_md_is_byte_identical_to_drbdmeta() {
         cmd.extend_from_slice(al);
         ok(drbdmeta(&theirs, kind, &cmd), "drbdmeta create-md");
         ok(rdbdmeta(&ours, kind, &cmd), "rdbdmeta create-md");
-        let d = ok(drbdmeta(&ours, kind, &["dump-md"]), "drbdmeta dump-md of rdbdmeta's meta-data");
-        assert_eq!(dump_value(&d, "md_size_sect"), md_size.to_string(), "case {i}");
-        let r = ok(rdbdmeta(&theirs, kind, &["dump-md"]), "rdbdmeta dump-md of drbdmeta's meta-data");
-        assert_eq!(normalize_dump(&r), normalize_dump(&d), "case {i}: dump documents differ");
-        assert!(md_region(&theirs, kind) == md_region(&ours, kind), "case {i}: meta-data bytes differ");
+        let d = ok(
+            drbdmeta(&ours, kind, &["dump-md"]),
+            "drbdmeta dump-md of rdbdmeta's meta-data",
+        );
+        assert_eq!(
+            dump_value(&d, "md_size_sect"),
+            md_size.to_string(),
+            "case {i}"
+        );
+        let r = ok(
+            rdbdmeta(&theirs, kind, &["dump-md"]),
+            "rdbdmeta dump-md of drbdmeta's meta-data",
+        );
+        assert_eq!(
+            normalize_dump(&r),
+            normalize_dump(&d),
+            "case {i}: dump documents differ"
+        );
+        assert!(
+            md_region(&theirs, kind) == md_region(&ours, kind),
+            "case {i}: meta-data bytes differ"
+        );
         assert_eq!(
             ok(drbdmeta(&ours, kind, &["get-gi"]), "get-gi"),
             ok(rdbdmeta(&theirs, kind, &["get-gi"]), "get-gi")
@@ -95,20 +128,55 @@ fn restore_md_both_ways() {
     let ours = scratch(dir.path(), "o.img", 128 * MIB);
     ok(drbdmeta(&theirs, "internal", &["create-md"]), "create-md");
     ok(drbdmeta(&ours, "internal", &["create-md"]), "create-md");
-    ok(drbdmeta(&theirs, "internal", &["restore-md", dump_s]), "drbdmeta restore-md");
-    ok(rdbdmeta(&ours, "internal", &["restore-md", dump_s]), "rdbdmeta restore-md");
-    assert!(md_region(&theirs, "internal") == md_region(&ours, "internal"), "restored meta-data differs");
-    let d = ok(drbdmeta(&ours, "internal", &["dump-md"]), "drbdmeta dump-md");
-    let r = ok(rdbdmeta(&theirs, "internal", &["dump-md"]), "rdbdmeta dump-md");
+    ok(
+        drbdmeta(&theirs, "internal", &["restore-md", dump_s]),
+        "drbdmeta restore-md",
+    );
+    ok(
+        rdbdmeta(&ours, "internal", &["restore-md", dump_s]),
+        "rdbdmeta restore-md",
+    );
+    assert!(
+        md_region(&theirs, "internal") == md_region(&ours, "internal"),
+        "restored meta-data differs"
+    );
+    let d = ok(
+        drbdmeta(&ours, "internal", &["dump-md"]),
+        "drbdmeta dump-md",
+    );
+    let r = ok(
+        rdbdmeta(&theirs, "internal", &["dump-md"]),
+        "rdbdmeta dump-md",
+    );
     assert_eq!(normalize_dump(&r), normalize_dump(&d));
-    assert_eq!(dump_value(&r, "bits-set"), (8 + 13 * 64 + 2 + 32 + 3 * 32).to_string());
-    assert!(r.contains("    flags 0x00000091;"), "rdbdmeta shows the real flags");
+    assert_eq!(
+        dump_value(&r, "bits-set"),
+        (8 + 13 * 64 + 2 + 32 + 3 * 32).to_string()
+    );
+    assert!(
+        r.contains("    flags 0x00000091;"),
+        "rdbdmeta shows the real flags"
+    );
     // And back: our dump (with real flags) restored by drbdmeta keeps the flags.
     let ours_dump = dir.path().join("ours.txt");
     std::fs::write(&ours_dump, &r).unwrap();
-    ok(rdbdmeta(&ours, "internal", &["verify-dump", ours_dump.to_str().unwrap()]), "verify-dump");
+    ok(
+        rdbdmeta(
+            &ours,
+            "internal",
+            &["verify-dump", ours_dump.to_str().unwrap()],
+        ),
+        "verify-dump",
+    );
     let back = scratch(dir.path(), "b.img", 128 * MIB);
-    ok(drbdmeta(&back, "internal", &["restore-md", ours_dump.to_str().unwrap()]), "drbdmeta restore-md ours");
+    ok(
+        drbdmeta(
+            &back,
+            "internal",
+            &["restore-md", ours_dump.to_str().unwrap()],
+        ),
+        "drbdmeta restore-md ours",
+    );
     assert_eq!(
         ok(drbdmeta(&back, "internal", &["get-gi"]), "get-gi"),
         "1234567890ABCDEF:0000000000000002:0000000000000003:0000000000000004:1:1:0:0:0:0:0\n"
@@ -133,7 +201,10 @@ fn crashed_primary(al: AlStripes, al_extents: u16, writes: u64, dir: &std::path:
     let usable = md.usable_data_sectors();
     md.update_superblock(|sb| {
         sb.la_size_sect = usable;
-        sb.flags.set(MdFlags::PRIMARY_IND | MdFlags::CONSISTENT | MdFlags::WAS_UP_TO_DATE, true);
+        sb.flags.set(
+            MdFlags::PRIMARY_IND | MdFlags::CONSISTENT | MdFlags::WAS_UP_TO_DATE,
+            true,
+        );
     })
     .unwrap();
     md.mark_unclean().unwrap();
@@ -165,15 +236,25 @@ fn crashed_primary(al: AlStripes, al_extents: u16, writes: u64, dir: &std::path:
     assert!(d.stderr.contains("Marked additional"), "{}", d.stderr);
     let r = rdbdmeta(&b, "internal", &["apply-al"]);
     assert_eq!(r.code, 0, "rdbdmeta apply-al: {}", r.stderr);
-    assert!(md_region(&a, "internal") == md_region(&b, "internal"), "{tag}: apply-al results differ");
-    let marked = |s: &str| s.lines().find(|l| l.starts_with("Marked")).map(str::to_string);
+    assert!(
+        md_region(&a, "internal") == md_region(&b, "internal"),
+        "{tag}: apply-al results differ"
+    );
+    let marked = |s: &str| {
+        s.lines()
+            .find(|l| l.starts_with("Marked"))
+            .map(str::to_string)
+    };
     assert_eq!(marked(&r.stderr), marked(&d.stderr));
     let md = MetaDataDevice::open(&b, &MetaDiskKind::Internal, OpenOptions::default()).unwrap();
     assert!(!md.superblock().is_unclean());
     let bm = md.read_data_bitmap().unwrap();
     for e in in_flight {
         let first = u64::from(e as u32) * 1024;
-        assert!((first..first + 1024).all(|bit| bm.test(bit)), "{tag}: in-flight extent {e} not marked");
+        assert!(
+            (first..first + 1024).all(|bit| bm.test(bit)),
+            "{tag}: in-flight extent {e} not marked"
+        );
     }
     let dd = ok(drbdmeta(&a, "internal", &["dump-md"]), "dump-md");
     let rd = ok(rdbdmeta(&b, "internal", &["dump-md"]), "dump-md");
@@ -189,7 +270,13 @@ fn apply_al_matches_drbdmeta_default_ring() {
 #[test]
 fn apply_al_matches_drbdmeta_striped_ring_with_wrap_and_eviction() {
     let dir = tempfile::tempdir().unwrap();
-    crashed_primary(AlStripes::new(3, 4).unwrap(), 67, 200, dir.path(), "striped");
+    crashed_primary(
+        AlStripes::new(3, 4).unwrap(),
+        67,
+        200,
+        dir.path(),
+        "striped",
+    );
 }
 
 #[test]
@@ -217,13 +304,23 @@ fn bitmap_written_by_us_dumps_identically() {
 #[test]
 fn external_and_indexed_dumps_agree() {
     let dir = tempfile::tempdir().unwrap();
-    for (kind, bytes) in [("flex-external", 96 * MIB), ("0", 128 * MIB), ("1", 256 * MIB)] {
+    for (kind, bytes) in [
+        ("flex-external", 96 * MIB),
+        ("0", 128 * MIB),
+        ("1", 256 * MIB),
+    ] {
         let f = scratch(dir.path(), &format!("x{kind}.img"), bytes);
         ok(drbdmeta(&f, kind, &["create-md"]), "create-md");
-        ok(rdbdmeta(&f, kind, &["set-gi", "AAAA:BBBB:CCCC:DDDD:1:1"]), "set-gi");
+        ok(
+            rdbdmeta(&f, kind, &["set-gi", "AAAA:BBBB:CCCC:DDDD:1:1"]),
+            "set-gi",
+        );
         let d = ok(drbdmeta(&f, kind, &["dump-md"]), "dump-md");
         let r = ok(rdbdmeta(&f, kind, &["dump-md"]), "dump-md");
         assert_eq!(normalize_dump(&r), normalize_dump(&d), "{kind}");
-        assert_eq!(ok(drbdmeta(&f, kind, &["get-gi"]), "gi"), ok(rdbdmeta(&f, kind, &["get-gi"]), "gi"));
+        assert_eq!(
+            ok(drbdmeta(&f, kind, &["get-gi"]), "gi"),
+            ok(rdbdmeta(&f, kind, &["get-gi"]), "gi")
+        );
     }
 }

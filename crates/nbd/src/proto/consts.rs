@@ -159,7 +159,7 @@ pub mod cmd_flag {
 }
 
 /// Structured reply chunk types and flags.
-pub mod reply {
+pub mod chunk {
     /// Flag: last chunk of this reply.
     pub const FLAG_DONE: u16 = 1 << 0;
     /// No payload; final chunk.

@@ -5,7 +5,7 @@
 //! chunk header is built. Decoders exist for clients and tests.
 
 use super::consts::{
-    reply, MAX_STRING_BYTES, SIMPLE_REPLY_BYTES, SIMPLE_REPLY_MAGIC, STRUCTURED_HEADER_BYTES,
+    chunk, MAX_STRING_BYTES, SIMPLE_REPLY_BYTES, SIMPLE_REPLY_MAGIC, STRUCTURED_HEADER_BYTES,
     STRUCTURED_REPLY_MAGIC,
 };
 use super::request::be_u64;
@@ -55,9 +55,9 @@ impl SimpleReply {
 /// The header of one structured reply chunk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChunkHeader {
-    /// Chunk flags (`reply::FLAG_DONE`).
+    /// Chunk flags (`chunk::FLAG_DONE`).
     pub flags: u16,
-    /// Chunk type (`reply::TYPE_*`).
+    /// Chunk type (`chunk::TYPE_*`).
     pub chunk_type: u16,
     /// Cookie of the request answered.
     pub cookie: u64,
@@ -102,7 +102,7 @@ pub fn put_simple_reply(out: &mut Vec<u8>, cookie: u64, error: u32) {
 /// does not fit in 32 bits.
 pub fn put_offset_data_header(out: &mut Vec<u8>, cookie: u64, offset: u64, data_bytes: u32) -> Result<(), ProtoError> {
     let length = data_bytes.checked_add(8).ok_or(ProtoError::ChunkTooLong(data_bytes))?;
-    let header = ChunkHeader { flags: reply::FLAG_DONE, chunk_type: reply::TYPE_OFFSET_DATA, cookie, length };
+    let header = ChunkHeader { flags: chunk::FLAG_DONE, chunk_type: chunk::TYPE_OFFSET_DATA, cookie, length };
     out.extend_from_slice(&header.encode());
     out.extend_from_slice(&offset.to_be_bytes());
     Ok(())
@@ -115,8 +115,8 @@ pub fn put_error_chunk(out: &mut Vec<u8>, cookie: u64, error: u32, message: &str
     // At most 4096 bytes, so both casts are lossless.
     let message_bytes = message.len() as u16;
     let header = ChunkHeader {
-        flags: reply::FLAG_DONE,
-        chunk_type: reply::TYPE_ERROR,
+        flags: chunk::FLAG_DONE,
+        chunk_type: chunk::TYPE_ERROR,
         cookie,
         length: 6 + u32::from(message_bytes),
     };
@@ -131,8 +131,8 @@ pub fn put_error_chunk(out: &mut Vec<u8>, cookie: u64, error: u32, message: &str
 pub fn put_block_status_chunk(out: &mut Vec<u8>, cookie: u64, context_id: u32, extents: &[Extent]) {
     let length = 4 + 8 * extents.len() as u64;
     let header = ChunkHeader {
-        flags: reply::FLAG_DONE,
-        chunk_type: reply::TYPE_BLOCK_STATUS,
+        flags: chunk::FLAG_DONE,
+        chunk_type: chunk::TYPE_BLOCK_STATUS,
         cookie,
         length: u32::try_from(length).unwrap_or(u32::MAX),
     };
@@ -261,7 +261,7 @@ mod tests {
         put_block_status_chunk(&mut out, 9, 1, &extents);
         let header = ChunkHeader::decode(out[..20].try_into().unwrap()).unwrap();
         assert_eq!(header.length, 4 + 16);
-        assert_eq!(header.chunk_type, reply::TYPE_BLOCK_STATUS);
+        assert_eq!(header.chunk_type, chunk::TYPE_BLOCK_STATUS);
         assert_eq!(parse_block_status_chunk(&out[20..]).unwrap(), (1, extents.to_vec()));
     }
 

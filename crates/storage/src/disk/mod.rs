@@ -86,6 +86,12 @@ impl LocalDisk {
         self.inner.backend.name()
     }
 
+    /// The engine and how it runs: "io_uring (ring thread)", "io_uring
+    /// (inline with the tokio runtime)" or "sync (pread/pwrite thread pool)".
+    pub fn engine_detail(&self) -> &'static str {
+        self.inner.backend.detail()
+    }
+
     /// Whether I/O bypasses the page cache (`O_DIRECT` was requested and accepted).
     pub fn is_direct(&self) -> bool {
         self.inner.direct

@@ -58,7 +58,7 @@ impl LocalDisk {
             direct,
             io_align_bytes,
             read_only = opts.read_only,
-            engine = backend.name(),
+            engine = backend.detail(),
             "opened local disk"
         );
         Ok(LocalDisk {

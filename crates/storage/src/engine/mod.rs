@@ -66,6 +66,15 @@ impl Backend {
         }
     }
 
+    /// The engine and how it runs, for logs.
+    pub fn detail(&self) -> &'static str {
+        match self {
+            Backend::Uring(_) => "io_uring (ring thread)",
+            Backend::UringInline(_) => "io_uring (inline with the tokio runtime)",
+            Backend::Sync(_) => "sync (pread/pwrite thread pool)",
+        }
+    }
+
     /// "io_uring" or "sync".
     pub fn name(&self) -> &'static str {
         match self {

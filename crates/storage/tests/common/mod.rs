@@ -7,8 +7,28 @@ use std::path::{Path, PathBuf};
 
 use rdbd_storage::{DiskOptions, Engine, LocalDisk};
 
-/// Both engines; every behavioural test runs against each.
-pub const ENGINES: [Engine; 2] = [Engine::IoUring, Engine::Sync];
+/// How a test disk is run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// io_uring inline with the caller's tokio runtime (opened inside it).
+    UringInline,
+    /// io_uring on a dedicated ring thread (opened outside any runtime).
+    UringThread,
+    /// The pread/pwrite thread pool.
+    Sync,
+}
+
+impl Mode {
+    pub fn engine(self) -> Engine {
+        match self {
+            Mode::UringInline | Mode::UringThread => Engine::IoUring,
+            Mode::Sync => Engine::Sync,
+        }
+    }
+}
+
+/// Every engine; behavioural tests run against each.
+pub const ENGINES: [Mode; 3] = [Mode::UringInline, Mode::UringThread, Mode::Sync];
 
 /// A temporary directory under the target dir (ext4 here, never tmpfs, so
 /// `O_DIRECT` really is direct).
@@ -24,16 +44,29 @@ pub fn sparse_file(dir: &Path, name: &str, size_bytes: u64) -> PathBuf {
     path
 }
 
-/// Opens `path` read-write, direct, with `engine`.
-pub fn open(path: &Path, engine: Engine) -> LocalDisk {
-    let opts = DiskOptions { engine, ..DiskOptions::default() };
-    let disk = LocalDisk::open(path, &opts).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
-    let expected = match engine {
-        Engine::IoUring => "io_uring",
-        Engine::Sync => "sync",
-        Engine::Auto => disk.engine_name(),
+/// Opens `path` read-write, direct, run as `mode`. Inline mode needs the
+/// caller to be inside a tokio runtime.
+pub fn open(path: &Path, mode: Mode) -> LocalDisk {
+    open_with(path, mode, DiskOptions { engine: mode.engine(), ..DiskOptions::default() })
+}
+
+/// Opens `path` with `opts` (its engine taken from `mode`), run as `mode`.
+pub fn open_with(path: &Path, mode: Mode, opts: DiskOptions) -> LocalDisk {
+    let opts = DiskOptions { engine: mode.engine(), ..opts };
+    let path_buf = path.to_path_buf();
+    let disk = if mode == Mode::UringThread {
+        // A thread without a runtime: the engine gets its own ring thread.
+        std::thread::spawn(move || LocalDisk::open(&path_buf, &opts)).join().expect("open thread")
+    } else {
+        LocalDisk::open(path, &opts)
+    }
+    .unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+    let expected = match mode {
+        Mode::UringInline => "io_uring (inline with the tokio runtime)",
+        Mode::UringThread => "io_uring (ring thread)",
+        Mode::Sync => "sync (pread/pwrite thread pool)",
     };
-    assert_eq!(disk.engine_name(), expected);
+    assert_eq!(disk.engine_detail(), expected);
     disk
 }
 

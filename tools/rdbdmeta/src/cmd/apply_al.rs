@@ -16,8 +16,12 @@ pub fn apply_al(args: &Args) -> Result<(), Failure> {
     let mut md = open_md(args, true)?;
     let report = match md.apply_al() {
         Ok(r) => r,
-        Err(e @ MetaError::AlNoData) => return Err(fail(1, format!("{}: {e}", args.device.display()))),
-        Err(e @ MetaError::AlNoValidUpdate { .. }) => return Err(fail(2, format!("{}: {e}", args.device.display()))),
+        Err(e @ MetaError::AlNoData) => {
+            return Err(fail(1, format!("{}: {e}", args.device.display())))
+        }
+        Err(e @ MetaError::AlNoValidUpdate { .. }) => {
+            return Err(fail(2, format!("{}: {e}", args.device.display())))
+        }
         Err(e) => return Err(io_fail(args, e)),
     };
     match &report.replay {
@@ -30,7 +34,10 @@ pub fn apply_al(args: &Args) -> Result<(), Failure> {
                 eprintln!("{} corrupt AL transactions found", o.corrupt_blocks);
             }
             if o.skipped_slots > 0 {
-                eprintln!("{} AL slot numbers out of range were skipped", o.skipped_slots);
+                eprintln!(
+                    "{} AL slot numbers out of range were skipped",
+                    o.skipped_slots
+                );
             }
         }
     }
@@ -38,9 +45,15 @@ pub fn apply_al(args: &Args) -> Result<(), Failure> {
         eprintln!("extent {e} beyond end of bitmap!");
     }
     if report.applied {
-        eprintln!("Marked additional {} as out-of-sync based on AL.", ppsize(report.additional_bits * 4));
+        eprintln!(
+            "Marked additional {} as out-of-sync based on AL.",
+            ppsize(report.additional_bits * 4)
+        );
     } else if matches!(&report.replay, Ok(o) if o.update_transactions > 0 && o.hot_extents.is_empty())
-        && md.superblock().flags.has(rdbd_metadata::MdFlags::PRIMARY_IND)
+        && md
+            .superblock()
+            .flags
+            .has(rdbd_metadata::MdFlags::PRIMARY_IND)
     {
         eprintln!("Nothing to do.");
     }

@@ -11,8 +11,11 @@ use crate::text::ppsize;
 
 /// The AL geometry from `--al-stripes` / `--al-stripe-size-kB` (defaults 1 × 32 KiB).
 pub fn al_from_options(args: &Args) -> Result<AlStripes, Failure> {
-    AlStripes::from_kib(args.al_stripes.unwrap_or(1), args.al_stripe_size_kib.unwrap_or(32))
-        .map_err(|e| fail(10, e.to_string()))
+    AlStripes::from_kib(
+        args.al_stripes.unwrap_or(1),
+        args.al_stripe_size_kib.unwrap_or(32),
+    )
+    .map_err(|e| fail(10, e.to_string()))
 }
 
 /// Describes what was found and asks; `Err` if the user declines.
@@ -45,7 +48,10 @@ pub fn confirm_overwrite(args: &Args, layout: &Layout, found: &ProbeResult) -> R
     }
     if !confirmed("Do you want to proceed?", args.force) {
         println!("Operation canceled.");
-        return Err(fail(1, format!("{}: not overwritten", args.device.display())));
+        return Err(fail(
+            1,
+            format!("{}: not overwritten", args.device.display()),
+        ));
     }
     Ok(())
 }
@@ -57,21 +63,32 @@ pub fn create_md(args: &Args) -> Result<(), Failure> {
     }
     let al = al_from_options(args)?;
     let dev = open_raw(args, true)?;
-    let layout = Layout::compute(args.kind, dev.size_bytes(), al).map_err(|e| fail(10, format!("{}: {e}", args.device.display())))?;
+    let layout = Layout::compute(args.kind, dev.size_bytes(), al)
+        .map_err(|e| fail(10, format!("{}: {e}", args.device.display())))?;
     let found = probe(&dev, layout.md_offset_bytes).map_err(|e| io_fail(args, e))?;
     drop(dev);
     confirm_overwrite(args, &layout, &found)?;
     let kind = match args.kind {
         LayoutKind::Internal => MetaDiskKind::Internal,
-        LayoutKind::FlexExternal => MetaDiskKind::FlexExternal { meta_path: args.device.clone() },
-        LayoutKind::Indexed(index) => MetaDiskKind::Indexed { meta_path: args.device.clone(), index },
+        LayoutKind::FlexExternal => MetaDiskKind::FlexExternal {
+            meta_path: args.device.clone(),
+        },
+        LayoutKind::Indexed(index) => MetaDiskKind::Indexed {
+            meta_path: args.device.clone(),
+            index,
+        },
     };
     println!("initializing activity log");
-    let mut md = MetaDataDevice::create(&args.device, &kind, al, OpenOptions::default()).map_err(|e| io_fail(args, e))?;
-    eprintln!("initializing bitmap ({}) to all zero", ppsize(md.create_bitmap_bytes() >> 10));
+    let mut md = MetaDataDevice::create(&args.device, &kind, al, OpenOptions::default())
+        .map_err(|e| io_fail(args, e))?;
+    eprintln!(
+        "initializing bitmap ({}) to all zero",
+        ppsize(md.create_bitmap_bytes() >> 10)
+    );
     println!("Writing meta data...");
     if let Some(b) = args.peer_max_bio_size {
-        md.update_superblock(|sb| sb.la_peer_max_bio_size = b).map_err(|e| io_fail(args, e))?;
+        md.update_superblock(|sb| sb.la_peer_max_bio_size = b)
+            .map_err(|e| io_fail(args, e))?;
     }
     println!("New drbd meta data block successfully created.");
     Ok(())

@@ -16,7 +16,10 @@ use crate::text::dump_banner;
 pub fn clip_la(sb: &Superblock, layout: &Layout) -> u64 {
     let max = layout.max_data_sectors();
     if sb.la_size_sect > max {
-        println!("# la-size-sect was too big ({}), truncated ({max})!", sb.la_size_sect);
+        println!(
+            "# la-size-sect was too big ({}), truncated ({max})!",
+            sb.la_size_sect
+        );
         max
     } else {
         sb.la_size_sect
@@ -24,12 +27,21 @@ pub fn clip_la(sb: &Superblock, layout: &Layout) -> u64 {
 }
 
 /// Reads the bitmap words drbdmeta shows: `bm_bytes(la_size_sect)` bytes from the bitmap area.
-pub fn read_bitmap_words(dev: &RawDevice, layout: &Layout, la_size_sect: u64) -> rdbd_metadata::Result<Vec<u64>> {
+pub fn read_bitmap_words(
+    dev: &RawDevice,
+    layout: &Layout,
+    la_size_sect: u64,
+) -> rdbd_metadata::Result<Vec<u64>> {
     let bytes = bitmap_bytes_for(la_size_sect);
-    let readable = bytes.min(layout.bitmap_area_bytes()).min(dev.size_bytes().saturating_sub(layout.bm_offset_bytes()));
+    let readable = bytes
+        .min(layout.bitmap_area_bytes())
+        .min(dev.size_bytes().saturating_sub(layout.bm_offset_bytes()));
     let mut raw = dev.read_vec(readable as usize, layout.bm_offset_bytes())?;
     raw.resize(bytes as usize, 0);
-    Ok(raw.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8]))).collect())
+    Ok(raw
+        .chunks_exact(8)
+        .map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+        .collect())
 }
 
 /// Runs dump-md.
@@ -38,7 +50,13 @@ pub fn dump_md(args: &Args) -> Result<(), Failure> {
     if sb.is_unclean() {
         eprintln!("Found meta data is \"unclean\", please apply-al first");
         if !args.force {
-            return Err(fail(1, format!("{}: meta-data is unclean (run apply-al)", args.device.display())));
+            return Err(fail(
+                1,
+                format!(
+                    "{}: meta-data is unclean (run apply-al)",
+                    args.device.display()
+                ),
+            ));
         }
     }
     let la = clip_la(&sb, &layout);

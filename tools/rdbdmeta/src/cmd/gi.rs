@@ -44,10 +44,16 @@ pub fn apply_gi(sb: &mut Superblock, gi: &str) -> Result<(), Failure> {
     let [h0, h1] = &mut sb.uuids.history;
     let uuid_slots: [&mut u64; 4] = [&mut sb.uuids.current, &mut sb.uuids.bitmap, h0, h1];
     for slot in uuid_slots {
-        let Some(f) = fields.next() else { return Ok(()) };
+        let Some(f) = fields.next() else {
+            return Ok(());
+        };
         if !f.is_empty() {
-            let hex = f.strip_prefix("0x").or_else(|| f.strip_prefix("0X")).unwrap_or(f);
-            *slot = u64::from_str_radix(hex, 16).map_err(|_| fail(10, format!("'{f}' is not a number.")))?;
+            let hex = f
+                .strip_prefix("0x")
+                .or_else(|| f.strip_prefix("0X"))
+                .unwrap_or(f);
+            *slot = u64::from_str_radix(hex, 16)
+                .map_err(|_| fail(10, format!("'{f}' is not a number.")))?;
         }
     }
     let bits = [
@@ -60,7 +66,9 @@ pub fn apply_gi(sb: &mut Superblock, gi: &str) -> Result<(), Failure> {
         MdFlags::CRASHED_PRIMARY,
     ];
     for mask in bits {
-        let Some(f) = fields.next() else { return Ok(()) };
+        let Some(f) = fields.next() else {
+            return Ok(());
+        };
         match f {
             "" => {}
             "0" => sb.flags.set(mask, false),
@@ -74,7 +82,10 @@ pub fn apply_gi(sb: &mut Superblock, gi: &str) -> Result<(), Failure> {
 /// set-gi GI.
 pub fn set_gi(args: &Args) -> Result<(), Failure> {
     ignore_extra(args, 1);
-    let gi = args.command_args.first().ok_or_else(|| fail(10, "Required Argument missing".into()))?;
+    let gi = args
+        .command_args
+        .first()
+        .ok_or_else(|| fail(10, "Required Argument missing".into()))?;
     let mut md = open_md(args, true)?;
     let mut new = *md.superblock();
     apply_gi(&mut new, gi)?;
@@ -94,7 +105,8 @@ pub fn outdate(args: &Args) -> Result<(), Failure> {
     if !md.superblock().flags.has(MdFlags::CONSISTENT) {
         return Err(fail(5, "Device is inconsistent.".into()));
     }
-    md.update_superblock(|sb| sb.flags.set(MdFlags::WAS_UP_TO_DATE, false)).map_err(|e| io_fail(args, e))
+    md.update_superblock(|sb| sb.flags.set(MdFlags::WAS_UP_TO_DATE, false))
+        .map_err(|e| io_fail(args, e))
 }
 
 /// invalidate: inconsistent, not up to date, full sync needed.
@@ -102,7 +114,8 @@ pub fn invalidate(args: &Args) -> Result<(), Failure> {
     ignore_extra(args, 0);
     let mut md = open_md(args, true)?;
     md.update_superblock(|sb| {
-        sb.flags.set(MdFlags::CONSISTENT | MdFlags::WAS_UP_TO_DATE, false);
+        sb.flags
+            .set(MdFlags::CONSISTENT | MdFlags::WAS_UP_TO_DATE, false);
         sb.flags.set(MdFlags::FULL_SYNC, true);
     })
     .map_err(|e| io_fail(args, e))
@@ -114,11 +127,17 @@ pub fn wipe_md(args: &Args) -> Result<(), Failure> {
     let md = match open_md(args, true) {
         Ok(md) => md,
         Err(e) => {
-            eprintln!("There appears to be no drbd meta data to wipe out? ({})", e.msg);
+            eprintln!(
+                "There appears to be no drbd meta data to wipe out? ({})",
+                e.msg
+            );
             return Ok(());
         }
     };
-    if !confirmed("Do you really want to wipe out the DRBD meta data?", args.force) {
+    if !confirmed(
+        "Do you really want to wipe out the DRBD meta data?",
+        args.force,
+    ) {
         println!("Operation cancelled.");
         return Err(fail(1, format!("{}: not wiped", args.device.display())));
     }
@@ -151,7 +170,9 @@ mod tests {
     use rdbd_metadata::{AlStripes, Layout, LayoutKind};
 
     fn sb() -> Superblock {
-        Superblock::new_created(&Layout::compute(LayoutKind::Internal, 1 << 27, AlStripes::default()).unwrap())
+        Superblock::new_created(
+            &Layout::compute(LayoutKind::Internal, 1 << 27, AlStripes::default()).unwrap(),
+        )
     }
 
     #[test]
@@ -160,7 +181,9 @@ mod tests {
         apply_gi(&mut s, "::ABCDEF:0x12:1:1").unwrap();
         assert_eq!(s.uuids.current, 4);
         assert_eq!(s.uuids.history, [0xABCDEF, 0x12]);
-        assert!(s.flags.has(MdFlags::CONSISTENT | MdFlags::WAS_UP_TO_DATE | MdFlags::AL_CLEAN));
+        assert!(s
+            .flags
+            .has(MdFlags::CONSISTENT | MdFlags::WAS_UP_TO_DATE | MdFlags::AL_CLEAN));
         assert!(apply_gi(&mut s, "1:2:3:4:2").is_err());
         assert!(apply_gi(&mut s, "xyz").is_err());
     }

@@ -49,16 +49,31 @@ pub fn open_md(args: &Args, writable: bool) -> Result<MetaDataDevice, Failure> {
     open_raw(args, writable)?;
     let kind = match args.kind {
         LayoutKind::Internal => MetaDiskKind::Internal,
-        LayoutKind::FlexExternal => MetaDiskKind::FlexExternal { meta_path: args.device.clone() },
-        LayoutKind::Indexed(index) => MetaDiskKind::Indexed { meta_path: args.device.clone(), index },
+        LayoutKind::FlexExternal => MetaDiskKind::FlexExternal {
+            meta_path: args.device.clone(),
+        },
+        LayoutKind::Indexed(index) => MetaDiskKind::Indexed {
+            meta_path: args.device.clone(),
+            index,
+        },
     };
-    MetaDataDevice::open(&args.device, &kind, OpenOptions { writable, md_flushes: true })
-        .map_err(|e| no_valid(args, e))
+    MetaDataDevice::open(
+        &args.device,
+        &kind,
+        OpenOptions {
+            writable,
+            md_flushes: true,
+        },
+    )
+    .map_err(|e| no_valid(args, e))
 }
 
 /// "No valid meta data" failure naming the reason.
 pub fn no_valid(args: &Args, e: rdbd_metadata::MetaError) -> Failure {
-    fail(1, format!("{}: no valid meta data found: {e}", args.device.display()))
+    fail(
+        1,
+        format!("{}: no valid meta data found: {e}", args.device.display()),
+    )
 }
 
 /// An I/O or format error during a command.

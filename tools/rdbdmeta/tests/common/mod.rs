@@ -58,7 +58,11 @@ pub fn rdbdmeta_in(extra: &[&str], file: &Path, kind: &str, cmd: &[&str], stdin:
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn rdbdmeta");
-    let _ = child.stdin.take().expect("stdin").write_all(stdin.as_bytes());
+    let _ = child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes());
     finish(child.wait_with_output().expect("rdbdmeta output"))
 }
 
@@ -69,7 +73,11 @@ pub fn rdbdmeta(file: &Path, kind: &str, cmd: &[&str]) -> Run {
 
 /// Asserts success and returns stdout.
 pub fn ok(r: Run, what: &str) -> String {
-    assert_eq!(r.code, 0, "{what} failed: stdout={} stderr={}", r.stdout, r.stderr);
+    assert_eq!(
+        r.code, 0,
+        "{what} failed: stdout={} stderr={}",
+        r.stdout, r.stderr
+    );
     r.stdout
 }
 
@@ -94,7 +102,9 @@ pub fn region(file: &Path, from: u64, to: u64) -> Vec<u8> {
 /// comments removed, for semantic comparison.
 pub fn normalize_dump(text: &str) -> String {
     text.lines()
-        .filter(|l| !l.starts_with("# DRBD meta data dump") && !l.trim_start().starts_with("flags "))
+        .filter(|l| {
+            !l.starts_with("# DRBD meta data dump") && !l.trim_start().starts_with("flags ")
+        })
         .filter(|l| !(l.starts_with("# 2") || l.contains("> ") && l.starts_with('#') || *l == "#"))
         .collect::<Vec<_>>()
         .join("\n")
@@ -105,7 +115,8 @@ pub fn dump_value(text: &str, key: &str) -> String {
     text.lines()
         .find_map(|l| {
             let l = l.trim_start_matches("# ");
-            l.strip_prefix(key).map(|v| v.trim().trim_end_matches(';').to_string())
+            l.strip_prefix(key)
+                .map(|v| v.trim().trim_end_matches(';').to_string())
         })
         .unwrap_or_else(|| panic!("no {key} in dump:\n{text}"))
 }
