@@ -1,7 +1,37 @@
 #![no_main]
-// Filled in by the crate that owns this decoder.
+//! Decodes arbitrary bytes as NBD transmission requests and validates them
+//! against connection parameters taken from the input: must never panic, and
+//! whatever decodes must re-encode to the same bytes.
 use libfuzzer_sys::fuzz_target;
+use rdbd_nbd::proto::{normalize_extents, validate_request, Request, TransmissionParams, REQUEST_BYTES};
+use rdbd_nbd::Extent;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = data;
+    if data.len() < REQUEST_BYTES + 16 {
+        return;
+    }
+    let (header, rest) = data.split_at(REQUEST_BYTES);
+    let header: &[u8; REQUEST_BYTES] = header.try_into().expect("split at REQUEST_BYTES");
+    let Ok(req) = Request::decode(header) else { return };
+    assert_eq!(&req.encode(), header, "request did not round-trip");
+    let word = |i: usize| u32::from_be_bytes([rest[i], rest[i + 1], rest[i + 2], rest[i + 3]]);
+    let params = TransmissionParams {
+        size_bytes: u64::from(word(0)) << (rest[4] % 24),
+        flags: u16::from_be_bytes([rest[5], rest[6]]),
+        block_size_min: 1 << (rest[7] % 17),
+        payload_max_bytes: word(8),
+        structured: rest[12] & 1 != 0,
+        meta_context_id: (rest[12] & 2 != 0).then_some(1),
+    };
+    if validate_request(&req, &params).is_ok() && req.length > 0 {
+        assert!(req.offset.checked_add(u64::from(req.length)).is_some());
+    }
+    let mut extents: Vec<Extent> = rest[13..]
+        .chunks_exact(4)
+        .map(|c| Extent { length: u32::from(u16::from_be_bytes([c[0], c[1]])), flags: u32::from(c[2]) })
+        .collect();
+    if normalize_extents(&mut extents, req.length.max(1), req.flags & 8 != 0).is_ok() {
+        let total: u64 = extents.iter().map(|e| u64::from(e.length)).sum();
+        assert!(total <= u64::from(req.length.max(1)));
+    }
 });

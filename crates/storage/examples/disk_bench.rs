@@ -31,7 +31,11 @@ fn parse_args() -> Args {
         file: PathBuf::from("/var/tmp/rdbd-bench.img"),
         size_mib: 512,
         seconds: 3.0,
-        engines: vec![(Engine::IoUring, true), (Engine::IoUring, false), (Engine::Sync, true)],
+        engines: vec![
+            (Engine::IoUring, true),
+            (Engine::IoUring, false),
+            (Engine::Sync, true),
+        ],
         only: None,
     };
     let mut it = std::env::args().skip(1);
@@ -46,7 +50,12 @@ fn parse_args() -> Args {
                     .split(',')
                     .map(|e| match e {
                         "io_uring-thread" => (Engine::IoUring, false),
-                        other => (other.parse().expect("engine: io_uring, io_uring-thread or sync"), true),
+                        other => (
+                            other
+                                .parse()
+                                .expect("engine: io_uring, io_uring-thread or sync"),
+                            true,
+                        ),
                     })
                     .collect()
             }
@@ -67,21 +76,66 @@ struct Workload {
 }
 
 const WORKLOADS: [Workload; 6] = [
-    Workload { name: "randread-4k-qd1", block_bytes: 4096, queue_depth: 1, write: false, random: true },
-    Workload { name: "randread-4k-qd32", block_bytes: 4096, queue_depth: 32, write: false, random: true },
-    Workload { name: "randwrite-4k-qd1", block_bytes: 4096, queue_depth: 1, write: true, random: true },
-    Workload { name: "randwrite-4k-qd32", block_bytes: 4096, queue_depth: 32, write: true, random: true },
-    Workload { name: "seqread-1m-qd8", block_bytes: 1 << 20, queue_depth: 8, write: false, random: false },
-    Workload { name: "seqwrite-1m-qd8", block_bytes: 1 << 20, queue_depth: 8, write: true, random: false },
+    Workload {
+        name: "randread-4k-qd1",
+        block_bytes: 4096,
+        queue_depth: 1,
+        write: false,
+        random: true,
+    },
+    Workload {
+        name: "randread-4k-qd32",
+        block_bytes: 4096,
+        queue_depth: 32,
+        write: false,
+        random: true,
+    },
+    Workload {
+        name: "randwrite-4k-qd1",
+        block_bytes: 4096,
+        queue_depth: 1,
+        write: true,
+        random: true,
+    },
+    Workload {
+        name: "randwrite-4k-qd32",
+        block_bytes: 4096,
+        queue_depth: 32,
+        write: true,
+        random: true,
+    },
+    Workload {
+        name: "seqread-1m-qd8",
+        block_bytes: 1 << 20,
+        queue_depth: 8,
+        write: false,
+        random: false,
+    },
+    Workload {
+        name: "seqwrite-1m-qd8",
+        block_bytes: 1 << 20,
+        queue_depth: 8,
+        write: true,
+        random: false,
+    },
 ];
 
 fn prepare_file(args: &Args) {
     let size_bytes = args.size_mib << 20;
-    if std::fs::metadata(&args.file).map(|m| m.len() == size_bytes).unwrap_or(false) {
+    if std::fs::metadata(&args.file)
+        .map(|m| m.len() == size_bytes)
+        .unwrap_or(false)
+    {
         return;
     }
-    println!("filling {} with {} MiB of data", args.file.display(), args.size_mib);
-    std::fs::File::create(&args.file).and_then(|f| f.set_len(size_bytes)).expect("create bench file");
+    println!(
+        "filling {} with {} MiB of data",
+        args.file.display(),
+        args.size_mib
+    );
+    std::fs::File::create(&args.file)
+        .and_then(|f| f.set_len(size_bytes))
+        .expect("create bench file");
     let disk = LocalDisk::open(&args.file, &DiskOptions::default()).expect("open bench file");
     let chunk = vec![0x5Au8; 1 << 20];
     for i in 0..args.size_mib {
@@ -98,9 +152,15 @@ async fn run(disk: &LocalDisk, w: Workload, seconds: f64) -> (u64, Duration) {
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);
     let tasks: Vec<_> = (0..w.queue_depth)
         .map(|task| {
-            let (disk, ops, latency_ns, next_seq) = (disk.clone(), ops.clone(), latency_ns.clone(), next_seq.clone());
+            let (disk, ops, latency_ns, next_seq) = (
+                disk.clone(),
+                ops.clone(),
+                latency_ns.clone(),
+                next_seq.clone(),
+            );
             tokio::spawn(async move {
-                let mut rng = 0x2545_F491_4F6C_DD1Du64 ^ (task as u64 + 1).wrapping_mul(0x9E37_79B9);
+                let mut rng =
+                    0x2545_F491_4F6C_DD1Du64 ^ (task as u64 + 1).wrapping_mul(0x9E37_79B9);
                 let mut buf = AlignedBuf::zeroed(w.block_bytes);
                 buf.fill(task as u8);
                 while Instant::now() < deadline {
@@ -129,16 +189,29 @@ async fn run(disk: &LocalDisk, w: Workload, seconds: f64) -> (u64, Duration) {
         t.await.expect("bench task");
     }
     let n = ops.load(Ordering::Relaxed);
-    (n, Duration::from_nanos(latency_ns.load(Ordering::Relaxed) / n.max(1)))
+    (
+        n,
+        Duration::from_nanos(latency_ns.load(Ordering::Relaxed) / n.max(1)),
+    )
 }
 
 fn main() {
     let args = parse_args();
     prepare_file(&args);
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-    println!("{:<10} {:<18} {:>10} {:>10} {:>10}", "engine", "workload", "IOPS", "MiB/s", "lat_us");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    println!(
+        "{:<10} {:<18} {:>10} {:>10} {:>10}",
+        "engine", "workload", "IOPS", "MiB/s", "lat_us"
+    );
     for &(engine, in_runtime) in &args.engines {
-        let opts = DiskOptions { engine, ..DiskOptions::default() };
+        let opts = DiskOptions {
+            engine,
+            ..DiskOptions::default()
+        };
         // Opened inside the runtime, io_uring runs inline with it; outside,
         // on a dedicated ring thread.
         let disk = if in_runtime {

@@ -29,7 +29,10 @@ pub(crate) fn is_aligned(offset: u64, len: u64, align: u32) -> bool {
 /// The aligned span around `[offset, offset + len)`; `None` on overflow.
 /// `align` must be a power of two and `len` non-zero.
 pub(crate) fn widen(offset: u64, len: u64, align: u32) -> Option<Widened> {
-    assert!(align.is_power_of_two() && len > 0, "widen: bad alignment {align} or empty request");
+    assert!(
+        align.is_power_of_two() && len > 0,
+        "widen: bad alignment {align} or empty request"
+    );
     let align = u64::from(align);
     let end = offset.checked_add(len)?;
     let start = offset & !(align - 1);
@@ -54,9 +57,21 @@ mod tests {
         assert!(!is_aligned(4096, 100, 512));
         assert!(is_aligned(3, 5, 1));
         let w = widen(1000, 100, 512).unwrap();
-        assert_eq!(w, Widened { start: 512, len: 1024, skip: 488, partial_head: true, partial_tail: true });
+        assert_eq!(
+            w,
+            Widened {
+                start: 512,
+                len: 1024,
+                skip: 488,
+                partial_head: true,
+                partial_tail: true
+            }
+        );
         let w = widen(512, 100, 512).unwrap();
-        assert_eq!((w.start, w.len, w.partial_head, w.partial_tail), (512, 512, false, true));
+        assert_eq!(
+            (w.start, w.len, w.partial_head, w.partial_tail),
+            (512, 512, false, true)
+        );
         assert!(widen(u64::MAX - 10, 5, 512).is_none());
     }
 

@@ -169,10 +169,18 @@ mod tests {
             source: io::Error::from_raw_os_error(libc::EIO),
         };
         let text = e.to_string();
-        assert!(text.contains("write") && text.contains("4096") && text.contains("512"), "{text}");
+        assert!(
+            text.contains("write") && text.contains("4096") && text.contains("512"),
+            "{text}"
+        );
         assert!(text.contains("Input/output error"), "{text}");
         assert_eq!(e.errno(), libc::EIO);
-        let e = StorageError::OutOfRange { op: IoOp::Read, offset: 10, len: 20, size_bytes: 15 };
+        let e = StorageError::OutOfRange {
+            op: IoOp::Read,
+            offset: 10,
+            len: 20,
+            size_bytes: 15,
+        };
         assert_eq!(e.errno(), libc::EINVAL);
         assert!(e.to_string().contains("offset 10"));
     }

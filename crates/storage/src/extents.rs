@@ -65,7 +65,10 @@ mod tests {
                 return Ok(if want_data { None } else { Some(size.max(pos)) });
             }
             let first = (pos / 4096) as usize;
-            if let Some(i) = blocks[first..].iter().position(|&has_data| has_data == want_data) {
+            if let Some(i) = blocks[first..]
+                .iter()
+                .position(|&has_data| has_data == want_data)
+            {
                 return Ok(Some(((first + i) as u64 * 4096).max(pos)));
             }
             Ok(if want_data { None } else { Some(size) })

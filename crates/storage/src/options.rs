@@ -19,7 +19,9 @@ impl std::str::FromStr for Engine {
             "auto" => Ok(Engine::Auto),
             "io_uring" | "io-uring" | "iouring" | "uring" => Ok(Engine::IoUring),
             "sync" | "threads" => Ok(Engine::Sync),
-            _ => Err(format!("unknown storage engine '{s}' (expected auto, io_uring or sync)")),
+            _ => Err(format!(
+                "unknown storage engine '{s}' (expected auto, io_uring or sync)"
+            )),
         }
     }
 }
@@ -38,7 +40,11 @@ pub struct DiskOptions {
 
 impl Default for DiskOptions {
     fn default() -> Self {
-        DiskOptions { direct: true, read_only: false, engine: Engine::Auto }
+        DiskOptions {
+            direct: true,
+            read_only: false,
+            engine: Engine::Auto,
+        }
     }
 }
 

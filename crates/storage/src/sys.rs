@@ -24,7 +24,11 @@ pub(crate) fn open(path: &Path, read_only: bool, direct: bool) -> io::Result<Fil
     if direct {
         flags |= libc::O_DIRECT;
     }
-    OpenOptions::new().read(true).write(!read_only).custom_flags(flags).open(path)
+    OpenOptions::new()
+        .read(true)
+        .write(!read_only)
+        .custom_flags(flags)
+        .open(path)
 }
 
 /// What kind of file was opened and how big it is.
@@ -63,7 +67,10 @@ pub(crate) fn probe(file: &File) -> Result<Option<Geometry>, ProbeError> {
         let block_size = u32::try_from(block_size)
             .ok()
             .filter(|b| b.is_power_of_two() && (512..=65536).contains(b))
-            .ok_or(("logical block size", io::Error::from_raw_os_error(libc::EINVAL)))?;
+            .ok_or((
+                "logical block size",
+                io::Error::from_raw_os_error(libc::EINVAL),
+            ))?;
         Ok(Some(Geometry {
             is_block_device: true,
             size_bytes,
@@ -90,10 +97,20 @@ fn file_direct_alignment(file: &File) -> u32 {
     // SAFETY: the path is a valid empty C string, AT_EMPTY_PATH makes statx use
     // the fd, and stx is a valid out-pointer.
     let rc = unsafe {
-        libc::statx(file.as_raw_fd(), c"".as_ptr(), libc::AT_EMPTY_PATH, libc::STATX_DIOALIGN, &mut stx)
+        libc::statx(
+            file.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH,
+            libc::STATX_DIOALIGN,
+            &mut stx,
+        )
     };
     let align = stx.stx_dio_offset_align;
-    if rc == 0 && stx.stx_mask & libc::STATX_DIOALIGN != 0 && align.is_power_of_two() && (512..=65536).contains(&align) {
+    if rc == 0
+        && stx.stx_mask & libc::STATX_DIOALIGN != 0
+        && align.is_power_of_two()
+        && (512..=65536).contains(&align)
+    {
         align
     } else {
         4096
@@ -115,7 +132,10 @@ pub(crate) fn pwrite_full(file: &File, buf: &[u8], offset: u64, dsync: bool) -> 
     let mut done = 0usize;
     while done < buf.len() {
         let rest = &buf[done..];
-        let iov = libc::iovec { iov_base: rest.as_ptr() as *mut libc::c_void, iov_len: rest.len() };
+        let iov = libc::iovec {
+            iov_base: rest.as_ptr() as *mut libc::c_void,
+            iov_len: rest.len(),
+        };
         let pos = offset
             .checked_add(done as u64)
             .and_then(|p| libc::off_t::try_from(p).ok())
@@ -134,7 +154,10 @@ pub(crate) fn pwrite_full(file: &File, buf: &[u8], offset: u64, dsync: bool) -> 
             }
         }
         if n == 0 {
-            return Err(io::Error::new(io::ErrorKind::WriteZero, "write returned 0 bytes"));
+            return Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                "write returned 0 bytes",
+            ));
         }
         done += n as usize;
     }
@@ -148,7 +171,8 @@ pub(crate) fn fdatasync(file: &File) -> io::Result<()> {
 
 /// `fallocate(2)` with `mode` on `[offset, offset + len)`.
 pub(crate) fn fallocate(file: &File, mode: libc::c_int, offset: u64, len: u64) -> io::Result<()> {
-    let off = libc::off_t::try_from(offset).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let off =
+        libc::off_t::try_from(offset).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
     let len = libc::off_t::try_from(len).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
     loop {
         // SAFETY: plain syscall on a valid fd.
@@ -187,14 +211,23 @@ fn range_ioctl(file: &File, request: libc::c_ulong, offset: u64, len: u64) -> io
 /// `lseek(fd, offset, SEEK_DATA or SEEK_HOLE)`: `Ok(None)` on `ENXIO`
 /// (no data at or after `offset`).
 pub(crate) fn seek_extent(file: &File, offset: u64, data: bool) -> io::Result<Option<u64>> {
-    let whence = if data { libc::SEEK_DATA } else { libc::SEEK_HOLE };
-    let off = libc::off_t::try_from(offset).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let whence = if data {
+        libc::SEEK_DATA
+    } else {
+        libc::SEEK_HOLE
+    };
+    let off =
+        libc::off_t::try_from(offset).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
     // SAFETY: plain syscall on a valid fd. The file position it moves is never
     // used: all I/O is positional.
     let rc = unsafe { libc::lseek(file.as_raw_fd(), off, whence) };
     if rc < 0 {
         let e = io::Error::last_os_error();
-        return if e.raw_os_error() == Some(libc::ENXIO) { Ok(None) } else { Err(e) };
+        return if e.raw_os_error() == Some(libc::ENXIO) {
+            Ok(None)
+        } else {
+            Err(e)
+        };
     }
     Ok(Some(rc as u64))
 }

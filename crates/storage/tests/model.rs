@@ -4,17 +4,32 @@
 
 mod common;
 
-use proptest::prelude::*;
 use common::Mode;
+use proptest::prelude::*;
 
 const SIZE_BYTES: u64 = 64 * 1024;
 
 #[derive(Debug, Clone)]
 enum Op {
-    Write { offset: u64, len: usize, seed: u64, fua: bool },
-    Read { offset: u64, len: usize },
-    WriteZeroes { offset: u64, len: u64, punch: bool },
-    Discard { offset: u64, len: u64 },
+    Write {
+        offset: u64,
+        len: usize,
+        seed: u64,
+        fua: bool,
+    },
+    Read {
+        offset: u64,
+        len: usize,
+    },
+    WriteZeroes {
+        offset: u64,
+        len: u64,
+        punch: bool,
+    },
+    Discard {
+        offset: u64,
+        len: u64,
+    },
     Flush,
 }
 
@@ -24,7 +39,12 @@ fn range() -> impl Strategy<Value = (u64, u64)> {
         (0u64..SIZE_BYTES / 512, 1u64..33).prop_map(|(b, n)| (b * 512, n * 512)),
         (0u64..SIZE_BYTES, 1u64..20_000),
     ]
-    .prop_map(|(offset, len)| (offset.min(SIZE_BYTES - 1), len.min(SIZE_BYTES - offset.min(SIZE_BYTES - 1))))
+    .prop_map(|(offset, len)| {
+        (
+            offset.min(SIZE_BYTES - 1),
+            len.min(SIZE_BYTES - offset.min(SIZE_BYTES - 1)),
+        )
+    })
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -42,7 +62,11 @@ fn op() -> impl Strategy<Value = Op> {
 fn run_case(mode: Mode, ops: &[Op]) -> Result<(), TestCaseError> {
     let dir = common::temp_dir();
     let path = common::sparse_file(dir.path(), "model", SIZE_BYTES);
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
     let disk = {
         let _guard = rt.enter();
         common::open(&path, mode)
@@ -52,23 +76,41 @@ fn run_case(mode: Mode, ops: &[Op]) -> Result<(), TestCaseError> {
     rt.block_on(async {
         for op in ops {
             match *op {
-                Op::Write { offset, len, seed, fua } => {
+                Op::Write {
+                    offset,
+                    len,
+                    seed,
+                    fua,
+                } => {
                     let data = common::pattern(seed, len);
                     if seed % 2 == 0 {
-                        disk.write_slice(offset, &data, fua).await.expect("write_slice");
+                        disk.write_slice(offset, &data, fua)
+                            .await
+                            .expect("write_slice");
                     } else {
                         let buf = rdbd_types::AlignedBuf::from_slice(&data);
                         let back = disk.write(offset, buf, fua).await.expect("write");
-                        prop_assert_eq!(&back[..], &data[..], "write must return the buffer unchanged");
+                        prop_assert_eq!(
+                            &back[..],
+                            &data[..],
+                            "write must return the buffer unchanged"
+                        );
                     }
                     model[offset as usize..offset as usize + len].copy_from_slice(&data);
                 }
                 Op::Read { offset, len } => {
                     let got = disk.read(offset, len).await.expect("read");
-                    prop_assert_eq!(&got[..], &model[offset as usize..offset as usize + len], "read {:?}", op);
+                    prop_assert_eq!(
+                        &got[..],
+                        &model[offset as usize..offset as usize + len],
+                        "read {:?}",
+                        op
+                    );
                 }
                 Op::WriteZeroes { offset, len, punch } => {
-                    disk.write_zeroes(offset, len, punch).await.expect("write_zeroes");
+                    disk.write_zeroes(offset, len, punch)
+                        .await
+                        .expect("write_zeroes");
                     model[offset as usize..(offset + len) as usize].fill(0);
                 }
                 Op::Discard { offset, len } => {
@@ -85,7 +127,10 @@ fn run_case(mode: Mode, ops: &[Op]) -> Result<(), TestCaseError> {
     })?;
     drop(disk);
     let on_disk = std::fs::read(&path).expect("read file back");
-    prop_assert!(on_disk == model, "file contents (read buffered) differ from the model");
+    prop_assert!(
+        on_disk == model,
+        "file contents (read buffered) differ from the model"
+    );
     Ok(())
 }
 

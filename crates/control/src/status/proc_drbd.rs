@@ -47,7 +47,7 @@ fn render_minor(out: &mut String, r: &ResourceStatus) {
     let protocol = r.protocol.map(|p| p.name().chars().next().unwrap_or(' ')).unwrap_or(' ');
     let _ = writeln!(
         out,
-        "{:2}: cs:{} ro:{}/{} ds:{}/{} {} {}{}{}{}-{}",
+        "{:2}: cs:{} ro:{}/{} ds:{}/{} {} {}{}{}{}--",
         r.minor,
         r.cstate,
         r.role,
@@ -59,7 +59,6 @@ fn render_minor(out: &mut String, r: &ResourceStatus) {
         if r.aftr_isp { 'a' } else { '-' },
         if r.peer_isp { 'p' } else { '-' },
         if r.user_isp { 'u' } else { '-' },
-        '-',
     );
     let c = &r.counters;
     let _ = writeln!(

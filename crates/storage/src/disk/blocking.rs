@@ -67,7 +67,11 @@ impl LocalDisk {
     }
 
     /// Blocking [`LocalDisk::read_into`].
-    pub fn read_into_blocking(&self, offset: u64, buf: AlignedBuf) -> Result<AlignedBuf, StorageError> {
+    pub fn read_into_blocking(
+        &self,
+        offset: u64,
+        buf: AlignedBuf,
+    ) -> Result<AlignedBuf, StorageError> {
         block_on(self.read_into(offset, buf))
     }
 
@@ -82,7 +86,12 @@ impl LocalDisk {
     }
 
     /// Blocking [`LocalDisk::write_zeroes`].
-    pub fn write_zeroes_blocking(&self, offset: u64, len: u64, may_punch_hole: bool) -> Result<(), StorageError> {
+    pub fn write_zeroes_blocking(
+        &self,
+        offset: u64,
+        len: u64,
+        may_punch_hole: bool,
+    ) -> Result<(), StorageError> {
         block_on(self.write_zeroes(offset, len, may_punch_hole))
     }
 

@@ -113,7 +113,12 @@ impl LocalDisk {
         let size_bytes = self.size_bytes();
         match offset.checked_add(len) {
             Some(end) if end <= size_bytes => Ok(()),
-            _ => Err(StorageError::OutOfRange { op, offset, len, size_bytes }),
+            _ => Err(StorageError::OutOfRange {
+                op,
+                offset,
+                len,
+                size_bytes,
+            }),
         }
     }
 
@@ -140,17 +145,33 @@ impl LocalDisk {
             let mut buf = buf;
             return match pool::perform_on(&self.inner.file, kind, offset, buf.as_deref_mut()) {
                 Ok(()) => Ok(buf),
-                Err(source) => Err(StorageError::Io { op, offset, len, source }),
+                Err(source) => Err(StorageError::Io {
+                    op,
+                    offset,
+                    len,
+                    source,
+                }),
             };
         }
         let gone = || StorageError::EngineGone { op, offset, len };
         let _permit = self.inner.permits.acquire().await.map_err(|_| gone())?;
         let (reply, done) = oneshot::channel();
-        self.inner.backend.submit(Request { kind, offset, buf, done_bytes: 0, reply });
+        self.inner.backend.submit(Request {
+            kind,
+            offset,
+            buf,
+            done_bytes: 0,
+            reply,
+        });
         let done = done.await.map_err(|_| gone())?;
         match done.result {
             Ok(()) => Ok(done.buf),
-            Err(source) => Err(StorageError::Io { op, offset, len, source }),
+            Err(source) => Err(StorageError::Io {
+                op,
+                offset,
+                len,
+                source,
+            }),
         }
     }
 
@@ -163,7 +184,11 @@ impl LocalDisk {
         f: impl FnOnce(&File) -> T + Send + 'static,
     ) -> Result<T, StorageError> {
         let file = self.inner.file.clone();
-        self.inner.aux.run(move || f(&file)).await.map_err(|_| StorageError::EngineGone { op, offset, len })
+        self.inner
+            .aux
+            .run(move || f(&file))
+            .await
+            .map_err(|_| StorageError::EngineGone { op, offset, len })
     }
 }
 

@@ -29,26 +29,43 @@ impl LocalDisk {
     /// warning. With [`Engine::Auto`] a ring is tried first and the sync
     /// engine used when io_uring is unavailable; the choice is logged.
     pub fn open(path: &Path, opts: &DiskOptions) -> Result<LocalDisk, StorageError> {
-        let (mut file, mut direct) = open_with_fallback(path, opts.read_only, opts.direct, sys::open)?;
-        let probe_error = |(what, source)| StorageError::Probe { path: path.to_path_buf(), what, source };
-        let geometry = sys::probe(&file)
-            .map_err(probe_error)?
-            .ok_or_else(|| StorageError::NotADisk { path: path.to_path_buf() })?;
-        if direct && !geometry.is_block_device && geometry.size_bytes % u64::from(geometry.direct_align) != 0 {
+        let (mut file, mut direct) =
+            open_with_fallback(path, opts.read_only, opts.direct, sys::open)?;
+        let probe_error = |(what, source)| StorageError::Probe {
+            path: path.to_path_buf(),
+            what,
+            source,
+        };
+        let geometry =
+            sys::probe(&file)
+                .map_err(probe_error)?
+                .ok_or_else(|| StorageError::NotADisk {
+                    path: path.to_path_buf(),
+                })?;
+        if direct
+            && !geometry.is_block_device
+            && geometry.size_bytes % u64::from(geometry.direct_align) != 0
+        {
             tracing::warn!(
                 path = %path.display(),
                 size_bytes = geometry.size_bytes,
                 direct_align = geometry.direct_align,
                 "file length is not a multiple of the direct I/O alignment; using buffered I/O"
             );
-            file = sys::open(path, opts.read_only, false)
-                .map_err(|source| StorageError::Open { path: path.to_path_buf(), source })?;
+            file = sys::open(path, opts.read_only, false).map_err(|source| StorageError::Open {
+                path: path.to_path_buf(),
+                source,
+            })?;
             direct = false;
         }
         let file = Arc::new(file);
         let backend = start_engine(&file, opts.engine)?;
-        let aux = BlockingPool::new("rdbd-disk-aux", AUX_THREADS)
-            .map_err(|source| StorageError::EngineStart { engine: "auxiliary", source })?;
+        let aux = BlockingPool::new("rdbd-disk-aux", AUX_THREADS).map_err(|source| {
+            StorageError::EngineStart {
+                engine: "auxiliary",
+                source,
+            }
+        })?;
         let io_align_bytes = if direct { geometry.direct_align } else { 1 };
         tracing::info!(
             path = %path.display(),
@@ -86,12 +103,17 @@ pub(crate) fn open_with_fallback(
     direct: bool,
     opener: impl Fn(&Path, bool, bool) -> io::Result<File>,
 ) -> Result<(File, bool), StorageError> {
-    let open_error = |source| StorageError::Open { path: path.to_path_buf(), source };
+    let open_error = |source| StorageError::Open {
+        path: path.to_path_buf(),
+        source,
+    };
     match opener(path, read_only, direct) {
         Ok(file) => Ok((file, direct)),
         Err(e) if direct && e.raw_os_error() == Some(libc::EINVAL) => {
             tracing::warn!(path = %path.display(), "O_DIRECT refused by the file system; using buffered I/O");
-            opener(path, read_only, false).map(|f| (f, false)).map_err(open_error)
+            opener(path, read_only, false)
+                .map(|f| (f, false))
+                .map_err(open_error)
         }
         Err(e) => Err(open_error(e)),
     }
@@ -103,13 +125,18 @@ fn start_engine(file: &Arc<File>, engine: Engine) -> Result<Backend, StorageErro
     let sync = || {
         SyncEngine::new(file.clone())
             .map(Backend::Sync)
-            .map_err(|source| StorageError::EngineStart { engine: "sync", source })
+            .map_err(|source| StorageError::EngineStart {
+                engine: "sync",
+                source,
+            })
     };
     let uring = || -> std::io::Result<Backend> {
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             match InlineUring::start(file.clone(), MAX_IN_FLIGHT, &runtime) {
                 Ok(e) => return Ok(Backend::UringInline(e)),
-                Err(e) => tracing::debug!(error = %e, "runtime-integrated io_uring failed; trying a ring thread"),
+                Err(e) => {
+                    tracing::debug!(error = %e, "runtime-integrated io_uring failed; trying a ring thread")
+                }
             }
         }
         UringEngine::start(file.clone(), MAX_IN_FLIGHT).map(Backend::Uring)

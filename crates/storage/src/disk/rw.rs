@@ -22,7 +22,11 @@ impl LocalDisk {
     }
 
     /// Fills all `buf.len()` bytes of `buf` from `offset` and returns it.
-    pub async fn read_into(&self, offset: u64, buf: AlignedBuf) -> Result<AlignedBuf, StorageError> {
+    pub async fn read_into(
+        &self,
+        offset: u64,
+        buf: AlignedBuf,
+    ) -> Result<AlignedBuf, StorageError> {
         let len = buf.len() as u64;
         self.check_range(IoOp::Read, offset, len)?;
         if len == 0 {
@@ -33,7 +37,12 @@ impl LocalDisk {
         }
         let mut buf = buf;
         let w = self.widened(IoOp::Read, offset, len)?;
-        let bounce = self.engine_read(w.start, AlignedBuf::zeroed(self.bounce_len(IoOp::Read, offset, w.len)?)).await?;
+        let bounce = self
+            .engine_read(
+                w.start,
+                AlignedBuf::zeroed(self.bounce_len(IoOp::Read, offset, w.len)?),
+            )
+            .await?;
         let skip = w.skip as usize;
         buf.copy_from_slice(&bounce[skip..skip + len as usize]);
         Ok(buf)
@@ -41,7 +50,12 @@ impl LocalDisk {
 
     /// Writes all of `buf` at `offset`; with `fua` the data is durable when
     /// this returns (`RWF_DSYNC`). Returns the buffer for reuse.
-    pub async fn write(&self, offset: u64, buf: AlignedBuf, fua: bool) -> Result<AlignedBuf, StorageError> {
+    pub async fn write(
+        &self,
+        offset: u64,
+        buf: AlignedBuf,
+        fua: bool,
+    ) -> Result<AlignedBuf, StorageError> {
         let len = buf.len() as u64;
         self.check_writable(IoOp::Write, offset, len)?;
         self.check_range(IoOp::Write, offset, len)?;
@@ -53,7 +67,9 @@ impl LocalDisk {
         }
         if is_aligned(offset, len, self.inner.io_align_bytes) {
             let _shared = self.inner.rmw_lock.read().await;
-            let buf = self.engine_io(IoOp::Write, Kind::Write { fua }, offset, Some(buf)).await?;
+            let buf = self
+                .engine_io(IoOp::Write, Kind::Write { fua }, offset, Some(buf))
+                .await?;
             return Ok(buf.expect("the engine returns the written buffer"));
         }
         self.write_unaligned(offset, &buf, fua).await?;
@@ -61,32 +77,53 @@ impl LocalDisk {
     }
 
     /// Writes a copy of `data` at `offset` (convenience for small writes).
-    pub async fn write_slice(&self, offset: u64, data: &[u8], fua: bool) -> Result<(), StorageError> {
+    pub async fn write_slice(
+        &self,
+        offset: u64,
+        data: &[u8],
+        fua: bool,
+    ) -> Result<(), StorageError> {
         let len = data.len() as u64;
         self.check_writable(IoOp::Write, offset, len)?;
         self.check_range(IoOp::Write, offset, len)?;
         if len > 0 && !is_aligned(offset, len, self.inner.io_align_bytes) {
             return self.write_unaligned(offset, data, fua).await;
         }
-        self.write(offset, AlignedBuf::from_slice(data), fua).await.map(drop)
+        self.write(offset, AlignedBuf::from_slice(data), fua)
+            .await
+            .map(drop)
     }
 
     /// Makes every completed write durable (`fdatasync`).
     pub async fn flush(&self) -> Result<(), StorageError> {
-        self.engine_io(IoOp::Flush, Kind::Flush, 0, None).await.map(drop)
+        self.engine_io(IoOp::Flush, Kind::Flush, 0, None)
+            .await
+            .map(drop)
     }
 
     async fn engine_read(&self, offset: u64, buf: AlignedBuf) -> Result<AlignedBuf, StorageError> {
-        let buf = self.engine_io(IoOp::Read, Kind::Read, offset, Some(buf)).await?;
+        let buf = self
+            .engine_io(IoOp::Read, Kind::Read, offset, Some(buf))
+            .await?;
         Ok(buf.expect("the engine returns the read buffer"))
     }
 
-    fn widened(&self, op: IoOp, offset: u64, len: u64) -> Result<crate::align::Widened, StorageError> {
+    fn widened(
+        &self,
+        op: IoOp,
+        offset: u64,
+        len: u64,
+    ) -> Result<crate::align::Widened, StorageError> {
         let size_bytes = self.size_bytes();
         widen(offset, len, self.inner.io_align_bytes)
             // Device sizes are aligned in direct mode, so this only rejects overflow.
             .filter(|w| w.start + w.len <= size_bytes)
-            .ok_or(StorageError::OutOfRange { op, offset, len, size_bytes })
+            .ok_or(StorageError::OutOfRange {
+                op,
+                offset,
+                len,
+                size_bytes,
+            })
     }
 
     fn bounce_len(&self, op: IoOp, offset: u64, widened_len: u64) -> Result<usize, StorageError> {
@@ -99,7 +136,12 @@ impl LocalDisk {
     }
 
     /// Read-modify-write of the aligned span around `[offset, offset + data.len())`.
-    pub(super) async fn write_unaligned(&self, offset: u64, data: &[u8], fua: bool) -> Result<(), StorageError> {
+    pub(super) async fn write_unaligned(
+        &self,
+        offset: u64,
+        data: &[u8],
+        fua: bool,
+    ) -> Result<(), StorageError> {
         let len = data.len() as u64;
         let w = self.widened(IoOp::Write, offset, len)?;
         let align = u64::from(self.inner.io_align_bytes);
@@ -114,12 +156,16 @@ impl LocalDisk {
             partial_blocks.push(tail_start);
         }
         for block in partial_blocks {
-            let old = self.engine_read(block, AlignedBuf::zeroed(align as usize)).await?;
+            let old = self
+                .engine_read(block, AlignedBuf::zeroed(align as usize))
+                .await?;
             let at = (block - w.start) as usize;
             bounce[at..at + old.len()].copy_from_slice(&old);
         }
         let skip = w.skip as usize;
         bounce[skip..skip + data.len()].copy_from_slice(data);
-        self.engine_io(IoOp::Write, Kind::Write { fua }, w.start, Some(bounce)).await.map(drop)
+        self.engine_io(IoOp::Write, Kind::Write { fua }, w.start, Some(bounce))
+            .await
+            .map(drop)
     }
 }

@@ -24,7 +24,10 @@ const ZERO_CHUNK_BYTES: usize = 1 << 20;
 
 /// Errors meaning "this device or file system cannot do that".
 fn is_unsupported(e: &io::Error) -> bool {
-    matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP) | Some(libc::ENOTTY) | Some(libc::ENOSYS) | Some(libc::EINVAL))
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EOPNOTSUPP) | Some(libc::ENOTTY) | Some(libc::ENOSYS) | Some(libc::EINVAL)
+    )
 }
 
 /// The block-aligned part `[start, end)` of `[offset, offset + len)`, if any.
@@ -46,7 +49,9 @@ impl LocalDisk {
         } else {
             (len > 0).then_some((offset, offset + len))
         };
-        let Some((start, end)) = range else { return Ok(()) };
+        let Some((start, end)) = range else {
+            return Ok(());
+        };
         let block_device = self.is_block_device();
         let _shared = self.inner.rmw_lock.read().await;
         let result = self
@@ -65,14 +70,24 @@ impl LocalDisk {
                 tracing::debug!(path = %self.path().display(), error = %e, "discard unsupported; ignored");
                 Ok(())
             }
-            Err(source) => Err(StorageError::Io { op: IoOp::Discard, offset, len, source }),
+            Err(source) => Err(StorageError::Io {
+                op: IoOp::Discard,
+                offset,
+                len,
+                source,
+            }),
         }
     }
 
     /// Makes `[offset, offset + len)` read back as zeroes. With
     /// `may_punch_hole` the range may be deallocated (NBD's default);
     /// without it the space stays allocated.
-    pub async fn write_zeroes(&self, offset: u64, len: u64, may_punch_hole: bool) -> Result<(), StorageError> {
+    pub async fn write_zeroes(
+        &self,
+        offset: u64,
+        len: u64,
+        may_punch_hole: bool,
+    ) -> Result<(), StorageError> {
         self.check_writable(IoOp::WriteZeroes, offset, len)?;
         self.check_range(IoOp::WriteZeroes, offset, len)?;
         if len == 0 {
@@ -91,7 +106,13 @@ impl LocalDisk {
         let fast = {
             let _shared = self.inner.rmw_lock.read().await;
             self.aux(IoOp::WriteZeroes, offset, len, move |file| {
-                zero_range_in_kernel(file, block_device, start_fast, end_fast - start_fast, may_punch_hole)
+                zero_range_in_kernel(
+                    file,
+                    block_device,
+                    start_fast,
+                    end_fast - start_fast,
+                    may_punch_hole,
+                )
             })
             .await?
         };
@@ -101,7 +122,14 @@ impl LocalDisk {
                 tracing::debug!(path = %self.path().display(), error = %e, "kernel zeroing unsupported; writing zeroes");
                 return self.write_zero_buffers(offset, end).await;
             }
-            Err(source) => return Err(StorageError::Io { op: IoOp::WriteZeroes, offset, len, source }),
+            Err(source) => {
+                return Err(StorageError::Io {
+                    op: IoOp::WriteZeroes,
+                    offset,
+                    len,
+                    source,
+                })
+            }
         }
         self.write_zero_buffers(offset, start_fast).await?;
         self.write_zero_buffers(end_fast, end).await
@@ -115,9 +143,12 @@ impl LocalDisk {
             let n = ((end - pos) as usize).min(ZERO_CHUNK_BYTES);
             zeroes.set_len(n);
             zeroes = self.write(pos, zeroes, false).await.map_err(|e| match e {
-                StorageError::Io { source, .. } => {
-                    StorageError::Io { op: IoOp::WriteZeroes, offset: start, len: end - start, source }
-                }
+                StorageError::Io { source, .. } => StorageError::Io {
+                    op: IoOp::WriteZeroes,
+                    offset: start,
+                    len: end - start,
+                    source,
+                },
                 other => other,
             })?;
             pos += n as u64;
@@ -128,7 +159,11 @@ impl LocalDisk {
     /// The allocation map of `[offset, offset + len)`: consecutive
     /// `(length, is_hole)` runs covering the range, neighbours differing.
     /// Block devices report one data run.
-    pub async fn allocation(&self, offset: u64, len: u64) -> Result<Vec<(u64, bool)>, StorageError> {
+    pub async fn allocation(
+        &self,
+        offset: u64,
+        len: u64,
+    ) -> Result<Vec<(u64, bool)>, StorageError> {
         self.check_range(IoOp::Allocation, offset, len)?;
         if len == 0 {
             return Ok(Vec::new());
@@ -145,7 +180,12 @@ impl LocalDisk {
         match result {
             Ok(runs) => Ok(runs),
             Err(e) if is_unsupported(&e) => Ok(vec![(len, false)]),
-            Err(source) => Err(StorageError::Io { op: IoOp::Allocation, offset, len, source }),
+            Err(source) => Err(StorageError::Io {
+                op: IoOp::Allocation,
+                offset,
+                len,
+                source,
+            }),
         }
     }
 }
@@ -171,7 +211,12 @@ fn zero_range_in_kernel(
             other => return other,
         }
     }
-    sys::fallocate(file, libc::FALLOC_FL_ZERO_RANGE | libc::FALLOC_FL_KEEP_SIZE, offset, len)
+    sys::fallocate(
+        file,
+        libc::FALLOC_FL_ZERO_RANGE | libc::FALLOC_FL_KEEP_SIZE,
+        offset,
+        len,
+    )
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! The I/O engines behind [`crate::LocalDisk`]: io_uring on a dedicated
-//! thread ([`uring`]) or `pread`/`pwrite` on a thread pool ([`pool`]).
+//! thread ([`uring`]) or inline with a tokio runtime ([`uring::inline`]),
+//! or `pread`/`pwrite` on a thread pool ([`pool`]).
 //!
 //! Both take the same [`Request`] — an owned buffer, an offset and a reply
 //! channel — and answer with a [`Done`] that hands the buffer back, so no
@@ -45,7 +46,10 @@ pub(crate) struct Done {
 impl Request {
     /// Answers the caller; a caller that went away just drops the buffer.
     pub fn complete(self, result: io::Result<()>) {
-        let _ = self.reply.send(Done { result, buf: self.buf });
+        let _ = self.reply.send(Done {
+            result,
+            buf: self.buf,
+        });
     }
 }
 

@@ -41,10 +41,15 @@ impl BlockingPool {
     /// Starts `threads` workers named `name`.
     pub fn new(name: &str, threads: usize) -> io::Result<BlockingPool> {
         let shared = Arc::new(PoolShared::default());
-        let mut pool = BlockingPool { shared, workers: Vec::with_capacity(threads) };
+        let mut pool = BlockingPool {
+            shared,
+            workers: Vec::with_capacity(threads),
+        };
         for i in 0..threads.max(1) {
             let shared = pool.shared.clone();
-            let handle = std::thread::Builder::new().name(format!("{name}-{i}")).spawn(move || worker(&shared))?;
+            let handle = std::thread::Builder::new()
+                .name(format!("{name}-{i}"))
+                .spawn(move || worker(&shared))?;
             pool.workers.push(handle);
         }
         Ok(pool)
@@ -59,7 +64,10 @@ impl BlockingPool {
     }
 
     /// Runs `f` on a worker; the receiver yields its result.
-    pub fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> oneshot::Receiver<T> {
+    pub fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> oneshot::Receiver<T> {
         let (tx, rx) = oneshot::channel();
         self.execute(Box::new(move || {
             let _ = tx.send(f());
@@ -89,7 +97,11 @@ fn worker(shared: &PoolShared) {
 impl Drop for BlockingPool {
     /// Lets the workers finish every queued job, then joins them.
     fn drop(&mut self) {
-        self.shared.queue.lock().unwrap_or_else(|p| p.into_inner()).shutting_down = true;
+        self.shared
+            .queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .shutting_down = true;
         self.shared.job_ready.notify_all();
         for w in self.workers.drain(..) {
             let _ = w.join();
@@ -109,7 +121,10 @@ impl SyncEngine {
     pub const THREADS: usize = 8;
 
     pub fn new(file: Arc<File>) -> io::Result<SyncEngine> {
-        Ok(SyncEngine { file, pool: BlockingPool::new("rdbd-disk-sync", Self::THREADS)? })
+        Ok(SyncEngine {
+            file,
+            pool: BlockingPool::new("rdbd-disk-sync", Self::THREADS)?,
+        })
     }
 
     pub fn submit(&self, mut req: Request) {
@@ -125,15 +140,28 @@ impl SyncEngine {
 pub(crate) fn perform(file: &File, req: &mut Request) -> io::Result<()> {
     let done = req.done_bytes;
     let pos = req.offset + done as u64;
-    perform_on(file, req.kind, pos, req.buf.as_mut().map(|b| &mut b[done..]))
+    perform_on(
+        file,
+        req.kind,
+        pos,
+        req.buf.as_mut().map(|b| &mut b[done..]),
+    )
 }
 
 /// Executes one read, write or flush synchronously on the calling thread.
-pub(crate) fn perform_on(file: &File, kind: Kind, offset: u64, buf: Option<&mut [u8]>) -> io::Result<()> {
+pub(crate) fn perform_on(
+    file: &File,
+    kind: Kind,
+    offset: u64,
+    buf: Option<&mut [u8]>,
+) -> io::Result<()> {
     match (kind, buf) {
         (Kind::Read, Some(buf)) => sys::pread_full(file, buf, offset),
         (Kind::Write { fua }, Some(buf)) => sys::pwrite_full(file, buf, offset, fua),
         (Kind::Flush, _) => sys::fdatasync(file),
-        (_, None) => Err(io::Error::new(io::ErrorKind::InvalidInput, "read or write request without a buffer")),
+        (_, None) => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "read or write request without a buffer",
+        )),
     }
 }

@@ -33,7 +33,10 @@ pub const ENGINES: [Mode; 3] = [Mode::UringInline, Mode::UringThread, Mode::Sync
 /// A temporary directory under the target dir (ext4 here, never tmpfs, so
 /// `O_DIRECT` really is direct).
 pub fn temp_dir() -> tempfile::TempDir {
-    tempfile::Builder::new().prefix("rdbd-storage-").tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("create temp dir")
+    tempfile::Builder::new()
+        .prefix("rdbd-storage-")
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .expect("create temp dir")
 }
 
 /// Creates a sparse file of `size_bytes` in `dir`.
@@ -47,16 +50,28 @@ pub fn sparse_file(dir: &Path, name: &str, size_bytes: u64) -> PathBuf {
 /// Opens `path` read-write, direct, run as `mode`. Inline mode needs the
 /// caller to be inside a tokio runtime.
 pub fn open(path: &Path, mode: Mode) -> LocalDisk {
-    open_with(path, mode, DiskOptions { engine: mode.engine(), ..DiskOptions::default() })
+    open_with(
+        path,
+        mode,
+        DiskOptions {
+            engine: mode.engine(),
+            ..DiskOptions::default()
+        },
+    )
 }
 
 /// Opens `path` with `opts` (its engine taken from `mode`), run as `mode`.
 pub fn open_with(path: &Path, mode: Mode, opts: DiskOptions) -> LocalDisk {
-    let opts = DiskOptions { engine: mode.engine(), ..opts };
+    let opts = DiskOptions {
+        engine: mode.engine(),
+        ..opts
+    };
     let path_buf = path.to_path_buf();
     let disk = if mode == Mode::UringThread {
         // A thread without a runtime: the engine gets its own ring thread.
-        std::thread::spawn(move || LocalDisk::open(&path_buf, &opts)).join().expect("open thread")
+        std::thread::spawn(move || LocalDisk::open(&path_buf, &opts))
+            .join()
+            .expect("open thread")
     } else {
         LocalDisk::open(path, &opts)
     }

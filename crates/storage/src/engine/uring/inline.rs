@@ -62,7 +62,11 @@ fn create_ring(entries: u32) -> io::Result<IoUring> {
 impl InlineUring {
     /// Creates the ring and spawns its reaper on `runtime`, which must have
     /// its I/O driver enabled (tokio panics otherwise).
-    pub fn start(file: Arc<File>, max_in_flight: usize, runtime: &tokio::runtime::Handle) -> io::Result<InlineUring> {
+    pub fn start(
+        file: Arc<File>,
+        max_in_flight: usize,
+        runtime: &tokio::runtime::Handle,
+    ) -> io::Result<InlineUring> {
         let entries = u32::try_from(max_in_flight.saturating_mul(2).max(8)).unwrap_or(4096);
         let ring = create_ring(entries)?;
         sqe::check_opcodes(&ring)?;
@@ -126,9 +130,14 @@ impl Shared {
     }
 
     fn push_sqe(&self, st: &mut State, slot: usize) {
-        let entry = st.slots[slot].as_mut().and_then(|req| sqe::sqe_for(req, self.file_ref, slot as u64));
+        let entry = st.slots[slot]
+            .as_mut()
+            .and_then(|req| sqe::sqe_for(req, self.file_ref, slot as u64));
         let Some(entry) = entry else {
-            let e = io::Error::new(io::ErrorKind::InvalidInput, "read or write request without a buffer");
+            let e = io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "read or write request without a buffer",
+            );
             finish(st, slot, Err(e));
             return;
         };
@@ -149,7 +158,8 @@ impl Shared {
         let st = &mut *st;
         st.completions.clear();
         // SAFETY: the state mutex serialises all CQ access.
-        st.completions.extend(unsafe { self.ring.completion_shared() }.map(|c| (c.user_data(), c.result())));
+        st.completions
+            .extend(unsafe { self.ring.completion_shared() }.map(|c| (c.user_data(), c.result())));
         let mut must_submit = false;
         for i in 0..st.completions.len() {
             let (user_data, result) = st.completions[i];
@@ -167,7 +177,9 @@ impl Shared {
             }
         }
         while !st.backlog.is_empty() {
-            let Some(slot) = st.free_slots.pop() else { break };
+            let Some(slot) = st.free_slots.pop() else {
+                break;
+            };
             let req = st.backlog.pop_front().expect("backlog is not empty");
             self.start(st, slot, req);
             must_submit = true;
@@ -215,7 +227,10 @@ impl Drop for InlineUring {
         let mut st = self.shared.lock();
         let leaked: Vec<Request> = st.slots.iter_mut().filter_map(Option::take).collect();
         if !leaked.is_empty() {
-            tracing::debug!(requests = leaked.len(), "closing io_uring with abandoned requests in flight");
+            tracing::debug!(
+                requests = leaked.len(),
+                "closing io_uring with abandoned requests in flight"
+            );
         }
         std::mem::forget(leaked);
     }

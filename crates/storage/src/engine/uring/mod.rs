@@ -67,23 +67,29 @@ impl UringEngine {
         });
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<io::Result<()>>();
         let thread_shared = shared.clone();
-        let thread = std::thread::Builder::new().name("rdbd-disk-uring".into()).spawn(move || {
-            let ring_entries = u32::try_from(max_in_flight.saturating_mul(2).max(8)).unwrap_or(4096);
-            match RingThread::new(file, thread_shared, ring_entries, max_in_flight.max(1)) {
-                Ok(mut ring_thread) => {
-                    let _ = ready_tx.send(Ok(()));
-                    ring_thread.run();
+        let thread = std::thread::Builder::new()
+            .name("rdbd-disk-uring".into())
+            .spawn(move || {
+                let ring_entries =
+                    u32::try_from(max_in_flight.saturating_mul(2).max(8)).unwrap_or(4096);
+                match RingThread::new(file, thread_shared, ring_entries, max_in_flight.max(1)) {
+                    Ok(mut ring_thread) => {
+                        let _ = ready_tx.send(Ok(()));
+                        ring_thread.run();
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                    }
                 }
-                Err(e) => {
-                    let _ = ready_tx.send(Err(e));
-                }
-            }
-        })?;
+            })?;
         let started = ready_rx
             .recv()
             .unwrap_or_else(|_| Err(io::Error::other("the io_uring thread exited during setup")));
         match started {
-            Ok(()) => Ok(UringEngine { shared, thread: Some(thread) }),
+            Ok(()) => Ok(UringEngine {
+                shared,
+                thread: Some(thread),
+            }),
             Err(e) => {
                 let _ = thread.join();
                 Err(e)
@@ -93,7 +99,11 @@ impl UringEngine {
 
     /// Queues `req` for the ring thread.
     pub fn submit(&self, req: Request) {
-        self.shared.incoming.lock().unwrap_or_else(|p| p.into_inner()).push(req);
+        self.shared
+            .incoming
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(req);
         if self.shared.sleeping.swap(false, Ordering::SeqCst) {
             sys::eventfd_signal(self.shared.wake_fd.as_raw_fd());
         }
@@ -122,11 +132,17 @@ enum RingMode {
 /// Creates a ring with the cheapest completion mode the kernel offers.
 fn create_ring(entries: u32) -> io::Result<IoUring> {
     let mut last_err = io::Error::from_raw_os_error(libc::EINVAL);
-    for mode in [RingMode::SingleIssuerDeferTaskrun, RingMode::CoopTaskrun, RingMode::Plain] {
+    for mode in [
+        RingMode::SingleIssuerDeferTaskrun,
+        RingMode::CoopTaskrun,
+        RingMode::Plain,
+    ] {
         let built = match mode {
-            RingMode::SingleIssuerDeferTaskrun => {
-                IoUring::builder().setup_single_issuer().setup_defer_taskrun().setup_submit_all().build(entries)
-            }
+            RingMode::SingleIssuerDeferTaskrun => IoUring::builder()
+                .setup_single_issuer()
+                .setup_defer_taskrun()
+                .setup_submit_all()
+                .build(entries),
             RingMode::CoopTaskrun => IoUring::builder().setup_coop_taskrun().build(entries),
             RingMode::Plain => IoUring::new(entries),
         };
@@ -161,7 +177,12 @@ struct RingThread {
 }
 
 impl RingThread {
-    fn new(file: Arc<File>, shared: Arc<Shared>, entries: u32, max_in_flight: usize) -> io::Result<RingThread> {
+    fn new(
+        file: Arc<File>,
+        shared: Arc<Shared>,
+        entries: u32,
+        max_in_flight: usize,
+    ) -> io::Result<RingThread> {
         let ring = create_ring(entries)?;
         sqe::check_opcodes(&ring)?;
         let file_ref = sqe::register_file(&ring, file.as_raw_fd());
@@ -192,7 +213,13 @@ impl RingThread {
             // submitter that saw `sleeping == false` did not signal), then
             // submit the batch and wait for the next completion or wakeup.
             self.shared.sleeping.store(true, Ordering::SeqCst);
-            if !self.shared.incoming.lock().unwrap_or_else(|p| p.into_inner()).is_empty() {
+            if !self
+                .shared
+                .incoming
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .is_empty()
+            {
                 self.shared.sleeping.store(false, Ordering::SeqCst);
                 continue;
             }
@@ -220,14 +247,20 @@ impl RingThread {
     /// Moves queued requests into free slots and the SQ, oldest first.
     fn take_incoming(&mut self) {
         {
-            let mut q = self.shared.incoming.lock().unwrap_or_else(|p| p.into_inner());
+            let mut q = self
+                .shared
+                .incoming
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
             if !q.is_empty() {
                 std::mem::swap(&mut *q, &mut self.incoming);
             }
         }
         self.backlog.extend(self.incoming.drain(..));
         while !self.backlog.is_empty() {
-            let Some(slot) = self.free_slots.pop() else { break };
+            let Some(slot) = self.free_slots.pop() else {
+                break;
+            };
             let req = self.backlog.pop_front().expect("backlog is not empty");
             self.start(slot, req);
         }
@@ -240,9 +273,14 @@ impl RingThread {
     }
 
     fn push_sqe(&mut self, slot: usize) {
-        let entry = self.slots[slot].as_mut().and_then(|req| sqe::sqe_for(req, self.file_ref, slot as u64));
+        let entry = self.slots[slot]
+            .as_mut()
+            .and_then(|req| sqe::sqe_for(req, self.file_ref, slot as u64));
         let Some(entry) = entry else {
-            let e = io::Error::new(io::ErrorKind::InvalidInput, "read or write request without a buffer");
+            let e = io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "read or write request without a buffer",
+            );
             self.finish(slot, Err(e));
             return;
         };
@@ -268,8 +306,9 @@ impl RingThread {
 
     fn arm_wake(&mut self) {
         let ptr = (&mut *self.wake_buf as *mut u64).cast::<u8>();
-        let entry =
-            opcode::Read::new(types::Fd(self.shared.wake_fd.as_raw_fd()), ptr, 8).build().user_data(WAKE_USER_DATA);
+        let entry = opcode::Read::new(types::Fd(self.shared.wake_fd.as_raw_fd()), ptr, 8)
+            .build()
+            .user_data(WAKE_USER_DATA);
         self.push_entry(&entry);
         self.wake_armed = true;
     }
@@ -277,7 +316,11 @@ impl RingThread {
     /// Handles every available CQE; returns how many there were.
     fn reap(&mut self) -> usize {
         self.completions.clear();
-        self.completions.extend(self.ring.completion().map(|cqe| (cqe.user_data(), cqe.result())));
+        self.completions.extend(
+            self.ring
+                .completion()
+                .map(|cqe| (cqe.user_data(), cqe.result())),
+        );
         let n = self.completions.len();
         for i in 0..n {
             let (user_data, result) = self.completions[i];
@@ -290,7 +333,10 @@ impl RingThread {
         if user_data == WAKE_USER_DATA {
             self.wake_armed = false;
             if result < 0 && result != -libc::EINTR && result != -libc::EAGAIN {
-                tracing::error!(errno = -result, "reading the io_uring wakeup eventfd failed");
+                tracing::error!(
+                    errno = -result,
+                    "reading the io_uring wakeup eventfd failed"
+                );
             }
             if !self.shared.shutting_down.load(Ordering::SeqCst) {
                 self.arm_wake();

@@ -78,12 +78,12 @@ pub(crate) fn on_cqe(req: &mut Request, result: i32) -> Outcome {
     let total = req.buf.as_ref().map_or(0, |b| b.len());
     match req.kind {
         Kind::Flush => Outcome::Finish(Ok(())),
-        Kind::Read if transferred == 0 && req.done_bytes < total => {
-            Outcome::Finish(Err(io::Error::new(io::ErrorKind::UnexpectedEof, "read hit the end of the file")))
-        }
-        Kind::Write { .. } if transferred == 0 && req.done_bytes < total => {
-            Outcome::Finish(Err(io::Error::new(io::ErrorKind::WriteZero, "write transferred 0 bytes")))
-        }
+        Kind::Read if transferred == 0 && req.done_bytes < total => Outcome::Finish(Err(
+            io::Error::new(io::ErrorKind::UnexpectedEof, "read hit the end of the file"),
+        )),
+        Kind::Write { .. } if transferred == 0 && req.done_bytes < total => Outcome::Finish(Err(
+            io::Error::new(io::ErrorKind::WriteZero, "write transferred 0 bytes"),
+        )),
         Kind::Read | Kind::Write { .. } => {
             req.done_bytes += transferred;
             if req.done_bytes >= total {
@@ -105,7 +105,10 @@ pub(crate) fn check_opcodes(ring: &IoUring) -> io::Result<()> {
         ("IORING_OP_FSYNC", opcode::Fsync::CODE),
     ] {
         if !probe.is_supported(code) {
-            return Err(io::Error::new(io::ErrorKind::Unsupported, format!("kernel lacks {name}")));
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!("kernel lacks {name}"),
+            ));
         }
     }
     Ok(())
