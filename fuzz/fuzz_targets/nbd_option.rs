@@ -9,7 +9,8 @@ use rdbd_nbd::proto::{
 fuzz_target!(|data: &[u8]| {
     if data.len() >= OPTION_HEADER_BYTES {
         let (header, payload) = data.split_at(OPTION_HEADER_BYTES);
-        let header: &[u8; OPTION_HEADER_BYTES] = header.try_into().expect("split at OPTION_HEADER_BYTES");
+        let header: &[u8; OPTION_HEADER_BYTES] =
+            header.try_into().expect("split at OPTION_HEADER_BYTES");
         if let Ok(parsed) = OptionHeader::decode(header) {
             assert_eq!(&parsed.encode(), header, "option header did not round-trip");
             let _ = ClientOption::parse(parsed.option, payload);

@@ -3,7 +3,9 @@
 //! against connection parameters taken from the input: must never panic, and
 //! whatever decodes must re-encode to the same bytes.
 use libfuzzer_sys::fuzz_target;
-use rdbd_nbd::proto::{normalize_extents, validate_request, Request, TransmissionParams, REQUEST_BYTES};
+use rdbd_nbd::proto::{
+    normalize_extents, validate_request, Request, TransmissionParams, REQUEST_BYTES,
+};
 use rdbd_nbd::Extent;
 
 fuzz_target!(|data: &[u8]| {
@@ -12,7 +14,9 @@ fuzz_target!(|data: &[u8]| {
     }
     let (header, rest) = data.split_at(REQUEST_BYTES);
     let header: &[u8; REQUEST_BYTES] = header.try_into().expect("split at REQUEST_BYTES");
-    let Ok(req) = Request::decode(header) else { return };
+    let Ok(req) = Request::decode(header) else {
+        return;
+    };
     assert_eq!(&req.encode(), header, "request did not round-trip");
     let word = |i: usize| u32::from_be_bytes([rest[i], rest[i + 1], rest[i + 2], rest[i + 3]]);
     let params = TransmissionParams {
@@ -28,7 +32,10 @@ fuzz_target!(|data: &[u8]| {
     }
     let mut extents: Vec<Extent> = rest[13..]
         .chunks_exact(4)
-        .map(|c| Extent { length: u32::from(u16::from_be_bytes([c[0], c[1]])), flags: u32::from(c[2]) })
+        .map(|c| Extent {
+            length: u32::from(u16::from_be_bytes([c[0], c[1]])),
+            flags: u32::from(c[2]),
+        })
         .collect();
     if normalize_extents(&mut extents, req.length.max(1), req.flags & 8 != 0).is_ok() {
         let total: u64 = extents.iter().map(|e| u64::from(e.length)).sum();

@@ -5,3 +5,6 @@
 //!   follow from a device's state, as DRBD 8.4 keeps them.
 
 pub mod generation;
+pub mod resync;
+pub mod sync_handshake;
+pub mod uuid_compare;

@@ -47,7 +47,10 @@ impl NbdError {
     pub fn is_disconnect(&self) -> bool {
         use std::io::ErrorKind::*;
         match self {
-            NbdError::Io(e) => matches!(e.kind(), UnexpectedEof | ConnectionReset | BrokenPipe | ConnectionAborted),
+            NbdError::Io(e) => matches!(
+                e.kind(),
+                UnexpectedEof | ConnectionReset | BrokenPipe | ConnectionAborted
+            ),
             _ => false,
         }
     }

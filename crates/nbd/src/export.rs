@@ -57,7 +57,10 @@ impl ExportInfo {
         set(self.can_fua, tflag::SEND_FUA);
         set(self.can_trim, tflag::SEND_TRIM);
         set(self.can_write_zeroes, tflag::SEND_WRITE_ZEROES);
-        set(self.can_write_zeroes && self.can_fast_zero, tflag::SEND_FAST_ZERO);
+        set(
+            self.can_write_zeroes && self.can_fast_zero,
+            tflag::SEND_FAST_ZERO,
+        );
         set(self.can_multi_conn, tflag::CAN_MULTI_CONN);
         set(self.can_cache, tflag::SEND_CACHE);
         flags
@@ -133,13 +136,27 @@ pub struct WriteZeroesFlags {
 /// stable storage; a call with `fua` resolves only once its own data is.
 pub trait BlockDevice: Send + Sync + 'static {
     /// Reads `len` bytes at `offset`; the returned buffer must hold exactly `len` bytes.
-    fn read(&self, offset: u64, len: u32) -> impl Future<Output = Result<AlignedBuf, DeviceError>> + Send;
+    fn read(
+        &self,
+        offset: u64,
+        len: u32,
+    ) -> impl Future<Output = Result<AlignedBuf, DeviceError>> + Send;
     /// Writes `data` at `offset`.
-    fn write(&self, offset: u64, data: AlignedBuf, fua: bool) -> impl Future<Output = Result<(), DeviceError>> + Send;
+    fn write(
+        &self,
+        offset: u64,
+        data: AlignedBuf,
+        fua: bool,
+    ) -> impl Future<Output = Result<(), DeviceError>> + Send;
     /// Makes every completed write durable.
     fn flush(&self) -> impl Future<Output = Result<(), DeviceError>> + Send;
     /// Discards a range (a hint; contents become unspecified).
-    fn trim(&self, offset: u64, len: u32, fua: bool) -> impl Future<Output = Result<(), DeviceError>> + Send;
+    fn trim(
+        &self,
+        offset: u64,
+        len: u32,
+        fua: bool,
+    ) -> impl Future<Output = Result<(), DeviceError>> + Send;
     /// Zeroes a range.
     fn write_zeroes(
         &self,
@@ -150,21 +167,39 @@ pub trait BlockDevice: Send + Sync + 'static {
     /// Prefetches a range.
     fn cache(&self, offset: u64, len: u32) -> impl Future<Output = Result<(), DeviceError>> + Send;
     /// `base:allocation` extents starting at `offset`; at least one, non-zero lengths.
-    fn block_status(&self, offset: u64, len: u32) -> impl Future<Output = Result<Vec<Extent>, DeviceError>> + Send;
+    fn block_status(
+        &self,
+        offset: u64,
+        len: u32,
+    ) -> impl Future<Output = Result<Vec<Extent>, DeviceError>> + Send;
 }
 
 /// Devices shared behind an `Arc` are devices too.
 impl<T: BlockDevice> BlockDevice for Arc<T> {
-    fn read(&self, offset: u64, len: u32) -> impl Future<Output = Result<AlignedBuf, DeviceError>> + Send {
+    fn read(
+        &self,
+        offset: u64,
+        len: u32,
+    ) -> impl Future<Output = Result<AlignedBuf, DeviceError>> + Send {
         (**self).read(offset, len)
     }
-    fn write(&self, offset: u64, data: AlignedBuf, fua: bool) -> impl Future<Output = Result<(), DeviceError>> + Send {
+    fn write(
+        &self,
+        offset: u64,
+        data: AlignedBuf,
+        fua: bool,
+    ) -> impl Future<Output = Result<(), DeviceError>> + Send {
         (**self).write(offset, data, fua)
     }
     fn flush(&self) -> impl Future<Output = Result<(), DeviceError>> + Send {
         (**self).flush()
     }
-    fn trim(&self, offset: u64, len: u32, fua: bool) -> impl Future<Output = Result<(), DeviceError>> + Send {
+    fn trim(
+        &self,
+        offset: u64,
+        len: u32,
+        fua: bool,
+    ) -> impl Future<Output = Result<(), DeviceError>> + Send {
         (**self).trim(offset, len, fua)
     }
     fn write_zeroes(
@@ -178,7 +213,11 @@ impl<T: BlockDevice> BlockDevice for Arc<T> {
     fn cache(&self, offset: u64, len: u32) -> impl Future<Output = Result<(), DeviceError>> + Send {
         (**self).cache(offset, len)
     }
-    fn block_status(&self, offset: u64, len: u32) -> impl Future<Output = Result<Vec<Extent>, DeviceError>> + Send {
+    fn block_status(
+        &self,
+        offset: u64,
+        len: u32,
+    ) -> impl Future<Output = Result<Vec<Extent>, DeviceError>> + Send {
         (**self).block_status(offset, len)
     }
 }
@@ -205,7 +244,10 @@ mod tests {
         assert_eq!(os(libc::EIO), errno::EIO);
         assert_eq!(os(libc::EDQUOT), errno::ENOSPC);
         assert_eq!(os(libc::EROFS), errno::EPERM);
-        assert_eq!(DeviceError::Io(std::io::Error::other("x")).nbd_errno(), errno::EIO);
+        assert_eq!(
+            DeviceError::Io(std::io::Error::other("x")).nbd_errno(),
+            errno::EIO
+        );
         assert_eq!(DeviceError::NoSpace.nbd_errno(), errno::ENOSPC);
         assert_eq!(DeviceError::Invalid("x".into()).nbd_errno(), errno::EINVAL);
         assert_eq!(DeviceError::NotSupported.nbd_errno(), errno::ENOTSUP);

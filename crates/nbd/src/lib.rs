@@ -21,5 +21,7 @@ pub mod server;
 pub mod testing;
 
 pub use error::NbdError;
-pub use export::{BlockDevice, DeviceError, ExportInfo, Exports, Extent, OpenError, WriteZeroesFlags};
+pub use export::{
+    BlockDevice, DeviceError, ExportInfo, Exports, Extent, OpenError, WriteZeroesFlags,
+};
 pub use server::{serve_connection, serve_tcp, serve_unix, ServerLimits};

@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use rdbd_types::AlignedBuf;
 
-use crate::export::{BlockDevice, DeviceError, ExportInfo, Exports, Extent, OpenError, WriteZeroesFlags};
+use crate::export::{
+    BlockDevice, DeviceError, ExportInfo, Exports, Extent, OpenError, WriteZeroesFlags,
+};
 use crate::proto::consts::{STATE_HOLE, STATE_ZERO};
 
 /// Allocation-tracking granularity of a [`MemDevice`].
@@ -121,17 +123,28 @@ impl MemDevice {
         let now = self.in_flight.fetch_add(1, Ordering::AcqRel) + 1;
         self.peak_in_flight.fetch_max(now, Ordering::AcqRel);
         let _in_flight = InFlight(self);
-        let delay = lock(&self.delays).iter().filter(|d| overlaps(offset, len, d.0, d.1)).map(|d| d.2).max();
+        let delay = lock(&self.delays)
+            .iter()
+            .filter(|d| overlaps(offset, len, d.0, d.1))
+            .map(|d| d.2)
+            .max();
         if let Some(delay) = delay {
             tokio::time::sleep(delay).await;
         }
-        if lock(&self.faults).iter().any(|f| overlaps(offset, len, f.0, f.1)) {
-            return Err(DeviceError::Io(std::io::Error::from_raw_os_error(libc::EIO)));
+        if lock(&self.faults)
+            .iter()
+            .any(|f| overlaps(offset, len, f.0, f.1))
+        {
+            return Err(DeviceError::Io(std::io::Error::from_raw_os_error(
+                libc::EIO,
+            )));
         }
         let size = lock(&self.inner).data.len() as u64;
         match offset.checked_add(len) {
             Some(end) if end <= size => Ok(offset as usize..end as usize),
-            _ => Err(DeviceError::Invalid(format!("range {offset}+{len} beyond the {size}-byte device"))),
+            _ => Err(DeviceError::Invalid(format!(
+                "range {offset}+{len} beyond the {size}-byte device"
+            ))),
         }
     }
 
@@ -189,7 +202,12 @@ impl BlockDevice for MemDevice {
         Ok(())
     }
 
-    async fn write_zeroes(&self, offset: u64, len: u32, flags: WriteZeroesFlags) -> Result<(), DeviceError> {
+    async fn write_zeroes(
+        &self,
+        offset: u64,
+        len: u32,
+        flags: WriteZeroesFlags,
+    ) -> Result<(), DeviceError> {
         let range = self.enter(offset, u64::from(len)).await?;
         self.zero(range, flags.no_hole);
         self.count_fua(flags.fua);
@@ -209,7 +227,11 @@ impl BlockDevice for MemDevice {
         while pos < range.end {
             let b = pos / block;
             let next = ((b + 1) * block).min(range.end);
-            let flags = if inner.allocated[b] { 0 } else { STATE_HOLE | STATE_ZERO };
+            let flags = if inner.allocated[b] {
+                0
+            } else {
+                STATE_HOLE | STATE_ZERO
+            };
             let length = (next - pos) as u32;
             match extents.last_mut() {
                 Some(last) if last.flags == flags => last.length += length,
@@ -244,7 +266,12 @@ impl MemExports {
     pub fn add(&self, name: &str, info: ExportInfo, device: Arc<MemDevice>) {
         let mut entries = lock(&self.entries);
         entries.retain(|e| e.name != name);
-        entries.push(Entry { name: name.to_string(), info, device, refusal: None });
+        entries.push(Entry {
+            name: name.to_string(),
+            info,
+            device,
+            refusal: None,
+        });
     }
 
     /// Makes `open(name)` fail with [`OpenError::Policy`] (INFO still works).
@@ -259,7 +286,10 @@ impl Exports for MemExports {
     type Device = Arc<MemDevice>;
 
     fn list(&self) -> Vec<(String, String)> {
-        lock(&self.entries).iter().map(|e| (e.name.clone(), e.info.description.clone())).collect()
+        lock(&self.entries)
+            .iter()
+            .map(|e| (e.name.clone(), e.info.description.clone()))
+            .collect()
     }
 
     fn info(&self, name: &str) -> Result<ExportInfo, OpenError> {
@@ -272,8 +302,10 @@ impl Exports for MemExports {
 
     fn open(&self, name: &str) -> Result<(ExportInfo, Arc<MemDevice>), OpenError> {
         let entries = lock(&self.entries);
-        let entry =
-            entries.iter().find(|e| e.name == name).ok_or_else(|| OpenError::Unknown(format!("no export named {name:?}")))?;
+        let entry = entries
+            .iter()
+            .find(|e| e.name == name)
+            .ok_or_else(|| OpenError::Unknown(format!("no export named {name:?}")))?;
         if let Some(message) = &entry.refusal {
             return Err(OpenError::Policy(message.clone()));
         }
@@ -289,14 +321,43 @@ mod tests {
     async fn allocation_follows_writes_and_zeroes() {
         let dev = MemDevice::new(4 * MEM_BLOCK_BYTES);
         let hole = STATE_HOLE | STATE_ZERO;
-        assert_eq!(dev.block_status(0, 16384).await.unwrap(), [Extent { length: 16384, flags: hole }]);
-        dev.write(4096, AlignedBuf::from_slice(&[7u8; 4096]), false).await.unwrap();
         assert_eq!(
             dev.block_status(0, 16384).await.unwrap(),
-            [Extent { length: 4096, flags: hole }, Extent { length: 4096, flags: 0 }, Extent { length: 8192, flags: hole }]
+            [Extent {
+                length: 16384,
+                flags: hole
+            }]
         );
-        dev.write_zeroes(4096, 4096, WriteZeroesFlags::default()).await.unwrap();
-        assert_eq!(dev.block_status(0, 16384).await.unwrap(), [Extent { length: 16384, flags: hole }]);
+        dev.write(4096, AlignedBuf::from_slice(&[7u8; 4096]), false)
+            .await
+            .unwrap();
+        assert_eq!(
+            dev.block_status(0, 16384).await.unwrap(),
+            [
+                Extent {
+                    length: 4096,
+                    flags: hole
+                },
+                Extent {
+                    length: 4096,
+                    flags: 0
+                },
+                Extent {
+                    length: 8192,
+                    flags: hole
+                }
+            ]
+        );
+        dev.write_zeroes(4096, 4096, WriteZeroesFlags::default())
+            .await
+            .unwrap();
+        assert_eq!(
+            dev.block_status(0, 16384).await.unwrap(),
+            [Extent {
+                length: 16384,
+                flags: hole
+            }]
+        );
         assert!(dev.read(0, 16384).await.unwrap().iter().all(|&b| b == 0));
         dev.fail_range(0, 1);
         assert!(matches!(dev.read(0, 512).await, Err(DeviceError::Io(_))));

@@ -2,9 +2,10 @@
 
 use proptest::prelude::*;
 use rdbd_nbd::proto::{
-    normalize_extents, parse_block_status_chunk, parse_error_chunk, parse_info_request, parse_meta_context_request,
-    put_block_status_chunk, put_error_chunk, validate_request, ChunkHeader, ClientOption, Command, InfoRequest,
-    MetaContextRequest, OptionHeader, Request, SimpleReply, TransmissionParams, MAX_OPTION_BYTES,
+    normalize_extents, parse_block_status_chunk, parse_error_chunk, parse_info_request,
+    parse_meta_context_request, put_block_status_chunk, put_error_chunk, validate_request,
+    ChunkHeader, ClientOption, Command, InfoRequest, MetaContextRequest, OptionHeader, Request,
+    SimpleReply, TransmissionParams, MAX_OPTION_BYTES,
 };
 use rdbd_nbd::Extent;
 
@@ -13,8 +14,20 @@ fn command() -> impl Strategy<Value = Command> {
 }
 
 fn request() -> impl Strategy<Value = Request> {
-    (any::<u16>(), command(), any::<u64>(), any::<u64>(), any::<u32>())
-        .prop_map(|(flags, command, cookie, offset, length)| Request { flags, command, cookie, offset, length })
+    (
+        any::<u16>(),
+        command(),
+        any::<u64>(),
+        any::<u64>(),
+        any::<u32>(),
+    )
+        .prop_map(|(flags, command, cookie, offset, length)| Request {
+            flags,
+            command,
+            cookie,
+            offset,
+            length,
+        })
 }
 
 proptest! {

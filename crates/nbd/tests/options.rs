@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use rdbd_nbd::proto::{info, opt, rep, tflag, InfoRequest, MetaContextRequest, OptionHeader, MAX_OPTION_BYTES};
+use rdbd_nbd::proto::{
+    info, opt, rep, tflag, InfoRequest, MetaContextRequest, OptionHeader, MAX_OPTION_BYTES,
+};
 use rdbd_nbd::testing::{mem_export_info, MemDevice, MemExports};
 use rdbd_nbd::{NbdError, ServerLimits};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -23,7 +25,11 @@ fn two_exports() -> Arc<MemExports> {
 }
 
 fn meta(name: &str, queries: &[&str]) -> Vec<u8> {
-    MetaContextRequest { export_name: name.into(), queries: queries.iter().map(|q| q.to_string()).collect() }.encode()
+    MetaContextRequest {
+        export_name: name.into(),
+        queries: queries.iter().map(|q| q.to_string()).collect(),
+    }
+    .encode()
 }
 
 #[tokio::test]
@@ -37,10 +43,19 @@ async fn list_names_every_export_with_its_description() {
         .map(|(t, d)| {
             assert_eq!(*t, rep::SERVER);
             let len = u32::from_be_bytes(d[..4].try_into().unwrap()) as usize;
-            (String::from_utf8(d[4..4 + len].to_vec()).unwrap(), String::from_utf8(d[4 + len..].to_vec()).unwrap())
+            (
+                String::from_utf8(d[4..4 + len].to_vec()).unwrap(),
+                String::from_utf8(d[4 + len..].to_vec()).unwrap(),
+            )
         })
         .collect();
-    assert_eq!(entries, [("disk".into(), "in-memory test export".into()), ("ro".into(), "read only".into())]);
+    assert_eq!(
+        entries,
+        [
+            ("disk".into(), "in-memory test export".into()),
+            ("ro".into(), "read only".into())
+        ]
+    );
     assert_eq!(replies[2], (rep::ACK, vec![]));
     // LIST with data is invalid, and haggling goes on.
     assert_eq!(c.option(opt::LIST, &[1]).await[0].0, rep::ERR_INVALID);
@@ -56,7 +71,10 @@ async fn unknown_options_and_starttls_are_refused_and_haggling_continues() {
     assert_eq!(unsup.len(), 1);
     assert_eq!(unsup[0].0, rep::ERR_UNSUP);
     assert!(String::from_utf8_lossy(&unsup[0].1).contains("4242"));
-    assert_eq!(c.option(opt::EXTENDED_HEADERS, &[]).await[0].0, rep::ERR_UNSUP);
+    assert_eq!(
+        c.option(opt::EXTENDED_HEADERS, &[]).await[0].0,
+        rep::ERR_UNSUP
+    );
     assert_eq!(c.option(opt::STARTTLS, &[]).await[0].0, rep::ERR_POLICY);
     assert_eq!(c.go("disk", false, false).await.0, MIB);
     drop(c);
@@ -70,10 +88,22 @@ async fn info_describes_without_opening_and_go_reports_policy_refusals() {
     let (io, _server) = serve_duplex(exports.clone(), ServerLimits::default());
     let mut c = TestClient::greet(io, 1).await;
 
-    let request = InfoRequest { name: "disk".into(), requests: vec![info::NAME, info::DESCRIPTION, info::BLOCK_SIZE] };
+    let request = InfoRequest {
+        name: "disk".into(),
+        requests: vec![info::NAME, info::DESCRIPTION, info::BLOCK_SIZE],
+    };
     let replies = c.option(opt::INFO, &request.encode()).await;
-    assert_eq!(replies.last().unwrap().0, rep::ACK, "INFO must not open: {replies:?}");
-    let item = |kind: u16| replies.iter().find(|(t, d)| *t == rep::INFO && d[..2] == kind.to_be_bytes()).cloned();
+    assert_eq!(
+        replies.last().unwrap().0,
+        rep::ACK,
+        "INFO must not open: {replies:?}"
+    );
+    let item = |kind: u16| {
+        replies
+            .iter()
+            .find(|(t, d)| *t == rep::INFO && d[..2] == kind.to_be_bytes())
+            .cloned()
+    };
     let export = item(info::EXPORT).expect("INFO_EXPORT").1;
     assert_eq!(u64::from_be_bytes(export[2..10].try_into().unwrap()), MIB);
     let flags = u16::from_be_bytes(export[10..12].try_into().unwrap());
@@ -87,17 +117,26 @@ async fn info_describes_without_opening_and_go_reports_policy_refusals() {
         | tflag::SEND_CACHE;
     assert_eq!(flags, all);
     assert_eq!(&item(info::NAME).unwrap().1[2..], b"disk");
-    assert_eq!(&item(info::DESCRIPTION).unwrap().1[2..], b"in-memory test export");
+    assert_eq!(
+        &item(info::DESCRIPTION).unwrap().1[2..],
+        b"in-memory test export"
+    );
     let sizes = item(info::BLOCK_SIZE).unwrap().1;
     let word = |i: usize| u32::from_be_bytes(sizes[2 + 4 * i..6 + 4 * i].try_into().unwrap());
     assert_eq!((word(0), word(1), word(2)), (512, 4096, 32 * 1024 * 1024));
 
-    let go = InfoRequest { name: "disk".into(), requests: vec![] };
+    let go = InfoRequest {
+        name: "disk".into(),
+        requests: vec![],
+    };
     let refused = c.option(opt::GO, &go.encode()).await;
     assert_eq!(refused.len(), 1);
     assert_eq!(refused[0], (rep::ERR_POLICY, b"disk is Secondary".to_vec()));
 
-    let unknown = InfoRequest { name: "nope".into(), requests: vec![] };
+    let unknown = InfoRequest {
+        name: "nope".into(),
+        requests: vec![],
+    };
     let replies = c.option(opt::INFO, &unknown.encode()).await;
     assert_eq!(replies.len(), 1);
     assert_eq!(replies[0].0, rep::ERR_UNKNOWN);
@@ -117,9 +156,20 @@ async fn info_describes_without_opening_and_go_reports_policy_refusals() {
 async fn meta_contexts_need_structured_replies_and_match_base_allocation() {
     let (io, _server) = serve_duplex(two_exports(), ServerLimits::default());
     let mut c = TestClient::greet(io, 1).await;
-    assert_eq!(c.option(opt::SET_META_CONTEXT, &meta("disk", &["base:allocation"])).await[0].0, rep::ERR_INVALID);
-    assert_eq!(c.option(opt::STRUCTURED_REPLY, &[1]).await[0].0, rep::ERR_INVALID);
-    assert_eq!(c.option(opt::STRUCTURED_REPLY, &[]).await, [(rep::ACK, vec![])]);
+    assert_eq!(
+        c.option(opt::SET_META_CONTEXT, &meta("disk", &["base:allocation"]))
+            .await[0]
+            .0,
+        rep::ERR_INVALID
+    );
+    assert_eq!(
+        c.option(opt::STRUCTURED_REPLY, &[1]).await[0].0,
+        rep::ERR_INVALID
+    );
+    assert_eq!(
+        c.option(opt::STRUCTURED_REPLY, &[]).await,
+        [(rep::ACK, vec![])]
+    );
 
     let context = |id: u32| {
         let mut d = id.to_be_bytes().to_vec();
@@ -127,19 +177,46 @@ async fn meta_contexts_need_structured_replies_and_match_base_allocation() {
         (rep::META_CONTEXT, d)
     };
     let ack = (rep::ACK, vec![]);
-    assert_eq!(c.option(opt::LIST_META_CONTEXT, &meta("disk", &[])).await, [context(0), ack.clone()]);
-    assert_eq!(c.option(opt::LIST_META_CONTEXT, &meta("disk", &["base:"])).await, [context(0), ack.clone()]);
-    assert_eq!(c.option(opt::LIST_META_CONTEXT, &meta("disk", &["x-other:thing"])).await, [ack.clone()]);
-    assert_eq!(c.option(opt::SET_META_CONTEXT, &meta("disk", &["base:"])).await, [ack.clone()]);
-    assert_eq!(c.option(opt::SET_META_CONTEXT, &meta("nope", &["base:allocation"])).await[0].0, rep::ERR_UNKNOWN);
     assert_eq!(
-        c.option(opt::SET_META_CONTEXT, &meta("disk", &["x-a:b", "base:allocation"])).await,
+        c.option(opt::LIST_META_CONTEXT, &meta("disk", &[])).await,
+        [context(0), ack.clone()]
+    );
+    assert_eq!(
+        c.option(opt::LIST_META_CONTEXT, &meta("disk", &["base:"]))
+            .await,
+        [context(0), ack.clone()]
+    );
+    assert_eq!(
+        c.option(opt::LIST_META_CONTEXT, &meta("disk", &["x-other:thing"]))
+            .await,
+        [(rep::ACK, vec![])]
+    );
+    assert_eq!(
+        c.option(opt::SET_META_CONTEXT, &meta("disk", &["base:"]))
+            .await,
+        [(rep::ACK, vec![])]
+    );
+    assert_eq!(
+        c.option(opt::SET_META_CONTEXT, &meta("nope", &["base:allocation"]))
+            .await[0]
+            .0,
+        rep::ERR_UNKNOWN
+    );
+    assert_eq!(
+        c.option(
+            opt::SET_META_CONTEXT,
+            &meta("disk", &["x-a:b", "base:allocation"])
+        )
+        .await,
         [context(1), ack.clone()]
     );
     // Truncated query list.
     let mut bad = meta("disk", &["base:allocation"]);
     bad.pop();
-    assert_eq!(c.option(opt::SET_META_CONTEXT, &bad).await[0].0, rep::ERR_INVALID);
+    assert_eq!(
+        c.option(opt::SET_META_CONTEXT, &bad).await[0].0,
+        rep::ERR_INVALID
+    );
 }
 
 #[tokio::test]
@@ -151,7 +228,10 @@ async fn export_name_sends_size_flags_and_honours_no_zeroes() {
         let mut reply = vec![0u8; reply_bytes];
         c.io.read_exact(&mut reply).await.unwrap();
         assert_eq!(u64::from_be_bytes(reply[..8].try_into().unwrap()), MIB);
-        assert_eq!(u16::from_be_bytes([reply[8], reply[9]]) & tflag::HAS_FLAGS, 1);
+        assert_eq!(
+            u16::from_be_bytes([reply[8], reply[9]]) & tflag::HAS_FLAGS,
+            1
+        );
         assert!(reply[10..].iter().all(|&b| b == 0));
         // Transmission works right after.
         let r = c.call(rdbd_nbd::proto::Command::Read, 0, 0, 512, &[]).await;
@@ -165,7 +245,9 @@ async fn export_name_of_an_unknown_export_closes_the_connection() {
     let mut c = TestClient::greet(io, 1).await;
     c.send_option(opt::EXPORT_NAME, b"missing").await;
     assert!(c.closed().await);
-    assert!(matches!(server_result(server).await, Err(NbdError::ExportRefused { name, .. }) if name == "missing"));
+    assert!(
+        matches!(server_result(server).await, Err(NbdError::ExportRefused { name, .. }) if name == "missing")
+    );
 }
 
 #[tokio::test]
@@ -173,14 +255,20 @@ async fn unknown_client_flags_close_the_connection() {
     let (io, server) = serve_duplex(two_exports(), ServerLimits::default());
     let mut c = TestClient::greet(io, 1 | 8).await;
     assert!(c.closed().await);
-    assert!(matches!(server_result(server).await, Err(NbdError::UnknownClientFlags(9))));
+    assert!(matches!(
+        server_result(server).await,
+        Err(NbdError::UnknownClientFlags(9))
+    ));
 }
 
 #[tokio::test]
 async fn oversized_option_length_and_bad_option_magic_close_the_connection() {
     let (io, server) = serve_duplex(two_exports(), ServerLimits::default());
     let mut c = TestClient::greet(io, 1).await;
-    let header = OptionHeader { option: opt::GO, length: MAX_OPTION_BYTES + 1 };
+    let header = OptionHeader {
+        option: opt::GO,
+        length: MAX_OPTION_BYTES + 1,
+    };
     c.io.write_all(&header.encode()).await.unwrap();
     assert!(c.closed().await);
     let err = server_result(server).await.unwrap_err();
@@ -190,7 +278,11 @@ async fn oversized_option_length_and_bad_option_magic_close_the_connection() {
     let mut c = TestClient::greet(io, 1).await;
     c.io.write_all(b"IHAVEOPX\0\0\0\x03\0\0\0\0").await.unwrap();
     assert!(c.closed().await);
-    assert!(server_result(server).await.unwrap_err().to_string().contains("option magic"));
+    assert!(server_result(server)
+        .await
+        .unwrap_err()
+        .to_string()
+        .contains("option magic"));
 }
 
 #[tokio::test]
@@ -198,16 +290,30 @@ async fn truncated_handshake_and_silence_end_the_connection() {
     // Client goes away in the middle of an option.
     let (io, server) = serve_duplex(two_exports(), ServerLimits::default());
     let mut c = TestClient::greet(io, 1).await;
-    c.io.write_all(&OptionHeader { option: opt::GO, length: 100 }.encode()).await.unwrap();
+    c.io.write_all(
+        &OptionHeader {
+            option: opt::GO,
+            length: 100,
+        }
+        .encode(),
+    )
+    .await
+    .unwrap();
     c.io.write_all(&[0u8; 10]).await.unwrap();
     drop(c);
     let err = server_result(server).await.unwrap_err();
     assert!(err.is_disconnect(), "{err}");
 
     // Client never sends its flags.
-    let limits = ServerLimits { handshake_timeout: Duration::from_millis(200), ..ServerLimits::default() };
+    let limits = ServerLimits {
+        handshake_timeout: Duration::from_millis(200),
+        ..ServerLimits::default()
+    };
     let (mut io, server) = serve_duplex(two_exports(), limits);
     let mut greeting = [0u8; 18];
     io.read_exact(&mut greeting).await.unwrap();
-    assert!(matches!(server_result(server).await, Err(NbdError::HandshakeTimeout(_))));
+    assert!(matches!(
+        server_result(server).await,
+        Err(NbdError::HandshakeTimeout(_))
+    ));
 }

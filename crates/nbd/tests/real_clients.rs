@@ -38,8 +38,16 @@ async fn serve(size: u64) -> Served {
     ro.read_only = true;
     exports.add("ro", ro, Arc::new(MemDevice::new(MIB)));
     let listener = tokio::net::UnixListener::bind(&socket).unwrap();
-    tokio::spawn(serve_unix(listener, Arc::new(exports), ServerLimits::default()));
-    Served { _dir: dir, socket, device }
+    tokio::spawn(serve_unix(
+        listener,
+        Arc::new(exports),
+        ServerLimits::default(),
+    ));
+    Served {
+        _dir: dir,
+        socket,
+        device,
+    }
 }
 
 async fn run_unchecked(program: &str, args: &[&str]) -> Output {
@@ -47,7 +55,9 @@ async fn run_unchecked(program: &str, args: &[&str]) -> Output {
         .args(args)
         .output()
         .await
-        .unwrap_or_else(|e| panic!("cannot run {program} (install it with scripts/install-deps.sh): {e}"))
+        .unwrap_or_else(|e| {
+            panic!("cannot run {program} (install it with scripts/install-deps.sh): {e}")
+        })
 }
 
 async fn run(program: &str, args: &[&str]) -> Output {
@@ -74,7 +84,14 @@ async fn nbdinfo_reports_size_flags_block_sizes_and_contexts() {
     assert_eq!(export["export-size"], 64 * MIB);
     assert_eq!(export["description"], "in-memory test export");
     assert_eq!(export["is_read_only"], false);
-    for flag in ["can_flush", "can_fua", "can_trim", "can_zero", "can_fast_zero", "can_multi_conn"] {
+    for flag in [
+        "can_flush",
+        "can_fua",
+        "can_trim",
+        "can_zero",
+        "can_fast_zero",
+        "can_multi_conn",
+    ] {
         assert_eq!(export[flag], true, "{flag}");
     }
     assert_eq!(export["can_cache"], false);
@@ -89,7 +106,10 @@ async fn nbdinfo_reports_size_flags_block_sizes_and_contexts() {
 
     let list = run("nbdinfo", &["--list", &s.uri("")]).await;
     let list = String::from_utf8_lossy(&list.stdout);
-    assert!(list.contains("export=\"disk\"") && list.contains("export=\"ro\""), "{list}");
+    assert!(
+        list.contains("export=\"disk\"") && list.contains("export=\"ro\""),
+        "{list}"
+    );
     assert!(list.contains("base:allocation"), "{list}");
 }
 
@@ -97,9 +117,24 @@ async fn nbdinfo_reports_size_flags_block_sizes_and_contexts() {
 async fn qemu_io_writes_and_reads_patterns_and_nbdinfo_maps_them() {
     let s = serve(16 * MIB).await;
     let uri = s.uri("disk");
-    let out = run("qemu-io", &["-f", "raw", &uri, "-c", "write -P 0xab 0 64k", "-c", "read -P 0xab 0 64k"]).await;
+    let out = run(
+        "qemu-io",
+        &[
+            "-f",
+            "raw",
+            &uri,
+            "-c",
+            "write -P 0xab 0 64k",
+            "-c",
+            "read -P 0xab 0 64k",
+        ],
+    )
+    .await;
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("wrote 65536/65536") && text.contains("read 65536/65536"), "{text}");
+    assert!(
+        text.contains("wrote 65536/65536") && text.contains("read 65536/65536"),
+        "{text}"
+    );
     assert!(s.device.contents()[..65536].iter().all(|&b| b == 0xab));
     // qemu-io really verifies: a wrong pattern is reported.
     let out = run_unchecked("qemu-io", &["-f", "raw", &uri, "-c", "read -P 0xcd 0 4k"]).await;
@@ -130,11 +165,19 @@ async fn nbdcopy_round_trips_random_data() {
     data[4 * MIB as usize..6 * MIB as usize].fill(0); // a zero run nbdcopy may send as zeroes
     std::fs::write(&input, &data).unwrap();
     run("nbdcopy", &[input.to_str().unwrap(), &s.uri("disk")]).await;
-    assert_eq!(crc32c::crc32c(&s.device.contents()), crc32c::crc32c(&data), "data in the export differs");
+    assert_eq!(
+        crc32c::crc32c(&s.device.contents()),
+        crc32c::crc32c(&data),
+        "data in the export differs"
+    );
     run("nbdcopy", &[&s.uri("disk"), output.to_str().unwrap()]).await;
     let copied = std::fs::read(&output).unwrap();
     assert_eq!(copied.len(), data.len());
-    assert_eq!(crc32c::crc32c(&copied), crc32c::crc32c(&data), "data copied back differs");
+    assert_eq!(
+        crc32c::crc32c(&copied),
+        crc32c::crc32c(&data),
+        "data copied back differs"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -154,12 +197,52 @@ async fn fio_randwrite_verifies_at_queue_depth_1_and_32() {
                 &format!("--iodepth={iodepth}"),
                 "--verify=crc32c",
                 "--do_verify=1",
+                "--verify_state_save=0",
                 "--runtime=10",
             ],
         )
         .await;
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(text.contains("err= 0"), "fio at iodepth {iodepth}: {text}");
-        assert!(!text.contains("verify: bad"), "fio at iodepth {iodepth}: {text}");
+        assert!(
+            !text.contains("verify: bad"),
+            "fio at iodepth {iodepth}: {text}"
+        );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_tcp_works_with_nbdinfo_and_qemu_io() {
+    let exports = MemExports::new();
+    let device = Arc::new(MemDevice::new(4 * MIB));
+    exports.add("disk", mem_export_info(4 * MIB), device.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(rdbd_nbd::serve_tcp(
+        listener,
+        Arc::new(exports),
+        ServerLimits::default(),
+    ));
+    let uri = format!("nbd://127.0.0.1:{port}/disk");
+    let out = run("nbdinfo", &["--size", &uri]).await;
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        (4 * MIB).to_string()
+    );
+    run(
+        "qemu-io",
+        &[
+            "-f",
+            "raw",
+            &uri,
+            "-c",
+            "write -P 0x5a 1M 8k",
+            "-c",
+            "read -P 0x5a 1M 8k",
+        ],
+    )
+    .await;
+    assert!(device.contents()[MIB as usize..MIB as usize + 8192]
+        .iter()
+        .all(|&b| b == 0x5a));
 }

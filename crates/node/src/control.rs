@@ -148,9 +148,10 @@ impl Controller {
         let kind = meta_disk_kind(&host.meta_disk)?;
         let settings = res_cfg.settings();
         let fencing_dont_care = settings.fencing == "dont-care";
-        let (data_path, al_extents, md_flushes) = (disk_path.clone(), settings.al_extents, settings.md_flushes);
+        let (data_path, al_extents, md_flushes, al_updates) =
+            (disk_path.clone(), settings.al_extents, settings.md_flushes, settings.al_updates);
         let (meta, info) = tokio::task::spawn_blocking(move || {
-            ResourceMeta::attach(&data_path, &kind, al_extents, md_flushes, fencing_dont_care)
+            ResourceMeta::attach(&data_path, &kind, al_extents, md_flushes, fencing_dont_care, al_updates)
         })
         .await
         .map_err(|e| e.to_string())?

@@ -95,6 +95,12 @@ pub async fn run(opts: NodeOptions) -> Result<(), DaemonError> {
             }
         }));
     }
+    if let Some(addr) = config.metrics_address() {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| DaemonError::Io { what: "cannot listen on metrics-address", path: PathBuf::from(addr.to_string()), source })?;
+        tasks.push(tokio::spawn(crate::metrics::serve(listener, Arc::clone(&exports))));
+    }
     let control_controller = Arc::clone(&controller);
     tasks.push(tokio::spawn(async move { control_loop(control_listener, control_controller).await }));
     tracing::info!(node = %opts.node_name, run_dir = %opts.run_dir.display(), config = %opts.config_path.display(), "rdbd started");

@@ -7,6 +7,7 @@
 //! - [`export`]: the NBD side: which exports exist, who may open them, and the
 //!   per-request path from an NBD command to the local disk.
 //! - [`control`]: the handlers of `rdbdadm`'s requests on `<run-dir>/control.sock`.
+//! - [`metrics`]: Prometheus metrics over HTTP (`metrics-address`).
 //! - [`status_file`]: `<run-dir>/drbd`, the `/proc/drbd`-format status file.
 //! - [`options`]: the global options every binary shares (`--config`, `--node`, `--run-dir`).
 
@@ -15,6 +16,7 @@ pub mod control;
 pub mod daemon;
 pub mod export;
 pub mod meta;
+pub mod metrics;
 pub mod options;
 pub mod resource;
 pub mod status_file;

@@ -68,6 +68,8 @@ pub struct ResourceMeta {
     /// Woken when an extent is released (for writes waiting on a full AL).
     released: tokio::sync::Notify,
     data_sectors: u64,
+    /// `al-updates yes` (default): writes go through AL transactions.
+    al_updates: bool,
 }
 
 impl std::fmt::Debug for ResourceMeta {
@@ -105,6 +107,7 @@ impl ResourceMeta {
         al_extents: u32,
         md_flushes: bool,
         fencing_dont_care: bool,
+        al_updates: bool,
     ) -> Result<(ResourceMeta, AttachInfo), MetaError> {
         let opts = OpenOptions { writable: true, md_flushes };
         let mut dev = MetaDataDevice::open(data_path, kind, opts)?;
@@ -117,15 +120,24 @@ impl ResourceMeta {
             .unwrap_or(0);
         let al_extents = u16::try_from(al_extents.clamp(67, 65534)).unwrap_or(u16::MAX);
         let al = ActivityLog::new(al_extents, dev.layout().al, first_tr)?;
-        let bitmap = dev.read_data_bitmap()?;
+        let mut bitmap = dev.read_data_bitmap()?;
         let data_sectors = dev.usable_data_sectors();
         let flags = dev.superblock().flags.0;
+        // A Primary that crashed with AL updates off left no record of where it
+        // wrote: everything is out of sync (drbd_adm_attach, "aka FullSync").
+        let crashed_without_al = flags & generation::md_flag::PRIMARY_IND != 0 && flags & generation::md_flag::AL_DISABLED != 0;
+        if flags & generation::md_flag::FULL_SYNC != 0 || crashed_without_al {
+            let bits = bitmap.bits();
+            bitmap.set_range(0, bits)?;
+            bitmap.mark_all_dirty();
+        }
         let (disk_state, peer_disk) = generation::disk_state_at_attach(flags, fencing_dont_care);
         let size_sect = data_sectors;
         dev.update_superblock(|sb| {
             if sb.la_size_sect == 0 {
                 sb.la_size_sect = size_sect;
             }
+            sb.flags.set(generation::md_flag::AL_DISABLED, !al_updates);
         })?;
         dev.mark_unclean()?;
         let info = AttachInfo {
@@ -141,6 +153,7 @@ impl ResourceMeta {
             commit: tokio::sync::Mutex::new(()),
             released: tokio::sync::Notify::new(),
             data_sectors,
+            al_updates,
         };
         Ok((meta, info))
     }
@@ -159,6 +172,9 @@ impl ResourceMeta {
     /// transaction naming them (if one was needed) is durable. Returns the number of
     /// AL transactions this call wrote.
     pub async fn begin_write(&self, offset: u64, len: u64) -> Result<u64, MetaIoError> {
+        if !self.al_updates {
+            return Ok(0);
+        }
         let (first_sector, sectors) = (offset / SECTOR_BYTES, len.div_ceil(SECTOR_BYTES).max(1));
         let (first, last) = extent_range(first_sector, sectors)?;
         // Take references (waiting while the AL has no free slot).
@@ -226,6 +242,9 @@ impl ResourceMeta {
 
     /// Releases the extents of a write that completed.
     pub fn end_write(&self, offset: u64, len: u64) {
+        if !self.al_updates {
+            return;
+        }
         let (first_sector, sectors) = (offset / SECTOR_BYTES, len.div_ceil(SECTOR_BYTES).max(1));
         if let Err(e) = lock(&self.al).al.end_write(first_sector, sectors) {
             // begin_write succeeded for this range, so this is a bug in our bookkeeping.

@@ -87,6 +87,12 @@ pub struct IoCounters {
     pub al_writes: AtomicU64,
     /// Bitmap pages written.
     pub bm_writes: AtomicU64,
+    /// Read requests served.
+    pub read_requests: AtomicU64,
+    /// Requests that changed data (write, trim, write-zeroes).
+    pub write_requests: AtomicU64,
+    /// Time from accepting a write to completing it.
+    pub write_latency: crate::metrics::LatencyHistogram,
 }
 
 /// A resource that is up on this node.
@@ -254,6 +260,7 @@ impl Resource {
         let _pending = Pending::new(&self.io.local_pending);
         let buf = self.disk.read(offset, len as usize).await?;
         self.io.disk_read_bytes.fetch_add(u64::from(len), Ordering::Relaxed);
+        self.io.read_requests.fetch_add(1, Ordering::Relaxed);
         Ok(buf)
     }
 
@@ -272,6 +279,7 @@ impl Resource {
         data_io: impl std::future::Future<Output = Result<T, StorageError>>,
     ) -> Result<(), ResourceIoError> {
         self.check_range(offset, len);
+        let started = std::time::Instant::now();
         let _app = Pending::new(&self.io.app_pending);
         let al_writes = self.meta.begin_write(offset, len).await?;
         self.io.al_writes.fetch_add(al_writes, Ordering::Relaxed);
@@ -283,6 +291,8 @@ impl Resource {
         self.meta.end_write(offset, len);
         result?;
         self.io.disk_written_bytes.fetch_add(len, Ordering::Relaxed);
+        self.io.write_requests.fetch_add(1, Ordering::Relaxed);
+        self.io.write_latency.observe(started.elapsed());
         Ok(())
     }
 

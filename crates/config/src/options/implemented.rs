@@ -23,6 +23,8 @@ pub const IMPLEMENTED_OPTIONS: &[(SectionKind, &str)] = &[
     // Local disk and resync.
     (SectionKind::Disk, "al-extents"),
     (SectionKind::Disk, "resync-rate"),
+    (SectionKind::Disk, "al-updates"),
+    (SectionKind::Disk, "md-flushes"),
 ];
 
 /// Statements of `on HOST { }` sections rdbd acts on. Anything else found in a

@@ -12,12 +12,12 @@ pub mod validate;
 
 pub use consts::*;
 pub use option::{
-    parse_info_request, parse_meta_context_request, put_option_reply, ClientOption, InfoRequest, MetaContextRequest,
-    OptionHeader, OptionReplyHeader,
+    parse_info_request, parse_meta_context_request, put_option_reply, ClientOption, InfoRequest,
+    MetaContextRequest, OptionHeader, OptionReplyHeader,
 };
 pub use reply::{
-    normalize_extents, parse_block_status_chunk, parse_error_chunk, put_block_status_chunk, put_error_chunk, put_offset_data_header,
-    put_simple_reply, ChunkHeader, Extent, SimpleReply,
+    normalize_extents, parse_block_status_chunk, parse_error_chunk, put_block_status_chunk,
+    put_error_chunk, put_offset_data_header, put_simple_reply, ChunkHeader, Extent, SimpleReply,
 };
 pub use request::{Command, Request};
 pub use validate::{validate_request, Rejection, TransmissionParams};
@@ -35,7 +35,9 @@ pub enum ProtoError {
     #[error("reply magic is {0:#010x}")]
     BadReplyMagic(u32),
     /// An option payload is longer than this server accepts.
-    #[error("option {option} has a {length_bytes}-byte payload, more than the {max_bytes}-byte limit")]
+    #[error(
+        "option {option} has a {length_bytes}-byte payload, more than the {max_bytes}-byte limit"
+    )]
     OptionTooLong {
         /// The option code.
         option: u32,

@@ -29,7 +29,11 @@ impl OptionHeader {
         let option = u32::from_be_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
         let length = u32::from_be_bytes([bytes[12], bytes[13], bytes[14], bytes[15]]);
         if length > MAX_OPTION_BYTES {
-            return Err(ProtoError::OptionTooLong { option, length_bytes: length, max_bytes: MAX_OPTION_BYTES });
+            return Err(ProtoError::OptionTooLong {
+                option,
+                length_bytes: length,
+                max_bytes: MAX_OPTION_BYTES,
+            });
         }
         Ok(OptionHeader { option, length })
     }
@@ -124,19 +128,28 @@ impl ClientOption {
             if data.is_empty() {
                 Ok(parsed)
             } else {
-                Err(ProtoError::UnexpectedOptionData { option, length_bytes: data.len() })
+                Err(ProtoError::UnexpectedOptionData {
+                    option,
+                    length_bytes: data.len(),
+                })
             }
         };
         match option {
-            opt::EXPORT_NAME => Ok(ClientOption::ExportName(parse_string(data, "export name")?.to_owned())),
+            opt::EXPORT_NAME => Ok(ClientOption::ExportName(
+                parse_string(data, "export name")?.to_owned(),
+            )),
             opt::ABORT => Ok(ClientOption::Abort),
             opt::LIST => no_data(ClientOption::List),
             opt::STARTTLS => no_data(ClientOption::StartTls),
             opt::INFO => Ok(ClientOption::Info(parse_info_request(data)?)),
             opt::GO => Ok(ClientOption::Go(parse_info_request(data)?)),
             opt::STRUCTURED_REPLY => no_data(ClientOption::StructuredReply),
-            opt::LIST_META_CONTEXT => Ok(ClientOption::ListMetaContext(parse_meta_context_request(data)?)),
-            opt::SET_META_CONTEXT => Ok(ClientOption::SetMetaContext(parse_meta_context_request(data)?)),
+            opt::LIST_META_CONTEXT => Ok(ClientOption::ListMetaContext(
+                parse_meta_context_request(data)?,
+            )),
+            opt::SET_META_CONTEXT => Ok(ClientOption::SetMetaContext(parse_meta_context_request(
+                data,
+            )?)),
             other => Ok(ClientOption::Unsupported(other)),
         }
     }
@@ -173,7 +186,10 @@ impl<'a> Cursor<'a> {
         let len = self.u32()?;
         let len = usize::try_from(len).map_err(|_| ProtoError::Truncated(what))?;
         if len > MAX_STRING_BYTES {
-            return Err(ProtoError::StringTooLong { what, length_bytes: len });
+            return Err(ProtoError::StringTooLong {
+                what,
+                length_bytes: len,
+            });
         }
         let bytes = self.take(len)?;
         parse_string(bytes, what)
@@ -182,14 +198,20 @@ impl<'a> Cursor<'a> {
 
 fn parse_string<'a>(bytes: &'a [u8], what: &'static str) -> Result<&'a str, ProtoError> {
     if bytes.len() > MAX_STRING_BYTES {
-        return Err(ProtoError::StringTooLong { what, length_bytes: bytes.len() });
+        return Err(ProtoError::StringTooLong {
+            what,
+            length_bytes: bytes.len(),
+        });
     }
     std::str::from_utf8(bytes).map_err(|_| ProtoError::NotUtf8(what))
 }
 
 /// Parses an `INFO`/`GO` payload: u32 name length, name, u16 n, n × u16.
 pub fn parse_info_request(data: &[u8]) -> Result<InfoRequest, ProtoError> {
-    let mut cur = Cursor { data, what: "INFO/GO request" };
+    let mut cur = Cursor {
+        data,
+        what: "INFO/GO request",
+    };
     let name = cur.string("export name")?.to_owned();
     let count = cur.u16()?;
     let mut requests = Vec::with_capacity(usize::from(count).min(cur.data.len() / 2));
@@ -197,7 +219,10 @@ pub fn parse_info_request(data: &[u8]) -> Result<InfoRequest, ProtoError> {
         requests.push(cur.u16()?);
     }
     if !cur.data.is_empty() {
-        return Err(ProtoError::TrailingBytes { what: "INFO/GO request", length_bytes: cur.data.len() });
+        return Err(ProtoError::TrailingBytes {
+            what: "INFO/GO request",
+            length_bytes: cur.data.len(),
+        });
     }
     Ok(InfoRequest { name, requests })
 }
@@ -205,7 +230,10 @@ pub fn parse_info_request(data: &[u8]) -> Result<InfoRequest, ProtoError> {
 /// Parses a `LIST_/SET_META_CONTEXT` payload: u32 name length, name, u32 n,
 /// n × (u32 length, query).
 pub fn parse_meta_context_request(data: &[u8]) -> Result<MetaContextRequest, ProtoError> {
-    let mut cur = Cursor { data, what: "meta context request" };
+    let mut cur = Cursor {
+        data,
+        what: "meta context request",
+    };
     let export_name = cur.string("export name")?.to_owned();
     let count = cur.u32()?;
     // Each query takes at least 4 bytes, which bounds the loop by the payload.
@@ -217,9 +245,15 @@ pub fn parse_meta_context_request(data: &[u8]) -> Result<MetaContextRequest, Pro
         queries.push(cur.string("meta context query")?.to_owned());
     }
     if !cur.data.is_empty() {
-        return Err(ProtoError::TrailingBytes { what: "meta context request", length_bytes: cur.data.len() });
+        return Err(ProtoError::TrailingBytes {
+            what: "meta context request",
+            length_bytes: cur.data.len(),
+        });
     }
-    Ok(MetaContextRequest { export_name, queries })
+    Ok(MetaContextRequest {
+        export_name,
+        queries,
+    })
 }
 
 /// Appends an option reply: magic, option, reply type, length, data.
@@ -265,7 +299,10 @@ mod tests {
 
     #[test]
     fn golden_option_header_and_reply() {
-        let header = OptionHeader { option: opt::GO, length: 10 };
+        let header = OptionHeader {
+            option: opt::GO,
+            length: 10,
+        };
         assert_eq!(
             header.encode(),
             [0x49, 0x48, 0x41, 0x56, 0x45, 0x4f, 0x50, 0x54, 0, 0, 0, 7, 0, 0, 0, 10],
@@ -283,26 +320,41 @@ mod tests {
 
     #[test]
     fn oversized_option_length_is_rejected_before_reading() {
-        let header = OptionHeader { option: 99, length: MAX_OPTION_BYTES + 1 };
-        assert!(matches!(OptionHeader::decode(&header.encode()), Err(ProtoError::OptionTooLong { option: 99, .. })));
+        let header = OptionHeader {
+            option: 99,
+            length: MAX_OPTION_BYTES + 1,
+        };
+        assert!(matches!(
+            OptionHeader::decode(&header.encode()),
+            Err(ProtoError::OptionTooLong { option: 99, .. })
+        ));
     }
 
     #[test]
     fn info_request_parsing_checks_lengths() {
-        let req = InfoRequest { name: "disk".into(), requests: vec![3, 1, 2] };
+        let req = InfoRequest {
+            name: "disk".into(),
+            requests: vec![3, 1, 2],
+        };
         assert_eq!(parse_info_request(&req.encode()), Ok(req.clone()));
         let bytes = req.encode();
         assert!(parse_info_request(&bytes[..bytes.len() - 1]).is_err());
         let mut longer = bytes.clone();
         longer.push(0);
-        assert!(matches!(parse_info_request(&longer), Err(ProtoError::TrailingBytes { .. })));
+        assert!(matches!(
+            parse_info_request(&longer),
+            Err(ProtoError::TrailingBytes { .. })
+        ));
         // Name length pointing past the end.
         assert!(parse_info_request(&[0, 0, 0, 9, b'a', 0, 0]).is_err());
     }
 
     #[test]
     fn meta_context_parsing_bounds_query_count() {
-        let req = MetaContextRequest { export_name: "".into(), queries: vec!["base:allocation".into()] };
+        let req = MetaContextRequest {
+            export_name: "".into(),
+            queries: vec!["base:allocation".into()],
+        };
         assert_eq!(parse_meta_context_request(&req.encode()), Ok(req));
         // Claims 4 billion queries in 8 bytes.
         assert!(parse_meta_context_request(&[0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]).is_err());
@@ -312,9 +364,18 @@ mod tests {
     fn options_without_data_reject_data() {
         assert_eq!(ClientOption::parse(opt::LIST, &[]), Ok(ClientOption::List));
         assert!(ClientOption::parse(opt::LIST, &[1]).is_err());
-        assert_eq!(ClientOption::parse(opt::ABORT, &[1, 2]), Ok(ClientOption::Abort));
-        assert_eq!(ClientOption::parse(1234, &[1, 2]), Ok(ClientOption::Unsupported(1234)));
-        assert_eq!(ClientOption::parse(opt::EXPORT_NAME, b"x"), Ok(ClientOption::ExportName("x".into())));
+        assert_eq!(
+            ClientOption::parse(opt::ABORT, &[1, 2]),
+            Ok(ClientOption::Abort)
+        );
+        assert_eq!(
+            ClientOption::parse(1234, &[1, 2]),
+            Ok(ClientOption::Unsupported(1234))
+        );
+        assert_eq!(
+            ClientOption::parse(opt::EXPORT_NAME, b"x"),
+            Ok(ClientOption::ExportName("x".into()))
+        );
         assert!(ClientOption::parse(opt::EXPORT_NAME, &[0xff]).is_err());
     }
 }

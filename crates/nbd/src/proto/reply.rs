@@ -100,9 +100,21 @@ pub fn put_simple_reply(out: &mut Vec<u8>, cookie: u64, error: u32) {
 /// Appends the header of a final `OFFSET_DATA` chunk (chunk header plus the
 /// 8-byte offset); `data_bytes` of data must follow. Fails if the chunk length
 /// does not fit in 32 bits.
-pub fn put_offset_data_header(out: &mut Vec<u8>, cookie: u64, offset: u64, data_bytes: u32) -> Result<(), ProtoError> {
-    let length = data_bytes.checked_add(8).ok_or(ProtoError::ChunkTooLong(data_bytes))?;
-    let header = ChunkHeader { flags: chunk::FLAG_DONE, chunk_type: chunk::TYPE_OFFSET_DATA, cookie, length };
+pub fn put_offset_data_header(
+    out: &mut Vec<u8>,
+    cookie: u64,
+    offset: u64,
+    data_bytes: u32,
+) -> Result<(), ProtoError> {
+    let length = data_bytes
+        .checked_add(8)
+        .ok_or(ProtoError::ChunkTooLong(data_bytes))?;
+    let header = ChunkHeader {
+        flags: chunk::FLAG_DONE,
+        chunk_type: chunk::TYPE_OFFSET_DATA,
+        cookie,
+        length,
+    };
     out.extend_from_slice(&header.encode());
     out.extend_from_slice(&offset.to_be_bytes());
     Ok(())
@@ -152,7 +164,9 @@ pub fn parse_error_chunk(payload: &[u8]) -> Result<(u32, String), ProtoError> {
     }
     let error = u32::from_be_bytes([payload[0], payload[1], payload[2], payload[3]]);
     let message_bytes = usize::from(u16::from_be_bytes([payload[4], payload[5]]));
-    let message = payload.get(6..6 + message_bytes).ok_or(ProtoError::Truncated("error chunk message"))?;
+    let message = payload
+        .get(6..6 + message_bytes)
+        .ok_or(ProtoError::Truncated("error chunk message"))?;
     Ok((error, String::from_utf8_lossy(message).into_owned()))
 }
 
@@ -177,8 +191,16 @@ pub fn parse_block_status_chunk(payload: &[u8]) -> Result<(u32, Vec<Extent>), Pr
 /// request is covered (so the first N-1 sum to less than the request), clips
 /// the total to the request, keeps at most `MAX_EXTENTS_PER_CHUNK`, and keeps
 /// only the first with `req_one`. Fails when no extent is left.
-pub fn normalize_extents(extents: &mut Vec<Extent>, request_len: u32, req_one: bool) -> Result<(), &'static str> {
-    let max_count = if req_one { 1 } else { super::consts::MAX_EXTENTS_PER_CHUNK };
+pub fn normalize_extents(
+    extents: &mut Vec<Extent>,
+    request_len: u32,
+    req_one: bool,
+) -> Result<(), &'static str> {
+    let max_count = if req_one {
+        1
+    } else {
+        super::consts::MAX_EXTENTS_PER_CHUNK
+    };
     let mut covered: u32 = 0;
     let mut kept = 0usize;
     for i in 0..extents.len() {
@@ -190,7 +212,10 @@ pub fn normalize_extents(extents: &mut Vec<Extent>, request_len: u32, req_one: b
             continue;
         }
         let length = extent.length.min(request_len - covered);
-        extents[kept] = Extent { length, flags: extent.flags };
+        extents[kept] = Extent {
+            length,
+            flags: extent.flags,
+        };
         covered += length;
         kept += 1;
     }
@@ -236,7 +261,8 @@ mod tests {
         assert_eq!(
             out,
             [
-                0x66, 0x8e, 0x33, 0xef, 0, 1, 0, 1, 0, 0, 0, 0, 0, 0, 0, 7, 0, 0, 0, 12, 0, 0, 0, 0, 0, 0, 2, 0
+                0x66, 0x8e, 0x33, 0xef, 0, 1, 0, 1, 0, 0, 0, 0, 0, 0, 0, 7, 0, 0, 0, 12, 0, 0, 0,
+                0, 0, 0, 2, 0
             ],
             "NBD OFFSET_DATA chunk format changed"
         );
@@ -245,24 +271,39 @@ mod tests {
         assert_eq!(
             out,
             [
-                0x66, 0x8e, 0x33, 0xef, 0, 1, 0x80, 1, 0, 0, 0, 0, 0, 0, 0, 7, 0, 0, 0, 9, 0, 0, 0, 5, 0, 3, b'b', b'a',
-                b'd'
+                0x66, 0x8e, 0x33, 0xef, 0, 1, 0x80, 1, 0, 0, 0, 0, 0, 0, 0, 7, 0, 0, 0, 9, 0, 0, 0,
+                5, 0, 3, b'b', b'a', b'd'
             ],
             "NBD ERROR chunk format changed"
         );
-        assert_eq!(parse_error_chunk(&out[20..]).unwrap(), (5, "bad".to_string()));
+        assert_eq!(
+            parse_error_chunk(&out[20..]).unwrap(),
+            (5, "bad".to_string())
+        );
         assert!(put_offset_data_header(&mut out, 1, 0, u32::MAX - 7).is_err());
     }
 
     #[test]
     fn block_status_chunk_round_trips() {
-        let extents = [Extent { length: 4096, flags: 0 }, Extent { length: 8192, flags: 3 }];
+        let extents = [
+            Extent {
+                length: 4096,
+                flags: 0,
+            },
+            Extent {
+                length: 8192,
+                flags: 3,
+            },
+        ];
         let mut out = Vec::new();
         put_block_status_chunk(&mut out, 9, 1, &extents);
         let header = ChunkHeader::decode(out[..20].try_into().unwrap()).unwrap();
         assert_eq!(header.length, 4 + 16);
         assert_eq!(header.chunk_type, chunk::TYPE_BLOCK_STATUS);
-        assert_eq!(parse_block_status_chunk(&out[20..]).unwrap(), (1, extents.to_vec()));
+        assert_eq!(
+            parse_block_status_chunk(&out[20..]).unwrap(),
+            (1, extents.to_vec())
+        );
     }
 
     #[test]

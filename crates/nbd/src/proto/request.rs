@@ -150,8 +150,8 @@ mod tests {
             length: 0x200,
         };
         let expected: [u8; 28] = [
-            0x25, 0x60, 0x95, 0x13, 0x00, 0x01, 0x00, 0x01, 1, 2, 3, 4, 5, 6, 7, 8, 0, 0, 0, 0, 0, 0, 0x10, 0x00, 0,
-            0, 0x02, 0x00,
+            0x25, 0x60, 0x95, 0x13, 0x00, 0x01, 0x00, 0x01, 1, 2, 3, 4, 5, 6, 7, 8, 0, 0, 0, 0, 0,
+            0, 0x10, 0x00, 0, 0, 0x02, 0x00,
         ];
         assert_eq!(req.encode(), expected, "NBD request format changed");
         assert_eq!(Request::decode(&expected), Ok(req));
@@ -161,7 +161,10 @@ mod tests {
     fn bad_magic_is_reported_with_the_value() {
         let mut bytes = [0u8; 28];
         bytes[0] = 0xde;
-        assert_eq!(Request::decode(&bytes), Err(ProtoError::BadRequestMagic(0xde00_0000)));
+        assert_eq!(
+            Request::decode(&bytes),
+            Err(ProtoError::BadRequestMagic(0xde00_0000))
+        );
     }
 
     #[test]

@@ -59,7 +59,9 @@ pub fn validate_request(req: &Request, params: &TransmissionParams) -> Result<()
 
     let mut allowed_flags = match command {
         Command::Read if advertised(tflag::SEND_DF) => cmd_flag::DF,
-        Command::WriteZeroes if advertised(tflag::SEND_FAST_ZERO) => cmd_flag::NO_HOLE | cmd_flag::FAST_ZERO,
+        Command::WriteZeroes if advertised(tflag::SEND_FAST_ZERO) => {
+            cmd_flag::NO_HOLE | cmd_flag::FAST_ZERO
+        }
         Command::WriteZeroes => cmd_flag::NO_HOLE,
         Command::BlockStatus => cmd_flag::REQ_ONE,
         _ => 0,
@@ -68,7 +70,10 @@ pub fn validate_request(req: &Request, params: &TransmissionParams) -> Result<()
         allowed_flags |= cmd_flag::FUA;
     }
     if req.flags & !allowed_flags != 0 {
-        return reject(errno::EINVAL, "command flag not allowed for this command or not advertised");
+        return reject(
+            errno::EINVAL,
+            "command flag not allowed for this command or not advertised",
+        );
     }
 
     let supported = match command {
@@ -93,7 +98,10 @@ pub fn validate_request(req: &Request, params: &TransmissionParams) -> Result<()
         return Ok(());
     }
 
-    let writes = matches!(command, Command::Write | Command::Trim | Command::WriteZeroes);
+    let writes = matches!(
+        command,
+        Command::Write | Command::Trim | Command::WriteZeroes
+    );
     if writes && advertised(tflag::READ_ONLY) {
         return reject(errno::EPERM, "write to a read-only export");
     }
@@ -108,14 +116,19 @@ pub fn validate_request(req: &Request, params: &TransmissionParams) -> Result<()
         Some(end) if end <= params.size_bytes => end,
         _ => {
             return match command {
-                Command::Write | Command::WriteZeroes => reject(errno::ENOSPC, "range beyond the end of the export"),
+                Command::Write | Command::WriteZeroes => {
+                    reject(errno::ENOSPC, "range beyond the end of the export")
+                }
                 _ => reject(errno::EINVAL, "range beyond the end of the export"),
             }
         }
     };
     let min = u64::from(params.block_size_min.max(1));
     if req.offset % min != 0 || (u64::from(req.length) % min != 0 && end != params.size_bytes) {
-        return reject(errno::EINVAL, "offset or length not a multiple of the minimum block size");
+        return reject(
+            errno::EINVAL,
+            "offset or length not a multiple of the minimum block size",
+        );
     }
     Ok(())
 }
@@ -144,22 +157,50 @@ mod tests {
     }
 
     fn req(command: Command, flags: u16, offset: u64, length: u32) -> Request {
-        Request { flags, command, cookie: 1, offset, length }
+        Request {
+            flags,
+            command,
+            cookie: 1,
+            offset,
+            length,
+        }
     }
 
     fn errno_of(r: Request, p: &TransmissionParams) -> u32 {
-        validate_request(&r, p).map(|_| 0).unwrap_or_else(|e| e.errno)
+        validate_request(&r, p)
+            .map(|_| 0)
+            .unwrap_or_else(|e| e.errno)
     }
 
     #[test]
     fn accepts_valid_requests() {
         let p = params();
-        for command in [Command::Read, Command::Write, Command::Trim, Command::Cache, Command::BlockStatus] {
+        for command in [
+            Command::Read,
+            Command::Write,
+            Command::Trim,
+            Command::Cache,
+            Command::BlockStatus,
+        ] {
             assert_eq!(errno_of(req(command, 0, 4096, 4096), &p), 0, "{command}");
         }
         assert_eq!(errno_of(req(Command::Write, cmd_flag::FUA, 0, 512), &p), 0);
-        assert_eq!(errno_of(req(Command::WriteZeroes, cmd_flag::NO_HOLE | cmd_flag::FAST_ZERO, 0, 1 << 20), &p), 0);
-        assert_eq!(errno_of(req(Command::BlockStatus, cmd_flag::REQ_ONE, 0, 1 << 20), &p), 0);
+        assert_eq!(
+            errno_of(
+                req(
+                    Command::WriteZeroes,
+                    cmd_flag::NO_HOLE | cmd_flag::FAST_ZERO,
+                    0,
+                    1 << 20
+                ),
+                &p
+            ),
+            0
+        );
+        assert_eq!(
+            errno_of(req(Command::BlockStatus, cmd_flag::REQ_ONE, 0, 1 << 20), &p),
+            0
+        );
         assert_eq!(errno_of(req(Command::Flush, 0, 0, 0), &p), 0);
         assert_eq!(errno_of(req(Command::Disconnect, 0, 0, 0), &p), 0);
         // Trim/zeroes may exceed the payload maximum.
@@ -169,23 +210,54 @@ mod tests {
     #[test]
     fn rejects_with_the_spec_errors() {
         let p = params();
-        assert_eq!(errno_of(req(Command::Unknown(42), 0, 0, 512), &p), errno::EINVAL);
-        assert_eq!(errno_of(req(Command::Read, cmd_flag::DF, 0, 512), &p), errno::EINVAL);
-        assert_eq!(errno_of(req(Command::Read, cmd_flag::NO_HOLE, 0, 512), &p), errno::EINVAL);
+        assert_eq!(
+            errno_of(req(Command::Unknown(42), 0, 0, 512), &p),
+            errno::EINVAL
+        );
+        assert_eq!(
+            errno_of(req(Command::Read, cmd_flag::DF, 0, 512), &p),
+            errno::EINVAL
+        );
+        assert_eq!(
+            errno_of(req(Command::Read, cmd_flag::NO_HOLE, 0, 512), &p),
+            errno::EINVAL
+        );
         assert_eq!(errno_of(req(Command::Read, 0, 0, 0), &p), errno::EINVAL);
-        assert_eq!(errno_of(req(Command::Read, 0, 0, 64 * 1024 + 512), &p), errno::EINVAL);
-        assert_eq!(errno_of(req(Command::Read, 0, (1 << 20) - 512, 1024), &p), errno::EINVAL);
-        assert_eq!(errno_of(req(Command::Trim, 0, (1 << 20) - 512, 1024), &p), errno::EINVAL);
-        assert_eq!(errno_of(req(Command::Write, 0, (1 << 20) - 512, 1024), &p), errno::ENOSPC);
-        assert_eq!(errno_of(req(Command::WriteZeroes, 0, u64::MAX - 100, 1024), &p), errno::ENOSPC);
-        assert_eq!(errno_of(req(Command::Read, 0, u64::MAX, 512), &p), errno::EINVAL);
+        assert_eq!(
+            errno_of(req(Command::Read, 0, 0, 64 * 1024 + 512), &p),
+            errno::EINVAL
+        );
+        assert_eq!(
+            errno_of(req(Command::Read, 0, (1 << 20) - 512, 1024), &p),
+            errno::EINVAL
+        );
+        assert_eq!(
+            errno_of(req(Command::Trim, 0, (1 << 20) - 512, 1024), &p),
+            errno::EINVAL
+        );
+        assert_eq!(
+            errno_of(req(Command::Write, 0, (1 << 20) - 512, 1024), &p),
+            errno::ENOSPC
+        );
+        assert_eq!(
+            errno_of(req(Command::WriteZeroes, 0, u64::MAX - 100, 1024), &p),
+            errno::ENOSPC
+        );
+        assert_eq!(
+            errno_of(req(Command::Read, 0, u64::MAX, 512), &p),
+            errno::EINVAL
+        );
         assert_eq!(errno_of(req(Command::Read, 0, 100, 512), &p), errno::EINVAL);
         assert_eq!(errno_of(req(Command::Write, 0, 0, 100), &p), errno::EINVAL);
 
         let mut ro = params();
         ro.flags |= tflag::READ_ONLY;
         for command in [Command::Write, Command::Trim, Command::WriteZeroes] {
-            assert_eq!(errno_of(req(command, 0, 0, 512), &ro), errno::EPERM, "{command}");
+            assert_eq!(
+                errno_of(req(command, 0, 0, 512), &ro),
+                errno::EPERM,
+                "{command}"
+            );
         }
         assert_eq!(errno_of(req(Command::Read, 0, 0, 512), &ro), 0);
 
@@ -193,13 +265,32 @@ mod tests {
         bare.flags = tflag::HAS_FLAGS;
         bare.structured = false;
         bare.meta_context_id = None;
-        assert_eq!(errno_of(req(Command::Write, cmd_flag::FUA, 0, 512), &bare), errno::EINVAL);
-        for command in [Command::Flush, Command::Trim, Command::WriteZeroes, Command::Cache, Command::BlockStatus] {
-            assert_eq!(errno_of(req(command, 0, 0, 512), &bare), errno::EINVAL, "{command}");
+        assert_eq!(
+            errno_of(req(Command::Write, cmd_flag::FUA, 0, 512), &bare),
+            errno::EINVAL
+        );
+        for command in [
+            Command::Flush,
+            Command::Trim,
+            Command::WriteZeroes,
+            Command::Cache,
+            Command::BlockStatus,
+        ] {
+            assert_eq!(
+                errno_of(req(command, 0, 0, 512), &bare),
+                errno::EINVAL,
+                "{command}"
+            );
         }
         let mut no_fast = params();
         no_fast.flags &= !tflag::SEND_FAST_ZERO;
-        assert_eq!(errno_of(req(Command::WriteZeroes, cmd_flag::FAST_ZERO, 0, 512), &no_fast), errno::EINVAL);
+        assert_eq!(
+            errno_of(
+                req(Command::WriteZeroes, cmd_flag::FAST_ZERO, 0, 512),
+                &no_fast
+            ),
+            errno::EINVAL
+        );
     }
 
     #[test]
@@ -207,6 +298,9 @@ mod tests {
         let mut p = params();
         p.size_bytes = (1 << 20) + 100;
         assert_eq!(errno_of(req(Command::Read, 0, 1 << 20, 100), &p), 0);
-        assert_eq!(errno_of(req(Command::Read, 0, 1 << 20, 50), &p), errno::EINVAL);
+        assert_eq!(
+            errno_of(req(Command::Read, 0, 1 << 20, 50), &p),
+            errno::EINVAL
+        );
     }
 }

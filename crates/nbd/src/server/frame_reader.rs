@@ -25,7 +25,12 @@ pub(crate) struct FrameReader<R> {
 
 impl<R: AsyncRead + Unpin> FrameReader<R> {
     pub(crate) fn new(io: R) -> Self {
-        FrameReader { io, buf: vec![0u8; READ_BUFFER_BYTES].into_boxed_slice(), start: 0, end: 0 }
+        FrameReader {
+            io,
+            buf: vec![0u8; READ_BUFFER_BYTES].into_boxed_slice(),
+            start: 0,
+            end: 0,
+        }
     }
 
     fn buffered(&self) -> usize {
@@ -54,7 +59,10 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                 if self.buffered() == 0 {
                     return Ok(None);
                 }
-                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "client closed inside a request header"));
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "client closed inside a request header",
+                ));
             }
             self.end += n;
         }
@@ -85,7 +93,10 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             let want = (left as usize).min(self.buf.len());
             let n = self.io.read(&mut self.buf[..want]).await?;
             if n == 0 {
-                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "client closed inside a WRITE payload"));
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "client closed inside a WRITE payload",
+                ));
             }
             left -= n as u64;
         }
@@ -134,6 +145,9 @@ mod tests {
         }
         drop(client);
         let mut reader = FrameReader::new(server);
-        assert_eq!(reader.read_header().await.unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
+        assert_eq!(
+            reader.read_header().await.unwrap_err().kind(),
+            io::ErrorKind::UnexpectedEof
+        );
     }
 }

@@ -13,11 +13,14 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use crate::error::NbdError;
 use crate::export::{ExportInfo, Exports, OpenError};
 use crate::proto::consts::{
-    info, opt, rep, BASE_ALLOCATION, FLAG_C_NO_ZEROES, FLAG_FIXED_NEWSTYLE, FLAG_NO_ZEROES, IHAVEOPT,
-    KNOWN_CLIENT_FLAGS, MAX_STRING_BYTES, NBD_MAGIC, OPTION_HEADER_BYTES,
+    info, opt, rep, BASE_ALLOCATION, FLAG_C_NO_ZEROES, FLAG_FIXED_NEWSTYLE, FLAG_NO_ZEROES,
+    IHAVEOPT, KNOWN_CLIENT_FLAGS, MAX_STRING_BYTES, NBD_MAGIC, OPTION_HEADER_BYTES,
 };
 use crate::proto::reply::truncate_str;
-use crate::proto::{put_option_reply, ClientOption, InfoRequest, MetaContextRequest, OptionHeader, TransmissionParams};
+use crate::proto::{
+    put_option_reply, ClientOption, InfoRequest, MetaContextRequest, OptionHeader,
+    TransmissionParams,
+};
 
 use super::sizes::BlockSizes;
 use super::ServerLimits;
@@ -64,13 +67,17 @@ where
         tracing::warn!(client_flags, "client sent unknown handshake flags; closing");
         return Err(NbdError::UnknownClientFlags(client_flags));
     }
-    let mut state = State { no_zeroes: client_flags & FLAG_C_NO_ZEROES != 0, ..State::default() };
+    let mut state = State {
+        no_zeroes: client_flags & FLAG_C_NO_ZEROES != 0,
+        ..State::default()
+    };
 
     let mut out = Vec::with_capacity(512);
     loop {
         let mut header = [0u8; OPTION_HEADER_BYTES];
         stream.read_exact(&mut header).await?;
-        let header = OptionHeader::decode(&header).inspect_err(|e| tracing::warn!(error = %e, "bad option"))?;
+        let header = OptionHeader::decode(&header)
+            .inspect_err(|e| tracing::warn!(error = %e, "bad option"))?;
         let mut data = vec![0u8; header.length as usize];
         stream.read_exact(&mut data).await?;
         tracing::debug!(option = header.option, length = header.length, "option");
@@ -117,7 +124,10 @@ fn handle_option<E: Exports>(
         ClientOption::ExportName(name) => {
             let (info, device) = exports.open(&name).map_err(|reason| {
                 tracing::warn!(export = %name, %reason, "NBD_OPT_EXPORT_NAME refused; closing");
-                NbdError::ExportRefused { name: name.clone(), reason }
+                NbdError::ExportRefused {
+                    name: name.clone(),
+                    reason,
+                }
             })?;
             let params = transmission_params(&info, &name, state, limits);
             out.extend_from_slice(&info.size_bytes.to_be_bytes());
@@ -144,10 +154,20 @@ fn handle_option<E: Exports>(
             }
             put_option_reply(out, opt::LIST, rep::ACK, &[]);
         }
-        ClientOption::StartTls => put_error(out, opt::STARTTLS, rep::ERR_POLICY, "TLS is not supported by this server"),
+        ClientOption::StartTls => put_error(
+            out,
+            opt::STARTTLS,
+            rep::ERR_POLICY,
+            "TLS is not supported by this server",
+        ),
         ClientOption::Info(request) => {
-            if let Err((reply_type, message)) = answer_info(opt::INFO, &request, exports.info(&request.name), limits, out)
-            {
+            if let Err((reply_type, message)) = answer_info(
+                opt::INFO,
+                &request,
+                exports.info(&request.name),
+                limits,
+                out,
+            ) {
                 put_error(out, opt::INFO, reply_type, &message);
             }
         }
@@ -170,20 +190,32 @@ fn handle_option<E: Exports>(
             state.structured = true;
             put_option_reply(out, opt::STRUCTURED_REPLY, rep::ACK, &[]);
         }
-        ClientOption::ListMetaContext(request) => meta_context(opt::LIST_META_CONTEXT, &request, state, exports, out),
+        ClientOption::ListMetaContext(request) => {
+            meta_context(opt::LIST_META_CONTEXT, &request, state, exports, out)
+        }
         ClientOption::SetMetaContext(request) => {
             state.meta_context_export = None;
             meta_context(opt::SET_META_CONTEXT, &request, state, exports, out);
         }
         ClientOption::Unsupported(code) => {
-            put_error(out, code, rep::ERR_UNSUP, &format!("option {code} is not supported by this server"));
+            put_error(
+                out,
+                code,
+                rep::ERR_UNSUP,
+                &format!("option {code} is not supported by this server"),
+            );
         }
     }
     Ok(None)
 }
 
 fn put_error(out: &mut Vec<u8>, option: u32, reply_type: u32, message: &str) {
-    put_option_reply(out, option, reply_type, truncate_str(message, MAX_STRING_BYTES).as_bytes());
+    put_option_reply(
+        out,
+        option,
+        reply_type,
+        truncate_str(message, MAX_STRING_BYTES).as_bytes(),
+    );
 }
 
 fn open_error_reply(e: OpenError) -> (u32, String) {
@@ -244,7 +276,12 @@ fn meta_context<E: Exports>(
 ) {
     let listing = option == opt::LIST_META_CONTEXT;
     if !state.structured {
-        put_error(out, option, rep::ERR_INVALID, "negotiate NBD_OPT_STRUCTURED_REPLY first");
+        put_error(
+            out,
+            option,
+            rep::ERR_INVALID,
+            "negotiate NBD_OPT_STRUCTURED_REPLY first",
+        );
         return;
     }
     if let Err(e) = exports.info(&request.export_name) {
@@ -272,10 +309,17 @@ pub(crate) fn base_allocation_matches(queries: &[String], listing: bool) -> bool
     if listing && queries.is_empty() {
         return true;
     }
-    queries.iter().any(|q| q == BASE_ALLOCATION || (listing && q == "base:"))
+    queries
+        .iter()
+        .any(|q| q == BASE_ALLOCATION || (listing && q == "base:"))
 }
 
-fn transmission_params(info: &ExportInfo, name: &str, state: &State, limits: &ServerLimits) -> TransmissionParams {
+fn transmission_params(
+    info: &ExportInfo,
+    name: &str,
+    state: &State,
+    limits: &ServerLimits,
+) -> TransmissionParams {
     let sizes = BlockSizes::effective(info, limits);
     let meta_selected = state.structured && state.meta_context_export.as_deref() == Some(name);
     TransmissionParams {
@@ -299,7 +343,10 @@ mod tests {
         assert!(!base_allocation_matches(&[], false));
         assert!(base_allocation_matches(&q(&["base:"]), true));
         assert!(!base_allocation_matches(&q(&["base:"]), false));
-        assert!(base_allocation_matches(&q(&["x-foo:bar", "base:allocation"]), false));
+        assert!(base_allocation_matches(
+            &q(&["x-foo:bar", "base:allocation"]),
+            false
+        ));
         assert!(!base_allocation_matches(&q(&["qemu:dirty-bitmap:a"]), true));
     }
 }

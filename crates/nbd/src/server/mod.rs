@@ -49,7 +49,11 @@ impl Default for ServerLimits {
 /// Serves one client on `stream`: handshake, then transmission until the
 /// client disconnects. Returns `Ok` on `NBD_CMD_DISC`, `NBD_OPT_ABORT` or EOF
 /// at a request boundary.
-pub async fn serve_connection<S, E>(stream: S, exports: Arc<E>, limits: ServerLimits) -> Result<(), NbdError>
+pub async fn serve_connection<S, E>(
+    stream: S,
+    exports: Arc<E>,
+    limits: ServerLimits,
+) -> Result<(), NbdError>
 where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     E: Exports,
@@ -58,7 +62,11 @@ where
 }
 
 /// Accepts clients on a Unix socket forever, one task per client.
-pub async fn serve_unix<E: Exports>(listener: UnixListener, exports: Arc<E>, limits: ServerLimits) -> std::io::Result<()> {
+pub async fn serve_unix<E: Exports>(
+    listener: UnixListener,
+    exports: Arc<E>,
+    limits: ServerLimits,
+) -> std::io::Result<()> {
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
@@ -67,12 +75,19 @@ pub async fn serve_unix<E: Exports>(listener: UnixListener, exports: Arc<E>, lim
                 continue;
             }
         };
-        spawn_client(serve_split(stream, exports.clone(), limits, |s| s.into_split()), "unix".to_string());
+        spawn_client(
+            serve_split(stream, exports.clone(), limits, |s| s.into_split()),
+            "unix".to_string(),
+        );
     }
 }
 
 /// Accepts clients on a TCP socket forever, one task per client, with `TCP_NODELAY`.
-pub async fn serve_tcp<E: Exports>(listener: TcpListener, exports: Arc<E>, limits: ServerLimits) -> std::io::Result<()> {
+pub async fn serve_tcp<E: Exports>(
+    listener: TcpListener,
+    exports: Arc<E>,
+    limits: ServerLimits,
+) -> std::io::Result<()> {
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -84,7 +99,10 @@ pub async fn serve_tcp<E: Exports>(listener: TcpListener, exports: Arc<E>, limit
         if let Err(e) = stream.set_nodelay(true) {
             tracing::warn!(%peer, error = %e, "cannot set TCP_NODELAY");
         }
-        spawn_client(serve_split(stream, exports.clone(), limits, |s| s.into_split()), peer.to_string());
+        spawn_client(
+            serve_split(stream, exports.clone(), limits, |s| s.into_split()),
+            peer.to_string(),
+        );
     }
 }
 
@@ -112,8 +130,13 @@ where
 /// retried after a pause; anything else ends the accept loop.
 async fn accept_failed(e: std::io::Error) -> std::io::Result<()> {
     use std::io::ErrorKind::*;
-    let transient = matches!(e.kind(), ConnectionAborted | ConnectionReset | Interrupted | WouldBlock)
-        || matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM));
+    let transient = matches!(
+        e.kind(),
+        ConnectionAborted | ConnectionReset | Interrupted | WouldBlock
+    ) || matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    );
     if !transient {
         return Err(e);
     }

@@ -74,11 +74,17 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl<W: AsyncWrite + Unpin + Send> ReplyWriter<W> {
     pub(crate) fn new(io: W) -> Self {
-        let spare = Batch { bytes: Vec::with_capacity(64 * 1024), ..Batch::default() };
+        let spare = Batch {
+            bytes: Vec::with_capacity(64 * 1024),
+            ..Batch::default()
+        };
         ReplyWriter {
             queue: Mutex::new(Queue {
                 writing: false,
-                batch: Batch { bytes: Vec::with_capacity(64 * 1024), ..Batch::default() },
+                batch: Batch {
+                    bytes: Vec::with_capacity(64 * 1024),
+                    ..Batch::default()
+                },
                 io: Some((io, spare)),
             }),
             failed: AtomicBool::new(false),
@@ -224,7 +230,9 @@ mod tests {
                 let len = if i % 4 == 0 { DIRECT_BYTES + 1 } else { 100 };
                 let data = AlignedBuf::from_slice(&vec![i as u8; len]);
                 let header = [i.to_be_bytes(), (len as u32).to_be_bytes()].concat();
-                writer.send(|b| b.extend_from_slice(&header), Some(data), Some(permit)).await;
+                writer
+                    .send(|b| b.extend_from_slice(&header), Some(data), Some(permit))
+                    .await;
             }));
         }
         let reader = tokio::spawn(async move {
@@ -244,8 +252,12 @@ mod tests {
             t.await.unwrap();
         }
         assert_eq!(reader.await.unwrap(), (0..64).collect::<Vec<_>>());
-        let all = tokio::time::timeout(std::time::Duration::from_secs(5), slots.acquire_many(64)).await;
-        assert!(all.is_ok(), "permits were not released after the replies were written");
+        let all =
+            tokio::time::timeout(std::time::Duration::from_secs(5), slots.acquire_many(64)).await;
+        assert!(
+            all.is_ok(),
+            "permits were not released after the replies were written"
+        );
         writer.finish().await;
     }
 
@@ -254,8 +266,16 @@ mod tests {
         let (server, client) = tokio::io::duplex(16);
         drop(client);
         let writer = ReplyWriter::new(server);
-        writer.send(|b| b.extend_from_slice(b"hello world, this is long"), None, None).await;
-        tokio::time::timeout(std::time::Duration::from_secs(1), writer.failed()).await.unwrap();
+        writer
+            .send(
+                |b| b.extend_from_slice(b"hello world, this is long"),
+                None,
+                None,
+            )
+            .await;
+        tokio::time::timeout(std::time::Duration::from_secs(1), writer.failed())
+            .await
+            .unwrap();
         assert!(writer.error().is_some());
         writer.finish().await;
     }

@@ -21,15 +21,27 @@ pub struct BlockSizes {
 impl BlockSizes {
     /// The valid constraints closest to what `info` asks for under `limits`.
     pub fn effective(info: &ExportInfo, limits: &ServerLimits) -> BlockSizes {
-        let min_bytes = if info.block_size_min.is_power_of_two() && info.block_size_min <= 64 * 1024 {
+        let min_bytes = if info.block_size_min.is_power_of_two() && info.block_size_min <= 64 * 1024
+        {
             info.block_size_min
         } else {
             1
         };
-        let preferred_bytes =
-            info.block_size_preferred.max(min_bytes).max(512).checked_next_power_of_two().unwrap_or(1 << 31);
-        let max_bytes = info.block_size_max.min(limits.max_request_bytes).max(preferred_bytes);
-        BlockSizes { min_bytes, preferred_bytes, max_bytes }
+        let preferred_bytes = info
+            .block_size_preferred
+            .max(min_bytes)
+            .max(512)
+            .checked_next_power_of_two()
+            .unwrap_or(1 << 31);
+        let max_bytes = info
+            .block_size_max
+            .min(limits.max_request_bytes)
+            .max(preferred_bytes);
+        BlockSizes {
+            min_bytes,
+            preferred_bytes,
+            max_bytes,
+        }
     }
 }
 
@@ -59,11 +71,35 @@ mod tests {
     fn sane_values_pass_and_bad_ones_are_fixed() {
         let limits = ServerLimits::default();
         let ok = BlockSizes::effective(&info(512, 4096, 1 << 20), &limits);
-        assert_eq!(ok, BlockSizes { min_bytes: 512, preferred_bytes: 4096, max_bytes: 1 << 20 });
+        assert_eq!(
+            ok,
+            BlockSizes {
+                min_bytes: 512,
+                preferred_bytes: 4096,
+                max_bytes: 1 << 20
+            }
+        );
         let fixed = BlockSizes::effective(&info(3, 1000, u32::MAX), &limits);
-        assert_eq!(fixed, BlockSizes { min_bytes: 1, preferred_bytes: 1024, max_bytes: limits.max_request_bytes });
+        assert_eq!(
+            fixed,
+            BlockSizes {
+                min_bytes: 1,
+                preferred_bytes: 1024,
+                max_bytes: limits.max_request_bytes
+            }
+        );
         let tiny_max = BlockSizes::effective(&info(4096, 512, 100), &limits);
-        assert_eq!(tiny_max, BlockSizes { min_bytes: 4096, preferred_bytes: 4096, max_bytes: 4096 });
-        assert_eq!(BlockSizes::effective(&info(1 << 17, 0, 0), &limits).min_bytes, 1);
+        assert_eq!(
+            tiny_max,
+            BlockSizes {
+                min_bytes: 4096,
+                preferred_bytes: 4096,
+                max_bytes: 4096
+            }
+        );
+        assert_eq!(
+            BlockSizes::effective(&info(1 << 17, 0, 0), &limits).min_bytes,
+            1
+        );
     }
 }

@@ -28,8 +28,8 @@ use crate::export::{BlockDevice, DeviceError, Extent, WriteZeroesFlags};
 use crate::proto::consts::{cmd_flag, errno};
 use crate::proto::reply::normalize_extents;
 use crate::proto::{
-    put_block_status_chunk, put_error_chunk, put_offset_data_header, put_simple_reply, validate_request, Command,
-    Rejection, Request, TransmissionParams,
+    put_block_status_chunk, put_error_chunk, put_offset_data_header, put_simple_reply,
+    validate_request, Command, Rejection, Request, TransmissionParams,
 };
 
 use super::frame_reader::FrameReader;
@@ -72,8 +72,14 @@ where
     D: BlockDevice,
 {
     let params = negotiated.params;
-    let conn = Arc::new(Connection { device: negotiated.device, writer: ReplyWriter::new(writer), params });
-    let slots_total = limits.max_requests_in_flight.clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize));
+    let conn = Arc::new(Connection {
+        device: negotiated.device,
+        writer: ReplyWriter::new(writer),
+        params,
+    });
+    let slots_total = limits
+        .max_requests_in_flight
+        .clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize));
     let slots = Arc::new(Semaphore::new(slots_total));
     let drain_max_bytes = params.payload_max_bytes.max(MIN_DRAIN_BYTES);
     let mut frames = FrameReader::new(reader);
@@ -118,10 +124,20 @@ where
         if req.command == Command::Write {
             if verdict.is_err() || req.length > params.payload_max_bytes {
                 if req.length > drain_max_bytes {
-                    tracing::warn!(len = req.length, max = drain_max_bytes, "WRITE too large to drain; closing");
-                    let rejection = Rejection { errno: errno::EINVAL, reason: "WRITE payload too large" };
+                    tracing::warn!(
+                        len = req.length,
+                        max = drain_max_bytes,
+                        "WRITE too large to drain; closing"
+                    );
+                    let rejection = Rejection {
+                        errno: errno::EINVAL,
+                        reason: "WRITE payload too large",
+                    };
                     reply(&conn, &req, Err(Failure::Rejected(rejection)), permit).await;
-                    break Err(NbdError::WriteTooLarge { length_bytes: req.length, max_bytes: drain_max_bytes });
+                    break Err(NbdError::WriteTooLarge {
+                        length_bytes: req.length,
+                        max_bytes: drain_max_bytes,
+                    });
                 }
                 if let Err(e) = frames.skip(u64::from(req.length)).await {
                     break Err(e.into());
@@ -151,7 +167,11 @@ where
 }
 
 fn reply_failure<W: AsyncWrite + Send + Unpin>(writer: &ReplyWriter<W>) -> NbdError {
-    NbdError::ReplyWriteFailed(writer.error().unwrap_or_else(|| "unknown error".to_string()))
+    NbdError::ReplyWriteFailed(
+        writer
+            .error()
+            .unwrap_or_else(|| "unknown error".to_string()),
+    )
 }
 
 async fn execute<D: BlockDevice, W: AsyncWrite + Send + Unpin>(
@@ -179,8 +199,12 @@ async fn perform<D: BlockDevice, W>(
     match req.command {
         Command::Read => device.read(offset, len).await.map(Outcome::Data),
         Command::Write => {
-            let data = payload.ok_or_else(|| DeviceError::Invalid("WRITE without payload".into()))?;
-            device.write(offset, data, fua).await.map(|()| Outcome::Done)
+            let data =
+                payload.ok_or_else(|| DeviceError::Invalid("WRITE without payload".into()))?;
+            device
+                .write(offset, data, fua)
+                .await
+                .map(|()| Outcome::Done)
         }
         Command::Flush => device.flush().await.map(|()| Outcome::Done),
         Command::Trim => device.trim(offset, len, fua).await.map(|()| Outcome::Done),
@@ -191,10 +215,15 @@ async fn perform<D: BlockDevice, W>(
                 no_hole: req.flags & cmd_flag::NO_HOLE != 0,
                 fast_zero: req.flags & cmd_flag::FAST_ZERO != 0,
             };
-            device.write_zeroes(offset, len, flags).await.map(|()| Outcome::Done)
+            device
+                .write_zeroes(offset, len, flags)
+                .await
+                .map(|()| Outcome::Done)
         }
         Command::BlockStatus => device.block_status(offset, len).await.map(Outcome::Extents),
-        Command::Disconnect | Command::Unknown(_) => Err(DeviceError::Invalid("command not executable".into())),
+        Command::Disconnect | Command::Unknown(_) => {
+            Err(DeviceError::Invalid("command not executable".into()))
+        }
     }
 }
 
@@ -209,7 +238,9 @@ async fn reply<D, W: AsyncWrite + Send + Unpin>(
     let cookie = req.cookie;
     let failure = match outcome {
         Ok(Outcome::Done) => {
-            conn.writer.send(|b| put_simple_reply(b, cookie, 0), None, permit).await;
+            conn.writer
+                .send(|b| put_simple_reply(b, cookie, 0), None, permit)
+                .await;
             return;
         }
         Ok(Outcome::Data(data)) if data.len() == req.length as usize => {
@@ -220,20 +251,33 @@ async fn reply<D, W: AsyncWrite + Send + Unpin>(
                 };
                 conn.writer.send(encode, Some(data), permit).await;
             } else {
-                conn.writer.send(|b| put_simple_reply(b, cookie, 0), Some(data), permit).await;
+                conn.writer
+                    .send(|b| put_simple_reply(b, cookie, 0), Some(data), permit)
+                    .await;
             }
             return;
         }
         Ok(Outcome::Data(data)) => {
-            tracing::warn!(got = data.len(), "device returned a read buffer of the wrong length");
-            Failure::Device(DeviceError::Io(std::io::Error::other("device returned a short read")))
+            tracing::warn!(
+                got = data.len(),
+                "device returned a read buffer of the wrong length"
+            );
+            Failure::Device(DeviceError::Io(std::io::Error::other(
+                "device returned a short read",
+            )))
         }
         Ok(Outcome::Extents(mut extents)) => match (conn.params.meta_context_id, structured) {
             (Some(context_id), true) => {
                 let req_one = req.flags & cmd_flag::REQ_ONE != 0;
                 match normalize_extents(&mut extents, req.length, req_one) {
                     Ok(()) => {
-                        conn.writer.send(|b| put_block_status_chunk(b, cookie, context_id, &extents), None, permit).await;
+                        conn.writer
+                            .send(
+                                |b| put_block_status_chunk(b, cookie, context_id, &extents),
+                                None,
+                                permit,
+                            )
+                            .await;
                         return;
                     }
                     Err(reason) => {
@@ -242,13 +286,20 @@ async fn reply<D, W: AsyncWrite + Send + Unpin>(
                     }
                 }
             }
-            _ => Failure::Rejected(Rejection { errno: errno::EINVAL, reason: "no metadata context" }),
+            _ => Failure::Rejected(Rejection {
+                errno: errno::EINVAL,
+                reason: "no metadata context",
+            }),
         },
         Err(failure) => failure,
     };
     let (error, message) = match &failure {
         Failure::Rejected(rejection) => {
-            tracing::debug!(errno = rejection.errno, reason = rejection.reason, "request refused");
+            tracing::debug!(
+                errno = rejection.errno,
+                reason = rejection.reason,
+                "request refused"
+            );
             (rejection.errno, rejection.reason.to_string())
         }
         Failure::Device(e) => {
@@ -260,8 +311,16 @@ async fn reply<D, W: AsyncWrite + Send + Unpin>(
         }
     };
     if structured {
-        conn.writer.send(|b| put_error_chunk(b, cookie, error, &message), None, permit).await;
+        conn.writer
+            .send(
+                |b| put_error_chunk(b, cookie, error, &message),
+                None,
+                permit,
+            )
+            .await;
     } else {
-        conn.writer.send(|b| put_simple_reply(b, cookie, error), None, permit).await;
+        conn.writer
+            .send(|b| put_simple_reply(b, cookie, error), None, permit)
+            .await;
     }
 }

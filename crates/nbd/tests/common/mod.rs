@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rdbd_nbd::proto::{
-    self, opt, rep, ChunkHeader, Command, InfoRequest, MetaContextRequest, OptionHeader, OptionReplyHeader, Request,
-    SimpleReply,
+    self, opt, rep, ChunkHeader, Command, InfoRequest, MetaContextRequest, OptionHeader,
+    OptionReplyHeader, Request, SimpleReply,
 };
 use rdbd_nbd::testing::{mem_export_info, MemDevice, MemExports};
 use rdbd_nbd::{serve_connection, NbdError, ServerLimits};
@@ -36,16 +36,26 @@ pub fn serve_duplex(
 
 /// The server task's result, failing the test if it does not end promptly.
 pub async fn server_result(handle: JoinHandle<Result<(), NbdError>>) -> Result<(), NbdError> {
-    tokio::time::timeout(Duration::from_secs(10), handle).await.expect("server did not finish").expect("server panicked")
+    tokio::time::timeout(Duration::from_secs(10), handle)
+        .await
+        .expect("server did not finish")
+        .expect("server panicked")
 }
 
 /// One decoded reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
     /// A simple reply (data only for successful reads).
-    Simple { cookie: u64, error: u32, data: Vec<u8> },
+    Simple {
+        cookie: u64,
+        error: u32,
+        data: Vec<u8>,
+    },
     /// One structured chunk (this server sends one chunk per reply).
-    Chunk { header: ChunkHeader, payload: Vec<u8> },
+    Chunk {
+        header: ChunkHeader,
+        payload: Vec<u8>,
+    },
 }
 
 impl Reply {
@@ -61,7 +71,9 @@ impl Reply {
         match self {
             Reply::Simple { error, .. } => *error,
             Reply::Chunk { header, payload } if header.chunk_type & 0x8000 != 0 => {
-                proto::parse_error_chunk(payload).map(|(e, _)| e).unwrap_or(u32::MAX)
+                proto::parse_error_chunk(payload)
+                    .map(|(e, _)| e)
+                    .unwrap_or(u32::MAX)
             }
             Reply::Chunk { .. } => 0,
         }
@@ -71,7 +83,11 @@ impl Reply {
     pub fn data(&self) -> &[u8] {
         match self {
             Reply::Simple { data, .. } => data,
-            Reply::Chunk { header, payload } if header.chunk_type == proto::chunk::TYPE_OFFSET_DATA => &payload[8..],
+            Reply::Chunk { header, payload }
+                if header.chunk_type == proto::chunk::TYPE_OFFSET_DATA =>
+            {
+                &payload[8..]
+            }
             Reply::Chunk { .. } => &[],
         }
     }
@@ -92,13 +108,27 @@ impl<S: AsyncRead + AsyncWrite + Unpin> TestClient<S> {
         io.read_exact(&mut greeting).await.unwrap();
         assert_eq!(&greeting[..8], b"NBDMAGIC");
         assert_eq!(&greeting[8..16], b"IHAVEOPT");
-        assert_eq!(u16::from_be_bytes([greeting[16], greeting[17]]), 3, "FIXED_NEWSTYLE | NO_ZEROES");
-        io.write_all(&client_flags.to_be_bytes()).await.unwrap();
-        TestClient { io, structured: false, reads: HashMap::new(), next_cookie: 1 }
+        assert_eq!(
+            u16::from_be_bytes([greeting[16], greeting[17]]),
+            3,
+            "FIXED_NEWSTYLE | NO_ZEROES"
+        );
+        // The server may already have dropped a misbehaving client; tests
+        // that expect that check `closed()` afterwards.
+        let _ = io.write_all(&client_flags.to_be_bytes()).await;
+        TestClient {
+            io,
+            structured: false,
+            reads: HashMap::new(),
+            next_cookie: 1,
+        }
     }
 
     pub async fn send_option(&mut self, option: u32, data: &[u8]) {
-        let header = OptionHeader { option, length: data.len() as u32 };
+        let header = OptionHeader {
+            option,
+            length: data.len() as u32,
+        };
         self.io.write_all(&header.encode()).await.unwrap();
         self.io.write_all(data).await.unwrap();
     }
@@ -131,19 +161,35 @@ impl<S: AsyncRead + AsyncWrite + Unpin> TestClient<S> {
     /// (optionally) and GO; returns (size, transmission flags).
     pub async fn go(&mut self, name: &str, structured: bool, base_allocation: bool) -> (u64, u16) {
         if structured {
-            assert_eq!(self.option(opt::STRUCTURED_REPLY, &[]).await, [(rep::ACK, vec![])]);
+            assert_eq!(
+                self.option(opt::STRUCTURED_REPLY, &[]).await,
+                [(rep::ACK, vec![])]
+            );
             self.structured = true;
         }
         if base_allocation {
-            let req = MetaContextRequest { export_name: name.into(), queries: vec!["base:allocation".into()] };
+            let req = MetaContextRequest {
+                export_name: name.into(),
+                queries: vec!["base:allocation".into()],
+            };
             let replies = self.option(opt::SET_META_CONTEXT, &req.encode()).await;
             assert_eq!(replies.len(), 2, "{replies:?}");
             assert_eq!(replies[0].0, rep::META_CONTEXT);
         }
-        let req = InfoRequest { name: name.into(), requests: vec![3] };
+        let req = InfoRequest {
+            name: name.into(),
+            requests: vec![3],
+        };
         let replies = self.option(opt::GO, &req.encode()).await;
-        assert_eq!(replies.last().unwrap().0, rep::ACK, "GO failed: {replies:?}");
-        let export = replies.iter().find(|(t, d)| *t == rep::INFO && d[..2] == [0, 0]).expect("INFO_EXPORT");
+        assert_eq!(
+            replies.last().unwrap().0,
+            rep::ACK,
+            "GO failed: {replies:?}"
+        );
+        let export = replies
+            .iter()
+            .find(|(t, d)| *t == rep::INFO && d[..2] == [0, 0])
+            .expect("INFO_EXPORT");
         let size = u64::from_be_bytes(export.1[2..10].try_into().unwrap());
         let flags = u16::from_be_bytes(export.1[10..12].try_into().unwrap());
         (size, flags)
@@ -155,9 +201,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> TestClient<S> {
     }
 
     /// Sends a request (with `payload` for WRITE); returns its cookie.
-    pub async fn request(&mut self, command: Command, flags: u16, offset: u64, length: u32, payload: &[u8]) -> u64 {
+    pub async fn request(
+        &mut self,
+        command: Command,
+        flags: u16,
+        offset: u64,
+        length: u32,
+        payload: &[u8],
+    ) -> u64 {
         let cookie = self.cookie();
-        let req = Request { flags, command, cookie, offset, length };
+        let req = Request {
+            flags,
+            command,
+            cookie,
+            offset,
+            length,
+        };
         if command == Command::Read {
             self.reads.insert(cookie, length);
         }
@@ -180,13 +239,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> TestClient<S> {
                 data = vec![0u8; len as usize];
                 self.io.read_exact(&mut data).await.unwrap();
             }
-            Reply::Simple { cookie: simple.cookie, error: simple.error, data }
+            Reply::Simple {
+                cookie: simple.cookie,
+                error: simple.error,
+                data,
+            }
         } else {
             let mut header = [0u8; 20];
             header[..4].copy_from_slice(&magic);
             self.io.read_exact(&mut header[4..]).await.unwrap();
             let header = ChunkHeader::decode(&header).unwrap();
-            assert_ne!(header.flags & proto::chunk::FLAG_DONE, 0, "this server sends single-chunk replies");
+            assert_ne!(
+                header.flags & proto::chunk::FLAG_DONE,
+                0,
+                "this server sends single-chunk replies"
+            );
             let mut payload = vec![0u8; header.length as usize];
             self.io.read_exact(&mut payload).await.unwrap();
             self.reads.remove(&header.cookie);
@@ -195,7 +262,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> TestClient<S> {
     }
 
     /// Sends one request and waits for its reply.
-    pub async fn call(&mut self, command: Command, flags: u16, offset: u64, length: u32, payload: &[u8]) -> Reply {
+    pub async fn call(
+        &mut self,
+        command: Command,
+        flags: u16,
+        offset: u64,
+        length: u32,
+        payload: &[u8],
+    ) -> Reply {
         let cookie = self.request(command, flags, offset, length, payload).await;
         let reply = self.read_reply().await;
         assert_eq!(reply.cookie(), cookie);
