@@ -266,6 +266,17 @@ impl Bitmap {
         out
     }
 
+    /// If `page` is dirty, marks it clean and returns its image (to write it back).
+    pub fn take_dirty_page(&mut self, page: u32) -> Option<[u8; BLOCK_4K_BYTES]> {
+        let (word, bit) = ((page / 64) as usize, page % 64);
+        let mask = 1u64 << bit;
+        if self.dirty_pages.get(word).is_none_or(|w| w & mask == 0) {
+            return None;
+        }
+        self.dirty_pages[word] &= !mask;
+        self.page_bytes(page)
+    }
+
     /// Returns the dirty pages and marks them clean (call after writing them).
     pub fn take_dirty_pages(&mut self) -> Vec<u32> {
         let pages = self.dirty_pages();

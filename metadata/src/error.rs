@@ -142,6 +142,9 @@ pub enum MetaError {
         /// What was expected or wrong.
         msg: String,
     },
+    /// Another process (an attached rdbd resource) holds the device.
+    #[error("{0} is in use: it is attached by a running rdbd resource (run 'rdbdadm down' first)")]
+    DeviceInUse(PathBuf),
     /// I/O on the meta-data device failed.
     #[error("{op} {path} at byte {offset_bytes}: {source}")]
     Io {

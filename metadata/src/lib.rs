@@ -19,6 +19,7 @@
 
 pub mod al;
 pub mod bitmap;
+pub mod claim;
 pub mod consts;
 pub mod device;
 pub mod dump;

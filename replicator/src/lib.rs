@@ -1,10 +1,22 @@
 //! The replication engine of rdbd: DRBD 8.4's state machines and rules as code that
-//! does no I/O, and (from the replication issue on) the drivers around them.
+//! does no I/O; the drivers (sockets, disks, timers) live in `rdbd-node`'s `peer` module.
 //!
 //! - [`generation`]: generation identifiers (UUIDs) and the meta-data flags that
 //!   follow from a device's state, as DRBD 8.4 keeps them.
+//! - [`handshake`]: features, cram-hmac, P_PROTOCOL checks, sizes, the peer's report.
+//! - [`transfer_log`]: the primary's requests, epochs, barriers and acks per protocol.
+//! - [`liveness`]: ping-int / ping-timeout / timeout / ko-count.
+//! - [`peer_state`]: the peer's P_STATE and state change requests.
+//! - [`sync_decision`]: which side becomes SyncSource (reduced sync handshake).
+//! - [`bitmap_exchange`]: P_BITMAP / P_COMPRESSED_BITMAP before a resync.
 
+pub mod bitmap_exchange;
 pub mod generation;
+pub mod handshake;
+pub mod liveness;
+pub mod peer_state;
 pub mod resync;
+pub mod sync_decision;
 pub mod sync_handshake;
+pub mod transfer_log;
 pub mod uuid_compare;

@@ -201,3 +201,28 @@ fn a_second_daemon_on_the_same_run_dir_refuses_to_start() {
     // The first one is unharmed.
     assert_eq!(s.node.adm_ok(&["role", "r0"]).trim(), "Primary/Unknown");
 }
+
+#[test]
+fn a_second_node_cannot_attach_or_rewrite_a_disk_in_use() {
+    let s = Standalone::up(16);
+    // Another node (own daemon, own run dir) configured on the same backing file.
+    let other = Node {
+        name: "alice".into(),
+        config: s.node.config.clone(),
+        run_dir: s.dir.path().join("run-other"),
+    };
+    let out = other.adm_run(&["up", "r0"]);
+    assert!(!out.status.success(), "a second attach of the same disk must fail");
+    assert!(stderr(&out).contains("in use"), "{}", stderr(&out));
+    // Meta-data commands that write are refused too, and change nothing.
+    let before = std::fs::read(&s.disk).unwrap();
+    let out = run(Command::new(rdbd_tests::bins::bin("rdbdmeta")).args(["--force", "-", "v08"]).arg(&s.disk).args(["internal", "create-md"]));
+    assert_eq!(out.status.code(), Some(20), "{}", stderr(&out));
+    assert!(stderr(&out).contains("in use"), "{}", stderr(&out));
+    let out = s.node.adm_run(&["create-md", "--force", "r0"]);
+    assert!(!out.status.success(), "rdbdadm create-md on an up resource must fail");
+    assert_eq!(std::fs::read(&s.disk).unwrap(), before, "the disk changed");
+    // The first node is unharmed; a repeated primary is a no-op.
+    s.node.adm_ok(&["primary", "r0"]);
+    assert_eq!(s.node.adm_ok(&["role", "r0"]).trim(), "Primary/Unknown");
+}

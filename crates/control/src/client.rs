@@ -58,6 +58,28 @@ impl Client {
         Ok(Client { path, reader: BufReader::new(stream) })
     }
 
+    /// Sends a request and hands every response line to `each` until the daemon
+    /// closes the stream or `each` returns false.
+    pub fn stream(&mut self, request: &Request, mut each: impl FnMut(Response) -> bool) -> Result<(), ClientError> {
+        let io = |source| ClientError::Io { path: self.path.clone(), source };
+        self.reader.get_mut().set_read_timeout(None).map_err(io)?;
+        let mut line = serde_json::to_vec(request).map_err(|e| io(e.into()))?;
+        line.push(b'\n');
+        self.reader.get_mut().write_all(&line).map_err(io)?;
+        loop {
+            let mut answer = Vec::new();
+            let read = (&mut self.reader).take(MAX_LINE_BYTES as u64).read_until(b'\n', &mut answer).map_err(io)?;
+            if read == 0 {
+                return Ok(());
+            }
+            let response = serde_json::from_slice(&answer)
+                .map_err(|e| ClientError::Malformed { path: self.path.clone(), detail: e.to_string() })?;
+            if !each(response) {
+                return Ok(());
+            }
+        }
+    }
+
     /// Sends one request and waits for its response.
     pub fn request(&mut self, request: &Request) -> Result<Response, ClientError> {
         let io = |source| ClientError::Io { path: self.path.clone(), source };

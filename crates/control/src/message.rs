@@ -43,6 +43,13 @@ pub enum Request {
     },
     /// Stop the daemon once every resource is down.
     Shutdown,
+    /// `events2`: the daemon answers with [`Response::Event`] lines: the current
+    /// state (`exists ...`, then `exists -`), then, unless `now`, every change
+    /// until the client closes the connection.
+    Events {
+        /// `--now`: stop after the current state.
+        now: bool,
+    },
 }
 
 impl Request {
@@ -56,6 +63,7 @@ impl Request {
             Request::Secondary { .. } => "secondary",
             Request::Status { .. } => "status",
             Request::Shutdown => "shutdown",
+            Request::Events { .. } => "events2",
         }
     }
 
@@ -67,7 +75,7 @@ impl Request {
             | Request::Primary { resource, .. }
             | Request::Secondary { resource } => Some(resource),
             Request::Status { resource } => resource.as_deref(),
-            Request::Ping | Request::Shutdown => None,
+            Request::Ping | Request::Shutdown | Request::Events { .. } => None,
         }
     }
 }
@@ -88,6 +96,11 @@ pub enum Response {
         message: String,
         /// The tool's exit code.
         exit_code: i32,
+    },
+    /// One line of an [`Request::Events`] stream.
+    Event {
+        /// The events2 line.
+        line: String,
     },
     /// The answer to [`Request::Status`].
     Status {

@@ -65,9 +65,16 @@ pub fn daemon_binary() -> PathBuf {
 /// Starts `rdbd --foreground` detached (own session, output to `<run-dir>/rdbd.log`)
 /// and waits until it answers on its control socket.
 pub fn spawn_daemon(opts: &NodeOptions, binary: &std::path::Path) -> Result<(), SpawnError> {
-    let exec = |source| SpawnError::Exec { binary: binary.to_path_buf(), source };
+    let exec = |source| SpawnError::Exec {
+        binary: binary.to_path_buf(),
+        source,
+    };
     std::fs::create_dir_all(&opts.run_dir).map_err(exec)?;
-    let log = std::fs::OpenOptions::new().create(true).append(true).open(opts.log_file()).map_err(exec)?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(opts.log_file())
+        .map_err(exec)?;
     let log2 = log.try_clone().map_err(exec)?;
     let mut cmd = Command::new(binary);
     cmd.arg("--foreground")
@@ -98,7 +105,10 @@ pub fn spawn_daemon(opts: &NodeOptions, binary: &std::path::Path) -> Result<(), 
             return Ok(());
         }
         if let Ok(Some(status)) = child.try_wait() {
-            return Err(exec(std::io::Error::other(format!("it exited with {status}; see {}", opts.log_file().display()))));
+            return Err(exec(std::io::Error::other(format!(
+                "it exited with {status}; see {}",
+                opts.log_file().display()
+            ))));
         }
         std::thread::sleep(Duration::from_millis(20));
     }

@@ -36,7 +36,12 @@ pub struct Controller {
 
 impl Controller {
     /// A controller with no resource up.
-    pub fn new(opts: NodeOptions, exports: Arc<NodeExports>, changed: Arc<Notify>, shutdown: Arc<Notify>) -> Self {
+    pub fn new(
+        opts: NodeOptions,
+        exports: Arc<NodeExports>,
+        changed: Arc<Notify>,
+        shutdown: Arc<Notify>,
+    ) -> Self {
         Controller {
             opts,
             exports,
@@ -49,23 +54,36 @@ impl Controller {
 
     /// Handles one request.
     pub async fn handle(&self, request: Request) -> Response {
-        let span = tracing::info_span!("control", op = request.op_name(), resource = request.resource());
-        let _enter = span.enter();
-        let response = match request {
-            Request::Ping => Response::ok(),
-            Request::Up { resource } => self.up(&resource).await,
-            Request::Down { resource } => self.down(&resource).await,
-            Request::Primary { resource, force } => match self.exports.get(&resource) {
-                Some(r) => state_result(&r, r.promote(force).await),
-                None => not_up(&resource),
-            },
-            Request::Secondary { resource } => match self.exports.get(&resource) {
-                Some(r) => state_result(&r, r.demote().await),
-                None => not_up(&resource),
-            },
-            Request::Status { resource } => self.status(resource.as_deref()),
-            Request::Shutdown => self.shutdown_all().await,
-        };
+        use tracing::Instrument;
+        let span = tracing::info_span!(
+            "control",
+            op = request.op_name(),
+            resource = request.resource()
+        );
+        let response = async {
+            match request {
+                Request::Ping => Response::ok(),
+                Request::Up { resource } => self.up(&resource).await,
+                Request::Down { resource } => self.down(&resource).await,
+                Request::Primary { resource, force } => match self.exports.get(&resource) {
+                    Some(r) => state_result(&r, r.promote(force).await),
+                    None => not_up(&resource),
+                },
+                Request::Secondary { resource } => match self.exports.get(&resource) {
+                    Some(r) => state_result(&r, r.demote().await),
+                    None => not_up(&resource),
+                },
+                Request::Status { resource } => self.status(resource.as_deref()),
+                Request::Shutdown => self.shutdown_all().await,
+                // Streamed by the connection loop (crate::events), never handled here.
+                Request::Events { .. } => Response::error(
+                    exit_code::USAGE,
+                    "events2 is a stream; use it on its own connection",
+                ),
+            }
+        }
+        .instrument(span)
+        .await;
         if let Response::Error { message, .. } = &response {
             tracing::warn!("{message}");
         }
@@ -73,15 +91,19 @@ impl Controller {
         if !self.stopping.load(std::sync::atomic::Ordering::SeqCst) {
             crate::status_file::write_now(&self.opts.status_file(), &self.exports);
         }
-        self.changed.notify_one();
+        self.changed.notify_waiters();
         response
     }
 
     fn status(&self, name: Option<&str>) -> Response {
         match name {
-            None => Response::Status { resources: crate::status_file::snapshot(&self.exports) },
+            None => Response::Status {
+                resources: crate::status_file::snapshot(&self.exports),
+            },
             Some(n) => match self.exports.get(n) {
-                Some(r) => Response::Status { resources: vec![r.status()] },
+                Some(r) => Response::Status {
+                    resources: vec![r.status()],
+                },
                 None => not_up(n),
             },
         }
@@ -89,7 +111,10 @@ impl Controller {
 
     async fn up(&self, name: &str) -> Response {
         if self.exports.get(name).is_some() {
-            return Response::error(exit_code::CONFIG, format!("{name}: already up (Device is attached to by someone)"));
+            return Response::error(
+                exit_code::CONFIG,
+                format!("{name}: already up (Device is attached to by someone)"),
+            );
         }
         let config = match rdbd_config::load(&self.opts.config_path) {
             Ok(c) => c,
@@ -100,7 +125,9 @@ impl Controller {
         }
         let setup = match self.setup(&config, name).await {
             Ok(s) => s,
-            Err(message) => return Response::error(exit_code::CONFIG, format!("{name}: {message}")),
+            Err(message) => {
+                return Response::error(exit_code::CONFIG, format!("{name}: {message}"))
+            }
         };
         let nbd_address = setup.1;
         let resource = Arc::new(Resource::new(setup.0));
@@ -118,7 +145,10 @@ impl Controller {
                 Ok(listener) => {
                     let exports = Arc::clone(&self.exports);
                     let task = tokio::spawn(async move {
-                        if let Err(e) = rdbd_nbd::serve_tcp(listener, exports, crate::daemon::nbd_limits()).await {
+                        if let Err(e) =
+                            rdbd_nbd::serve_tcp(listener, exports, crate::daemon::nbd_limits())
+                                .await
+                        {
                             tracing::error!(error = %e, "NBD TCP listener failed");
                         }
                     });
@@ -126,7 +156,10 @@ impl Controller {
                 }
                 Err(e) => {
                     self.exports.remove(name);
-                    return Response::error(exit_code::CONFIG, format!("{name}: cannot listen on nbd-address {addr}: {e}"));
+                    return Response::error(
+                        exit_code::CONFIG,
+                        format!("{name}: cannot listen on nbd-address {addr}: {e}"),
+                    );
                 }
             }
         }
@@ -138,29 +171,64 @@ impl Controller {
     }
 
     /// Resolves the configuration of `name` for this node and opens its disk.
-    async fn setup(&self, config: &Config, name: &str) -> Result<(ResourceSetup, Option<std::net::SocketAddr>), String> {
+    async fn setup(
+        &self,
+        config: &Config,
+        name: &str,
+    ) -> Result<(ResourceSetup, Option<std::net::SocketAddr>), String> {
         let index = config.resources.iter().position(|r| r.name == name);
         let res_cfg = config.resource(name).map_err(|e| e.to_string())?;
-        let host = res_cfg.host(&self.opts.node_name).map_err(|e| e.to_string())?;
+        let host = res_cfg
+            .host(&self.opts.node_name)
+            .map_err(|e| e.to_string())?;
         let minor = minor_of(host, index.unwrap_or(0))?;
-        let disk_path = host.disk.as_ref().ok_or("no 'disk' configured for this node")?;
-        let disk = LocalDisk::open(disk_path, &DiskOptions::default()).map_err(|e| e.to_string())?;
+        let disk_path = host
+            .disk
+            .as_ref()
+            .ok_or("no 'disk' configured for this node")?;
+        let disk =
+            LocalDisk::open(disk_path, &DiskOptions::default()).map_err(|e| e.to_string())?;
         let kind = meta_disk_kind(&host.meta_disk)?;
         let settings = res_cfg.settings();
         let fencing_dont_care = settings.fencing == "dont-care";
-        let (data_path, al_extents, md_flushes, al_updates) =
-            (disk_path.clone(), settings.al_extents, settings.md_flushes, settings.al_updates);
+        let (data_path, al_extents, md_flushes, al_updates) = (
+            disk_path.clone(),
+            settings.al_extents,
+            settings.md_flushes,
+            settings.al_updates,
+        );
         let (meta, info) = tokio::task::spawn_blocking(move || {
-            ResourceMeta::attach(&data_path, &kind, al_extents, md_flushes, fencing_dont_care, al_updates)
+            ResourceMeta::attach(
+                &data_path,
+                &kind,
+                al_extents,
+                md_flushes,
+                fencing_dont_care,
+                al_updates,
+            )
         })
         .await
         .map_err(|e| e.to_string())?
-        .map_err(|e| format!("{e} (on {}; create it with 'rdbdadm create-md {name}')", disk_path.display()))?;
+        .map_err(|e| {
+            format!(
+                "{e} (on {}; create it with 'rdbdadm create-md {name}')",
+                disk_path.display()
+            )
+        })?;
         if info.apply_al_bits > 0 {
-            tracing::info!(resource = name, bits = info.apply_al_bits, "marked additional blocks out of sync based on the activity log");
+            tracing::info!(
+                resource = name,
+                bits = info.apply_al_bits,
+                "marked additional blocks out of sync based on the activity log"
+            );
         }
         if info.size_bytes > disk.size_bytes() {
-            return Err(format!("meta-data says {} bytes of data but {} has only {}", info.size_bytes, disk_path.display(), disk.size_bytes()));
+            return Err(format!(
+                "meta-data says {} bytes of data but {} has only {}",
+                info.size_bytes,
+                disk_path.display(),
+                disk.size_bytes()
+            ));
         }
         let peer = res_cfg.peer_of(&self.opts.node_name);
         Ok((
@@ -204,7 +272,8 @@ impl Controller {
                 return Response::Error { message, exit_code };
             }
         }
-        self.stopping.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         self.shutdown.notify_one();
         Response::ok()
     }
@@ -217,12 +286,18 @@ fn state_result(resource: &Resource, result: Result<(), crate::resource::StateEr
             tracing::info!(resource = %resource.name, role = %st.role, disk = %st.disk, "state changed");
             Response::ok()
         }
-        Err(e) => Response::error(exit_code::STATE_CHANGE_FAILED, format!("{}: {e}", resource.name)),
+        Err(e) => Response::error(
+            exit_code::STATE_CHANGE_FAILED,
+            format!("{}: {e}", resource.name),
+        ),
     }
 }
 
 fn not_up(name: &str) -> Response {
-    Response::error(exit_code::CONFIG, format!("{name}: No such resource (it is not up on this node)"))
+    Response::error(
+        exit_code::CONFIG,
+        format!("{name}: No such resource (it is not up on this node)"),
+    )
 }
 
 /// The minor of a resource: `minor N`, or N from `device /dev/drbdN`, or its
@@ -233,13 +308,22 @@ fn minor_of(host: &Host, index: usize) -> Result<u32, String> {
     }
     if let Some(device) = &host.device {
         let digits = device.trim_start_matches("/dev/drbd");
-        return digits.parse().map_err(|_| format!("cannot take a minor number from device '{device}'"));
+        return digits
+            .parse()
+            .map_err(|_| format!("cannot take a minor number from device '{device}'"));
     }
     u32::try_from(index).map_err(|_| "too many resources".to_string())
 }
 
 /// Flushes the data and writes the bitmap and the clean superblock.
 pub async fn detach(resource: &Resource) -> Result<(), String> {
-    resource.flush().await.map_err(|e| format!("flushing the disk failed: {e}"))?;
-    resource.meta.detach().await.map_err(|e| format!("writing the meta-data at detach failed: {e}"))
+    resource
+        .flush()
+        .await
+        .map_err(|e| format!("flushing the disk failed: {e}"))?;
+    resource
+        .meta
+        .detach()
+        .await
+        .map_err(|e| format!("writing the meta-data at detach failed: {e}"))
 }

@@ -40,8 +40,15 @@ pub enum DaemonError {
     },
 }
 
-fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> DaemonError + 'a {
-    move |source| DaemonError::Io { what, path: path.to_path_buf(), source }
+fn io_err<'a>(
+    what: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> DaemonError + 'a {
+    move |source| DaemonError::Io {
+        what,
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// The NBD server limits every listener uses.
@@ -55,7 +62,8 @@ pub fn nbd_limits() -> rdbd_nbd::ServerLimits {
 
 /// Runs the daemon until shutdown.
 pub async fn run(opts: NodeOptions) -> Result<(), DaemonError> {
-    std::fs::create_dir_all(&opts.run_dir).map_err(io_err("cannot create run directory", &opts.run_dir))?;
+    std::fs::create_dir_all(&opts.run_dir)
+        .map_err(io_err("cannot create run directory", &opts.run_dir))?;
     let control_path = opts.control_socket();
     if UnixStream::connect(&control_path).await.is_ok() {
         return Err(DaemonError::AlreadyRunning(opts.run_dir.clone()));
@@ -74,10 +82,19 @@ pub async fn run(opts: NodeOptions) -> Result<(), DaemonError> {
     let exports = Arc::new(NodeExports::default());
     let changed = Arc::new(Notify::new());
     let shutdown = Arc::new(Notify::new());
-    let controller = Arc::new(Controller::new(opts.clone(), Arc::clone(&exports), Arc::clone(&changed), Arc::clone(&shutdown)));
+    let controller = Arc::new(Controller::new(
+        opts.clone(),
+        Arc::clone(&exports),
+        Arc::clone(&changed),
+        Arc::clone(&shutdown),
+    ));
 
     let mut tasks = Vec::new();
-    tasks.push(tokio::spawn(crate::status_file::run(opts.status_file(), Arc::clone(&exports), Arc::clone(&changed))));
+    tasks.push(tokio::spawn(crate::status_file::run(
+        opts.status_file(),
+        Arc::clone(&exports),
+        Arc::clone(&changed),
+    )));
     let nbd_exports = Arc::clone(&exports);
     tasks.push(tokio::spawn(async move {
         if let Err(e) = rdbd_nbd::serve_unix(nbd_listener, nbd_exports, nbd_limits()).await {
@@ -87,7 +104,11 @@ pub async fn run(opts: NodeOptions) -> Result<(), DaemonError> {
     if let Some(addr) = config.nbd_address() {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
-            .map_err(|source| DaemonError::Io { what: "cannot listen on nbd-address", path: PathBuf::from(addr.to_string()), source })?;
+            .map_err(|source| DaemonError::Io {
+                what: "cannot listen on nbd-address",
+                path: PathBuf::from(addr.to_string()),
+                source,
+            })?;
         let tcp_exports = Arc::clone(&exports);
         tasks.push(tokio::spawn(async move {
             if let Err(e) = rdbd_nbd::serve_tcp(listener, tcp_exports, nbd_limits()).await {
@@ -98,15 +119,26 @@ pub async fn run(opts: NodeOptions) -> Result<(), DaemonError> {
     if let Some(addr) = config.metrics_address() {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
-            .map_err(|source| DaemonError::Io { what: "cannot listen on metrics-address", path: PathBuf::from(addr.to_string()), source })?;
-        tasks.push(tokio::spawn(crate::metrics::serve(listener, Arc::clone(&exports))));
+            .map_err(|source| DaemonError::Io {
+                what: "cannot listen on metrics-address",
+                path: PathBuf::from(addr.to_string()),
+                source,
+            })?;
+        tasks.push(tokio::spawn(crate::metrics::serve(
+            listener,
+            Arc::clone(&exports),
+        )));
     }
     let control_controller = Arc::clone(&controller);
-    tasks.push(tokio::spawn(async move { control_loop(control_listener, control_controller).await }));
+    tasks.push(tokio::spawn(async move {
+        control_loop(control_listener, control_controller).await
+    }));
     tracing::info!(node = %opts.node_name, run_dir = %opts.run_dir.display(), config = %opts.config_path.display(), "rdbd started");
 
     wait_for_shutdown(&shutdown).await;
-    controller.stopping.store(true, std::sync::atomic::Ordering::SeqCst);
+    controller
+        .stopping
+        .store(true, std::sync::atomic::Ordering::SeqCst);
     // Take everything down that can be; clients still attached lose their connection.
     for resource in exports.all() {
         exports.remove(&resource.name);
@@ -136,7 +168,10 @@ fn bind_unix(path: &Path) -> Result<UnixListener, DaemonError> {
 
 async fn wait_for_shutdown(shutdown: &Notify) {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         shutdown.notified().await;
         return;
     };
@@ -172,16 +207,28 @@ async fn serve_control(stream: UnixStream, controller: Arc<Controller>) -> std::
     let mut line = Vec::new();
     loop {
         line.clear();
-        let n = (&mut lines).take(MAX_LINE_BYTES as u64).read_until(b'\n', &mut line).await?;
+        let n = (&mut lines)
+            .take(MAX_LINE_BYTES as u64)
+            .read_until(b'\n', &mut line)
+            .await?;
         if n == 0 {
             return Ok(());
         }
         if line.last() != Some(&b'\n') && n >= MAX_LINE_BYTES {
-            return Err(std::io::Error::new(ErrorKind::InvalidData, "control request longer than the limit"));
+            return Err(std::io::Error::new(
+                ErrorKind::InvalidData,
+                "control request longer than the limit",
+            ));
         }
         let response = match serde_json::from_slice::<Request>(&line) {
+            Ok(Request::Events { now }) => {
+                return crate::events::stream(&mut lines, &mut write, &controller, now).await
+            }
             Ok(request) => controller.handle(request).await,
-            Err(e) => Response::error(rdbd_control::exit_code::USAGE, format!("malformed control request: {e}")),
+            Err(e) => Response::error(
+                rdbd_control::exit_code::USAGE,
+                format!("malformed control request: {e}"),
+            ),
         };
         let mut out = serde_json::to_vec(&response).map_err(std::io::Error::other)?;
         out.push(b'\n');

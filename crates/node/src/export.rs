@@ -8,8 +8,10 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
-use rdbd_nbd::{BlockDevice, DeviceError, Exports, ExportInfo, Extent, OpenError, WriteZeroesFlags};
 use crate::resource::ResourceIoError;
+use rdbd_nbd::{
+    BlockDevice, DeviceError, ExportInfo, Exports, Extent, OpenError, WriteZeroesFlags,
+};
 use rdbd_types::AlignedBuf;
 
 use crate::resource::{OpenGuard, Resource};
@@ -54,7 +56,8 @@ impl NodeExports {
     }
 
     fn lookup(&self, name: &str) -> Result<Arc<Resource>, OpenError> {
-        self.get(name).ok_or_else(|| OpenError::Unknown(format!("no resource '{name}' is up on this node")))
+        self.get(name)
+            .ok_or_else(|| OpenError::Unknown(format!("no resource '{name}' is up on this node")))
     }
 }
 
@@ -81,18 +84,25 @@ impl Exports for NodeExports {
     type Device = ExportHandle;
 
     fn list(&self) -> Vec<(String, String)> {
-        self.all().iter().map(|r| (r.name.clone(), export_info(r).description)).collect()
+        self.all()
+            .iter()
+            .map(|r| (r.name.clone(), export_info(r).description))
+            .collect()
     }
 
     fn info(&self, name: &str) -> Result<ExportInfo, OpenError> {
         let resource = self.lookup(name)?;
-        resource.check_openable().map_err(|e| OpenError::Policy(e.to_string()))?;
+        resource
+            .check_openable()
+            .map_err(|e| OpenError::Policy(e.to_string()))?;
         Ok(export_info(&resource))
     }
 
     fn open(&self, name: &str) -> Result<(ExportInfo, ExportHandle), OpenError> {
         let resource = self.lookup(name)?;
-        let guard = resource.open_client().map_err(|e| OpenError::Policy(e.to_string()))?;
+        let guard = resource
+            .open_client()
+            .map_err(|e| OpenError::Policy(e.to_string()))?;
         tracing::info!(resource = name, "NBD client opened the export");
         Ok((export_info(&resource), ExportHandle { guard }))
     }
@@ -124,22 +134,39 @@ impl Drop for ExportHandle {
 
 impl BlockDevice for ExportHandle {
     async fn read(&self, offset: u64, len: u32) -> Result<AlignedBuf, DeviceError> {
-        self.resource().read(offset, len).await.map_err(|e| self.local_error("read", offset, e))
+        self.resource()
+            .read(offset, len)
+            .await
+            .map_err(|e| self.local_error("read", offset, e))
     }
 
     async fn write(&self, offset: u64, data: AlignedBuf, fua: bool) -> Result<(), DeviceError> {
-        self.resource().write(offset, data, fua).await.map_err(|e| self.local_error("write", offset, e))
+        self.resource()
+            .write(offset, data, fua)
+            .await
+            .map_err(|e| self.local_error("write", offset, e))
     }
 
     async fn flush(&self) -> Result<(), DeviceError> {
-        self.resource().flush().await.map_err(|e| self.local_error("flush", 0, e))
+        self.resource()
+            .flush()
+            .await
+            .map_err(|e| self.local_error("flush", 0, e))
     }
 
     async fn trim(&self, offset: u64, len: u32, fua: bool) -> Result<(), DeviceError> {
-        self.resource().trim(offset, u64::from(len), fua).await.map_err(|e| self.local_error("trim", offset, e))
+        self.resource()
+            .trim(offset, u64::from(len), fua)
+            .await
+            .map_err(|e| self.local_error("trim", offset, e))
     }
 
-    async fn write_zeroes(&self, offset: u64, len: u32, flags: WriteZeroesFlags) -> Result<(), DeviceError> {
+    async fn write_zeroes(
+        &self,
+        offset: u64,
+        len: u32,
+        flags: WriteZeroesFlags,
+    ) -> Result<(), DeviceError> {
         if flags.fast_zero {
             // Zeroing may need real writes here; the client asked us to fail fast instead.
             return Err(DeviceError::NotSupported);
@@ -153,7 +180,11 @@ impl BlockDevice for ExportHandle {
     async fn cache(&self, offset: u64, len: u32) -> Result<(), DeviceError> {
         // A prefetch: read and drop. It warms the page cache only in buffered mode,
         // but it is always correct.
-        self.resource().read(offset, len).await.map(drop).map_err(|e| self.local_error("cache", offset, e))
+        self.resource()
+            .read(offset, len)
+            .await
+            .map(drop)
+            .map_err(|e| self.local_error("cache", offset, e))
     }
 
     async fn block_status(&self, offset: u64, len: u32) -> Result<Vec<Extent>, DeviceError> {
@@ -166,10 +197,16 @@ impl BlockDevice for ExportHandle {
         let mut extents = Vec::with_capacity(map.len());
         for (length, is_hole) in map {
             let length = u32::try_from(length).unwrap_or(u32::MAX);
-            extents.push(Extent { length, flags: if is_hole { 3 } else { 0 } });
+            extents.push(Extent {
+                length,
+                flags: if is_hole { 3 } else { 0 },
+            });
         }
         if extents.is_empty() {
-            extents.push(Extent { length: len, flags: 0 });
+            extents.push(Extent {
+                length: len,
+                flags: 0,
+            });
         }
         Ok(extents)
     }

@@ -4,6 +4,7 @@
 //!
 //! - [`daemon`]: start-up (run directory, sockets, listeners), the control loop and shutdown.
 //! - [`resource`]: one resource's live state (role, disk, counters, open clients).
+//! - [`events`]: the `events2` stream on the control socket.
 //! - [`export`]: the NBD side: which exports exist, who may open them, and the
 //!   per-request path from an NBD command to the local disk.
 //! - [`control`]: the handlers of `rdbdadm`'s requests on `<run-dir>/control.sock`.
@@ -14,6 +15,7 @@
 pub mod cli;
 pub mod control;
 pub mod daemon;
+pub mod events;
 pub mod export;
 pub mod meta;
 pub mod metrics;

@@ -19,7 +19,10 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use rdbd_metadata::al::{extent_range, replay, AlWrite, ExtentNr};
-use rdbd_metadata::{ActivityLog, Bitmap, MetaDataDevice, MetaDiskKind, MetaError, OpenOptions, Superblock};
+use rdbd_metadata::claim;
+use rdbd_metadata::{
+    ActivityLog, Bitmap, MetaDataDevice, MetaDiskKind, MetaError, OpenOptions, Superblock,
+};
 use rdbd_replicator::generation::{self, FlagState, Generations};
 use rdbd_types::{DiskState, Role};
 
@@ -37,6 +40,15 @@ pub enum MetaIoError {
     /// A blocking meta-data task failed to run.
     #[error("meta-data task failed: {0}")]
     Task(String),
+}
+
+/// Meta-data writes a data write caused.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MetaWrites {
+    /// Activity-log transactions.
+    pub al_transactions: u64,
+    /// Bitmap pages (of extents leaving the activity log).
+    pub bitmap_pages: u64,
 }
 
 /// What attaching found.
@@ -70,11 +82,15 @@ pub struct ResourceMeta {
     data_sectors: u64,
     /// `al-updates yes` (default): writes go through AL transactions.
     al_updates: bool,
+    /// Exclusive claims on the data and meta-data devices, held while attached.
+    _claims: Vec<claim::DeviceClaim>,
 }
 
 impl std::fmt::Debug for ResourceMeta {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ResourceMeta").field("data_sectors", &self.data_sectors).finish()
+        f.debug_struct("ResourceMeta")
+            .field("data_sectors", &self.data_sectors)
+            .finish()
     }
 }
 
@@ -86,16 +102,24 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub fn meta_disk_kind(meta: &rdbd_config::MetaDisk) -> Result<MetaDiskKind, String> {
     Ok(match meta {
         rdbd_config::MetaDisk::Internal => MetaDiskKind::Internal,
-        rdbd_config::MetaDisk::FlexibleExternal(p) => MetaDiskKind::FlexExternal { meta_path: p.clone() },
+        rdbd_config::MetaDisk::FlexibleExternal(p) => MetaDiskKind::FlexExternal {
+            meta_path: p.clone(),
+        },
         rdbd_config::MetaDisk::Indexed(p, i) => MetaDiskKind::Indexed {
             meta_path: p.clone(),
-            index: u8::try_from(*i).map_err(|_| format!("meta-disk index {i} is out of range (0..=255)"))?,
+            index: u8::try_from(*i)
+                .map_err(|_| format!("meta-disk index {i} is out of range (0..=255)"))?,
         },
     })
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, MetaError> + Send + 'static) -> Result<T, MetaIoError> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| MetaIoError::Task(e.to_string()))?.map_err(MetaIoError::from)
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, MetaError> + Send + 'static,
+) -> Result<T, MetaIoError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| MetaIoError::Task(e.to_string()))?
+        .map_err(MetaIoError::from)
 }
 
 impl ResourceMeta {
@@ -109,7 +133,16 @@ impl ResourceMeta {
         fencing_dont_care: bool,
         al_updates: bool,
     ) -> Result<(ResourceMeta, AttachInfo), MetaError> {
-        let opts = OpenOptions { writable: true, md_flushes };
+        // Claim the devices first: a second daemon or rdbdmeta must not write under us.
+        let mut claims = vec![claim::claim(data_path)?];
+        let meta_path = kind.meta_path(data_path);
+        if meta_path != data_path {
+            claims.push(claim::claim(meta_path)?);
+        }
+        let opts = OpenOptions {
+            writable: true,
+            md_flushes,
+        };
         let mut dev = MetaDataDevice::open(data_path, kind, opts)?;
         let report = dev.apply_al()?;
         let ring = dev.read_al_ring()?;
@@ -125,7 +158,8 @@ impl ResourceMeta {
         let flags = dev.superblock().flags.0;
         // A Primary that crashed with AL updates off left no record of where it
         // wrote: everything is out of sync (drbd_adm_attach, "aka FullSync").
-        let crashed_without_al = flags & generation::md_flag::PRIMARY_IND != 0 && flags & generation::md_flag::AL_DISABLED != 0;
+        let crashed_without_al = flags & generation::md_flag::PRIMARY_IND != 0
+            && flags & generation::md_flag::AL_DISABLED != 0;
         if flags & generation::md_flag::FULL_SYNC != 0 || crashed_without_al {
             let bits = bitmap.bits();
             bitmap.set_range(0, bits)?;
@@ -148,12 +182,16 @@ impl ResourceMeta {
         };
         let meta = ResourceMeta {
             dev: Arc::new(Mutex::new(dev)),
-            al: Mutex::new(AlState { al, in_flight: HashSet::new() }),
+            al: Mutex::new(AlState {
+                al,
+                in_flight: HashSet::new(),
+            }),
             bitmap: Mutex::new(bitmap),
             commit: tokio::sync::Mutex::new(()),
             released: tokio::sync::Notify::new(),
             data_sectors,
             al_updates,
+            _claims: claims,
         };
         Ok((meta, info))
     }
@@ -169,11 +207,11 @@ impl ResourceMeta {
     }
 
     /// Makes the extents of `[offset, offset+len)` hot; returns once the AL
-    /// transaction naming them (if one was needed) is durable. Returns the number of
-    /// AL transactions this call wrote.
-    pub async fn begin_write(&self, offset: u64, len: u64) -> Result<u64, MetaIoError> {
+    /// transaction naming them (if one was needed) is durable. Returns what this
+    /// call wrote.
+    pub async fn begin_write(&self, offset: u64, len: u64) -> Result<MetaWrites, MetaIoError> {
         if !self.al_updates {
-            return Ok(0);
+            return Ok(MetaWrites::default());
         }
         let (first_sector, sectors) = (offset / SECTOR_BYTES, len.div_ceil(SECTOR_BYTES).max(1));
         let (first, last) = extent_range(first_sector, sectors)?;
@@ -184,7 +222,10 @@ impl ResourceMeta {
                 let mut st = lock(&self.al);
                 st.al
                     .begin_write(first_sector, sectors)
-                    .map(|not_committed| not_committed.is_empty() && (first..=last).all(|e| !st.in_flight.contains(&e)))
+                    .map(|not_committed| {
+                        not_committed.is_empty()
+                            && (first..=last).all(|e| !st.in_flight.contains(&e))
+                    })
             };
             match attempt {
                 Ok(fast) => break fast,
@@ -193,7 +234,7 @@ impl ResourceMeta {
             }
         };
         if fast {
-            return Ok(0);
+            return Ok(MetaWrites::default());
         }
         // Our extents are pending or in a transaction being written. A transaction is
         // activated and written under the commit lock, so once we hold it every earlier
@@ -210,33 +251,55 @@ impl ResourceMeta {
             w
         };
         let Some(w) = pending else {
-            return Ok(0);
+            return Ok(MetaWrites::default());
         };
         let result = self.write_transaction(&w).await;
         let mut st = lock(&self.al);
         for e in named_extents(&w) {
             st.in_flight.remove(&e);
         }
-        result.map(|()| 1)
+        result.map(|bm_pages| MetaWrites {
+            al_transactions: 1,
+            bitmap_pages: bm_pages,
+        })
     }
 
     /// Bitmap pages of evicted extents, then the transaction block, durably.
-    async fn write_transaction(&self, w: &AlWrite) -> Result<(), MetaIoError> {
-        let pages = if w.evicted.is_empty() { Vec::new() } else { self.take_dirty_pages() };
+    async fn write_transaction(&self, w: &AlWrite) -> Result<u64, MetaIoError> {
+        // Only the pages of the extents leaving the log need to reach the disk
+        // first: apply-al covers the extents that stay hot.
+        let pages: Vec<(u32, [u8; 4096])> = {
+            let mut bm = lock(&self.bitmap);
+            let mut pages: Vec<u32> = w
+                .evicted
+                .iter()
+                .map(|&e| Bitmap::page_of_al_extent(e))
+                .collect();
+            pages.sort_unstable();
+            pages.dedup();
+            pages
+                .into_iter()
+                .filter_map(|p| bm.take_dirty_page(p).map(|b| (p, b)))
+                .collect()
+        };
         let dev = Arc::clone(&self.dev);
         let w = w.clone();
         blocking(move || {
             let mut dev = lock(&dev);
             write_bitmap_pages(&dev, &pages)?;
-            dev.write_al(&w)
+            dev.write_al(&w)?;
+            Ok(pages.len() as u64)
         })
         .await
     }
 
     fn take_dirty_pages(&self) -> Vec<(u32, [u8; 4096])> {
         let mut bm = lock(&self.bitmap);
-        let pages: Vec<(u32, [u8; 4096])> =
-            bm.take_dirty_pages().into_iter().filter_map(|p| bm.page_bytes(p).map(|b| (p, b))).collect();
+        let pages: Vec<(u32, [u8; 4096])> = bm
+            .take_dirty_pages()
+            .into_iter()
+            .filter_map(|p| bm.page_bytes(p).map(|b| (p, b)))
+            .collect();
         pages
     }
 
@@ -265,11 +328,19 @@ impl ResourceMeta {
         blocking(move || {
             let mut dev = lock(&dev);
             dev.update_superblock(|sb| {
-                let mut g = Generations { current: sb.uuids.current, bitmap: sb.uuids.bitmap, history: sb.uuids.history };
+                let mut g = Generations {
+                    current: sb.uuids.current,
+                    bitmap: sb.uuids.bitmap,
+                    history: sb.uuids.history,
+                };
                 match change.role_change {
-                    Some(RoleChange::Promote { forced }) => {
-                        generation::on_promote(&mut g, false, change.state.peer_disk, forced, rand::random())
-                    }
+                    Some(RoleChange::Promote { forced }) => generation::on_promote(
+                        &mut g,
+                        false,
+                        change.state.peer_disk,
+                        forced,
+                        rand::random(),
+                    ),
                     Some(RoleChange::Demote) => generation::on_demote(&mut g),
                     None => {}
                 }
@@ -302,7 +373,11 @@ impl ResourceMeta {
 
 /// The extents a transaction makes hot.
 fn named_extents(w: &AlWrite) -> impl Iterator<Item = ExtentNr> + '_ {
-    w.transaction.update_extent_nr.iter().take(usize::from(w.transaction.n_updates)).copied()
+    w.transaction
+        .update_extent_nr
+        .iter()
+        .take(usize::from(w.transaction.n_updates))
+        .copied()
 }
 
 /// Writes bitmap pages (index, 4 KiB image) to the bitmap area and flushes.
@@ -315,7 +390,8 @@ fn write_bitmap_pages(dev: &MetaDataDevice, pages: &[(u32, [u8; 4096])]) -> Resu
     for (page, bytes) in pages {
         let offset = u64::from(*page) * BLOCK_BYTES;
         let len = area.saturating_sub(offset).min(BLOCK_BYTES) as usize;
-        dev.raw().write_at(&bytes[..len], layout.bm_offset_bytes() + offset)?;
+        dev.raw()
+            .write_at(&bytes[..len], layout.bm_offset_bytes() + offset)?;
     }
     dev.flush()
 }
@@ -342,7 +418,12 @@ pub enum RoleChange {
 }
 
 /// The role a flag state has, for readability at call sites.
-pub fn flag_state(role: Role, disk: DiskState, peer_disk: DiskState, crashed_primary: bool) -> FlagState {
+pub fn flag_state(
+    role: Role,
+    disk: DiskState,
+    peer_disk: DiskState,
+    crashed_primary: bool,
+) -> FlagState {
     FlagState {
         role,
         peer_role: Role::Unknown,

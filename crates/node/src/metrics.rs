@@ -19,8 +19,10 @@ use crate::resource::Resource;
 pub const MAX_REQUEST_BYTES: usize = 8192;
 
 /// Upper bounds of the write-latency histogram buckets, in microseconds.
-pub const LATENCY_BUCKETS_US: [u64; 14] =
-    [50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000];
+pub const LATENCY_BUCKETS_US: [u64; 14] = [
+    50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
+    1_000_000,
+];
 
 /// A lock-free latency histogram (cumulative buckets are computed when rendering).
 #[derive(Debug, Default)]
@@ -34,7 +36,10 @@ impl LatencyHistogram {
     /// Records one observation.
     pub fn observe(&self, elapsed: Duration) {
         let us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
-        let idx = LATENCY_BUCKETS_US.iter().position(|&b| us <= b).unwrap_or(LATENCY_BUCKETS_US.len());
+        let idx = LATENCY_BUCKETS_US
+            .iter()
+            .position(|&b| us <= b)
+            .unwrap_or(LATENCY_BUCKETS_US.len());
         self.buckets[idx].fetch_add(1, Ordering::Relaxed);
         self.sum_us.fetch_add(us, Ordering::Relaxed);
         self.count.fetch_add(1, Ordering::Relaxed);
@@ -49,11 +54,19 @@ impl LatencyHistogram {
         let mut cumulative = 0;
         for (i, bound) in LATENCY_BUCKETS_US.iter().enumerate() {
             cumulative += self.buckets[i].load(Ordering::Relaxed);
-            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{}\"}} {cumulative}", *bound as f64 / 1e6);
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{{labels},le=\"{}\"}} {cumulative}",
+                *bound as f64 / 1e6
+            );
         }
         cumulative += self.buckets[LATENCY_BUCKETS_US.len()].load(Ordering::Relaxed);
         let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {cumulative}");
-        let _ = writeln!(out, "{name}_sum{{{labels}}} {}", self.sum_us.load(Ordering::Relaxed) as f64 / 1e6);
+        let _ = writeln!(
+            out,
+            "{name}_sum{{{labels}}} {}",
+            self.sum_us.load(Ordering::Relaxed) as f64 / 1e6
+        );
         let _ = writeln!(out, "{name}_count{{{labels}}} {cumulative}");
     }
 }
@@ -65,7 +78,9 @@ pub async fn serve(listener: TcpListener, exports: Arc<NodeExports>) {
             Ok((stream, _)) => {
                 let exports = Arc::clone(&exports);
                 tokio::spawn(async move {
-                    if let Err(e) = tokio::time::timeout(Duration::from_secs(5), answer(stream, &exports)).await {
+                    if let Err(e) =
+                        tokio::time::timeout(Duration::from_secs(5), answer(stream, &exports)).await
+                    {
                         tracing::debug!(error = %e, "metrics request timed out");
                     }
                 });
@@ -88,14 +103,20 @@ async fn answer(mut stream: TcpStream, exports: &NodeExports) -> std::io::Result
         }
         head.extend_from_slice(&buf[..n]);
     }
-    let line = String::from_utf8_lossy(head.split(|&b| b == b'\n').next().unwrap_or_default()).into_owned();
+    let line = String::from_utf8_lossy(head.split(|&b| b == b'\n').next().unwrap_or_default())
+        .into_owned();
     let mut parts = line.split_whitespace();
     let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    let (status, content_type, body) = if method == "GET" && (path == "/metrics" || path.starts_with("/metrics?")) {
-        ("200 OK", "text/plain; version=0.0.4", render(exports))
-    } else {
-        ("404 Not Found", "text/plain", "not found: try /metrics\n".to_string())
-    };
+    let (status, content_type, body) =
+        if method == "GET" && (path == "/metrics" || path.starts_with("/metrics?")) {
+            ("200 OK", "text/plain; version=0.0.4", render(exports))
+        } else {
+            (
+                "404 Not Found",
+                "text/plain",
+                "not found: try /metrics\n".to_string(),
+            )
+        };
     let response = format!(
         "HTTP/1.0 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
@@ -108,52 +129,143 @@ async fn answer(mut stream: TcpStream, exports: &NodeExports) -> std::io::Result
 pub fn render(exports: &NodeExports) -> String {
     let resources = exports.all();
     let mut out = String::new();
-    let mut family = |name: &str, kind: &str, help: &str, sample: &dyn Fn(&Resource, &mut String)| {
-        let _ = writeln!(out, "# HELP {name} {help}");
-        let _ = writeln!(out, "# TYPE {name} {kind}");
-        for r in &resources {
-            sample(r, &mut out);
-        }
-    };
-    family("rdbd_resource_role", "gauge", "1 for the resource's current role on this node.", &|r, o| {
-        let _ = writeln!(o, "rdbd_resource_role{{resource=\"{}\",role=\"{}\"}} 1", r.name, r.state().role);
-    });
-    family("rdbd_connection_state", "gauge", "1 for the resource's current connection state.", &|r, o| {
-        let _ = writeln!(o, "rdbd_connection_state{{resource=\"{}\",state=\"{}\"}} 1", r.name, r.state().cstate);
-    });
-    family("rdbd_disk_state", "gauge", "1 for the current disk state of this node (peer=\"false\") and of the peer.", &|r, o| {
-        let st = r.state();
-        let _ = writeln!(o, "rdbd_disk_state{{resource=\"{}\",peer=\"false\",state=\"{}\"}} 1", r.name, st.disk);
-        let _ = writeln!(o, "rdbd_disk_state{{resource=\"{}\",peer=\"true\",state=\"{}\"}} 1", r.name, st.peer_disk);
-    });
-    let counter = |name: &'static str, help: &'static str, get: fn(&Resource) -> u64| {
-        (name, help, get)
-    };
+    let mut family =
+        |name: &str, kind: &str, help: &str, sample: &dyn Fn(&Resource, &mut String)| {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} {kind}");
+            for r in &resources {
+                sample(r, &mut out);
+            }
+        };
+    family(
+        "rdbd_resource_role",
+        "gauge",
+        "1 for the resource's current role on this node.",
+        &|r, o| {
+            let _ = writeln!(
+                o,
+                "rdbd_resource_role{{resource=\"{}\",role=\"{}\"}} 1",
+                r.name,
+                r.state().role
+            );
+        },
+    );
+    family(
+        "rdbd_connection_state",
+        "gauge",
+        "1 for the resource's current connection state.",
+        &|r, o| {
+            let _ = writeln!(
+                o,
+                "rdbd_connection_state{{resource=\"{}\",state=\"{}\"}} 1",
+                r.name,
+                r.state().cstate
+            );
+        },
+    );
+    family(
+        "rdbd_disk_state",
+        "gauge",
+        "1 for the current disk state of this node (peer=\"false\") and of the peer.",
+        &|r, o| {
+            let st = r.state();
+            let _ = writeln!(
+                o,
+                "rdbd_disk_state{{resource=\"{}\",peer=\"false\",state=\"{}\"}} 1",
+                r.name, st.disk
+            );
+            let _ = writeln!(
+                o,
+                "rdbd_disk_state{{resource=\"{}\",peer=\"true\",state=\"{}\"}} 1",
+                r.name, st.peer_disk
+            );
+        },
+    );
+    let counter =
+        |name: &'static str, help: &'static str, get: fn(&Resource) -> u64| (name, help, get);
     let counters = [
-        counter("rdbd_read_bytes_total", "Bytes read from the local disk.", |r| r.io.disk_read_bytes.load(Ordering::Relaxed)),
-        counter("rdbd_written_bytes_total", "Bytes written to the local disk.", |r| r.io.disk_written_bytes.load(Ordering::Relaxed)),
-        counter("rdbd_sent_bytes_total", "Bytes sent to the peer.", |r| r.io.net_sent_bytes.load(Ordering::Relaxed)),
-        counter("rdbd_received_bytes_total", "Bytes received from the peer.", |r| r.io.net_received_bytes.load(Ordering::Relaxed)),
-        counter("rdbd_read_requests_total", "Read requests served.", |r| r.io.read_requests.load(Ordering::Relaxed)),
-        counter("rdbd_write_requests_total", "Write, trim and zero requests served.", |r| r.io.write_requests.load(Ordering::Relaxed)),
-        counter("rdbd_al_writes_total", "Activity-log transactions written.", |r| r.io.al_writes.load(Ordering::Relaxed)),
-        counter("rdbd_bm_writes_total", "Bitmap pages written.", |r| r.io.bm_writes.load(Ordering::Relaxed)),
+        counter(
+            "rdbd_read_bytes_total",
+            "Bytes read from the local disk.",
+            |r| r.io.disk_read_bytes.load(Ordering::Relaxed),
+        ),
+        counter(
+            "rdbd_written_bytes_total",
+            "Bytes written to the local disk.",
+            |r| r.io.disk_written_bytes.load(Ordering::Relaxed),
+        ),
+        counter("rdbd_sent_bytes_total", "Bytes sent to the peer.", |r| {
+            r.io.net_sent_bytes.load(Ordering::Relaxed)
+        }),
+        counter(
+            "rdbd_received_bytes_total",
+            "Bytes received from the peer.",
+            |r| r.io.net_received_bytes.load(Ordering::Relaxed),
+        ),
+        counter("rdbd_read_requests_total", "Read requests served.", |r| {
+            r.io.read_requests.load(Ordering::Relaxed)
+        }),
+        counter(
+            "rdbd_write_requests_total",
+            "Write, trim and zero requests served.",
+            |r| r.io.write_requests.load(Ordering::Relaxed),
+        ),
+        counter(
+            "rdbd_al_writes_total",
+            "Activity-log transactions written.",
+            |r| r.io.al_writes.load(Ordering::Relaxed),
+        ),
+        counter("rdbd_bm_writes_total", "Bitmap pages written.", |r| {
+            r.io.bm_writes.load(Ordering::Relaxed)
+        }),
     ];
     for (name, help, get) in counters {
         family(name, "counter", help, &|r, o| {
             let _ = writeln!(o, "{name}{{resource=\"{}\"}} {}", r.name, get(r));
         });
     }
-    family("rdbd_out_of_sync_bytes", "gauge", "Data known to differ from the peer.", &|r, o| {
-        let _ = writeln!(o, "rdbd_out_of_sync_bytes{{resource=\"{}\"}} {}", r.name, r.meta.out_of_sync_kib() * 1024);
-    });
-    family("rdbd_resync_speed_bytes_per_second", "gauge", "Current resync speed (0 when not syncing).", &|r, o| {
-        let speed = r.status().sync.map(|s| s.speed_kib_per_s * 1024).unwrap_or(0);
-        let _ = writeln!(o, "rdbd_resync_speed_bytes_per_second{{resource=\"{}\"}} {speed}", r.name);
-    });
-    family("rdbd_write_latency_seconds", "histogram", "Latency of writes until the client is answered, by protocol.", &|r, o| {
-        let protocol = r.protocol.map(|p| p.name()).unwrap_or("none");
-        r.io.write_latency.render(o, "rdbd_write_latency_seconds", &format!("resource=\"{}\",protocol=\"{protocol}\"", r.name));
-    });
+    family(
+        "rdbd_out_of_sync_bytes",
+        "gauge",
+        "Data known to differ from the peer.",
+        &|r, o| {
+            let _ = writeln!(
+                o,
+                "rdbd_out_of_sync_bytes{{resource=\"{}\"}} {}",
+                r.name,
+                r.meta.out_of_sync_kib() * 1024
+            );
+        },
+    );
+    family(
+        "rdbd_resync_speed_bytes_per_second",
+        "gauge",
+        "Current resync speed (0 when not syncing).",
+        &|r, o| {
+            let speed = r
+                .status()
+                .sync
+                .map(|s| s.speed_kib_per_s * 1024)
+                .unwrap_or(0);
+            let _ = writeln!(
+                o,
+                "rdbd_resync_speed_bytes_per_second{{resource=\"{}\"}} {speed}",
+                r.name
+            );
+        },
+    );
+    family(
+        "rdbd_write_latency_seconds",
+        "histogram",
+        "Latency of writes until the client is answered, by protocol.",
+        &|r, o| {
+            let protocol = r.protocol.map(|p| p.name()).unwrap_or("none");
+            r.io.write_latency.render(
+                o,
+                "rdbd_write_latency_seconds",
+                &format!("resource=\"{}\",protocol=\"{protocol}\"", r.name),
+            );
+        },
+    );
     out
 }

@@ -38,10 +38,14 @@ pub enum StateError {
     #[error("State change failed: (-2) Need access to UpToDate data (disk is {0}; use 'primary --force' to make it UpToDate)")]
     NeedUpToDate(DiskState),
     /// Demotion or `down` while NBD clients have the export open.
-    #[error("State change failed: (-12) Device is held open by someone ({0} NBD client(s) connected)")]
+    #[error(
+        "State change failed: (-12) Device is held open by someone ({0} NBD client(s) connected)"
+    )]
     HeldOpen(u32),
     /// An NBD client tried to open a Secondary.
-    #[error("resource {0} is Secondary: it may only be opened on the Primary (rdbdadm primary {0})")]
+    #[error(
+        "resource {0} is Secondary: it may only be opened on the Primary (rdbdadm primary {0})"
+    )]
     NotPrimary(String),
     /// The resource has no disk attached.
     #[error("resource {0} has no disk attached")]
@@ -202,8 +206,14 @@ impl Resource {
             (disk, st.peer_disk)
         };
         let forced = force;
-        let change = StateChange { state: flag_state(Role::Primary, disk, peer_disk, false), role_change: Some(RoleChange::Promote { forced }) };
-        self.meta.record_state(change).await.map_err(|e| StateError::MetaData(e.to_string()))?;
+        let change = StateChange {
+            state: flag_state(Role::Primary, disk, peer_disk, false),
+            role_change: Some(RoleChange::Promote { forced }),
+        };
+        self.meta
+            .record_state(change)
+            .await
+            .map_err(|e| StateError::MetaData(e.to_string()))?;
         let mut st = self.lock();
         st.disk = disk;
         st.role = Role::Primary;
@@ -225,8 +235,14 @@ impl Resource {
             st.role = Role::Secondary;
             (st.disk, st.peer_disk)
         };
-        let change = StateChange { state: flag_state(Role::Secondary, disk, peer_disk, false), role_change: Some(RoleChange::Demote) };
-        self.meta.record_state(change).await.map_err(|e| StateError::MetaData(e.to_string()))
+        let change = StateChange {
+            state: flag_state(Role::Secondary, disk, peer_disk, false),
+            role_change: Some(RoleChange::Demote),
+        };
+        self.meta
+            .record_state(change)
+            .await
+            .map_err(|e| StateError::MetaData(e.to_string()))
     }
 
     /// Registers an NBD client; only a Primary may be opened.
@@ -236,7 +252,9 @@ impl Resource {
             return Err(StateError::NotPrimary(self.name.clone()));
         }
         st.open_clients += 1;
-        Ok(OpenGuard { resource: Arc::clone(self) })
+        Ok(OpenGuard {
+            resource: Arc::clone(self),
+        })
     }
 
     /// Refuses an open without registering one (NBD_OPT_INFO).
@@ -251,7 +269,11 @@ impl Resource {
     /// validated it already, so a violation here is a bug, not bad input.
     pub fn check_range(&self, offset: u64, len: u64) {
         let end = offset.checked_add(len).expect("range overflows u64");
-        assert!(end <= self.size_bytes, "I/O beyond the device end reached the resource: {offset}+{len} > {}", self.size_bytes);
+        assert!(
+            end <= self.size_bytes,
+            "I/O beyond the device end reached the resource: {offset}+{len} > {}",
+            self.size_bytes
+        );
     }
 
     /// Reads from the local disk.
@@ -259,15 +281,23 @@ impl Resource {
         self.check_range(offset, u64::from(len));
         let _pending = Pending::new(&self.io.local_pending);
         let buf = self.disk.read(offset, len as usize).await?;
-        self.io.disk_read_bytes.fetch_add(u64::from(len), Ordering::Relaxed);
+        self.io
+            .disk_read_bytes
+            .fetch_add(u64::from(len), Ordering::Relaxed);
         self.io.read_requests.fetch_add(1, Ordering::Relaxed);
         Ok(buf)
     }
 
     /// Writes to the local disk; `fua` makes it durable before returning.
-    pub async fn write(&self, offset: u64, data: AlignedBuf, fua: bool) -> Result<(), ResourceIoError> {
+    pub async fn write(
+        &self,
+        offset: u64,
+        data: AlignedBuf,
+        fua: bool,
+    ) -> Result<(), ResourceIoError> {
         let len = data.len() as u64;
-        self.modify(offset, len, self.disk.write(offset, data, fua)).await
+        self.modify(offset, len, self.disk.write(offset, data, fua))
+            .await
     }
 
     /// The path of every request that changes data: the activity log first, the
@@ -281,8 +311,13 @@ impl Resource {
         self.check_range(offset, len);
         let started = std::time::Instant::now();
         let _app = Pending::new(&self.io.app_pending);
-        let al_writes = self.meta.begin_write(offset, len).await?;
-        self.io.al_writes.fetch_add(al_writes, Ordering::Relaxed);
+        let meta_writes = self.meta.begin_write(offset, len).await?;
+        self.io
+            .al_writes
+            .fetch_add(meta_writes.al_transactions, Ordering::Relaxed);
+        self.io
+            .bm_writes
+            .fetch_add(meta_writes.bitmap_pages, Ordering::Relaxed);
         self.meta.set_out_of_sync(offset, len);
         let result = {
             let _pending = Pending::new(&self.io.local_pending);
@@ -316,7 +351,13 @@ impl Resource {
     }
 
     /// Writes zeroes, punching holes where allowed.
-    pub async fn write_zeroes(&self, offset: u64, len: u64, may_punch_hole: bool, fua: bool) -> Result<(), ResourceIoError> {
+    pub async fn write_zeroes(
+        &self,
+        offset: u64,
+        len: u64,
+        may_punch_hole: bool,
+        fua: bool,
+    ) -> Result<(), ResourceIoError> {
         let disk = &self.disk;
         self.modify(offset, len, async move {
             disk.write_zeroes(offset, len, may_punch_hole).await?;

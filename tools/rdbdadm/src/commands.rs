@@ -40,6 +40,7 @@ Commands:
   dump               print the normalized configuration
   create-md [--force] [--al-stripes N --al-stripe-size-kB K]   write new meta-data (rdbdmeta)
   dump-md | wipe-md | apply-al | show-gi | get-gi   meta-data commands (resource down; rdbdmeta)
+  events2 [--now]    drbdsetup events2 lines: the state, then every change (--now: state only)
   shutdown           stop the node's daemon (every resource must be down or downable)
   help               this text
 
@@ -79,6 +80,7 @@ pub fn run(inv: &Invocation) -> Outcome {
         "dump" => dump(inv),
         "create-md" | "dump-md" | "wipe-md" | "apply-al" | "show-gi" | "get-gi" => for_each(inv, meta_command),
         "shutdown" => shutdown(inv),
+        "events2" => events2(inv),
         other => Err(Failure::new(exit_code::USAGE, format!("rdbdadm: unknown command '{other}' (try 'rdbdadm help')"))),
     }
 }
@@ -150,7 +152,7 @@ fn simple(inv: &Invocation, req: Request) -> Outcome {
             Ok(())
         }
         Response::Error { message, exit_code } => Err(Failure::new(exit_code, message)),
-        Response::Status { .. } => Err(Failure::new(exit_code::FAILED, "unexpected status answer")),
+        Response::Status { .. } | Response::Event { .. } => Err(Failure::new(exit_code::FAILED, "unexpected answer from the daemon")),
     }
 }
 
@@ -166,7 +168,7 @@ fn fetch_status(inv: &Invocation, resource: Option<&str>) -> Result<Vec<Resource
     match request(inv, &Request::Status { resource: resource.map(String::from) })? {
         Response::Status { resources } => Ok(resources),
         Response::Error { message, exit_code } => Err(Failure::new(exit_code, message)),
-        Response::Ok { .. } => Ok(Vec::new()),
+        Response::Ok { .. } | Response::Event { .. } => Ok(Vec::new()),
     }
 }
 
@@ -279,4 +281,32 @@ fn meta_command(inv: &Invocation, resource: &str) -> Outcome {
         Some(0) => Ok(()),
         code => Err(Failure::new(code.unwrap_or(1), String::new())),
     }
+}
+
+fn events2(inv: &Invocation) -> Outcome {
+    let now = inv.has("--now");
+    let only: Option<Vec<String>> =
+        if inv.resources.is_empty() || inv.resources.iter().any(|r| r == "all") { None } else { Some(resolve(inv)?) };
+    let mut client = connect(inv)?;
+    let mut failure = None;
+    client
+        .stream(&Request::Events { now }, |response| match response {
+            Response::Event { line } => {
+                let wanted = match &only {
+                    None => true,
+                    Some(names) => line == "exists -" || names.iter().any(|n| line.contains(&format!(" name:{n} "))),
+                };
+                if wanted {
+                    println!("{line}");
+                }
+                true
+            }
+            Response::Error { message, exit_code } => {
+                failure = Some(Failure::new(exit_code, message));
+                false
+            }
+            _ => true,
+        })
+        .map_err(|e| Failure::new(exit_code::FAILED, e.to_string()))?;
+    failure.map_or(Ok(()), Err)
 }

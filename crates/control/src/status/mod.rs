@@ -5,6 +5,7 @@
 //! - [`parse`]: a reader of the `/proc/drbd` format (ours and the kernel's).
 
 pub mod drbdadm;
+pub mod events2;
 pub mod parse;
 pub mod proc_drbd;
 

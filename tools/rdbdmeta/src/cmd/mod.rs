@@ -12,8 +12,25 @@ use rdbd_metadata::{Layout, LayoutKind, MetaDataDevice, MetaDiskKind, OpenOption
 use crate::args::{Args, Command};
 use crate::fail::{fail, Failure};
 
-/// Runs the command.
+/// Runs the command. Commands that write take the device's claim first, so
+/// nothing is changed under a resource a running rdbd has attached (drbdmeta
+/// likewise refuses a configured device, exit 20).
 pub fn run(args: &Args) -> Result<(), Failure> {
+    let writes = matches!(
+        args.command,
+        Command::CreateMd
+            | Command::RestoreMd
+            | Command::WipeMd
+            | Command::ApplyAl
+            | Command::SetGi
+            | Command::Outdate
+            | Command::Invalidate
+    );
+    let _claim = if writes && args.device.exists() {
+        Some(rdbd_metadata::claim::claim(&args.device).map_err(|e| fail(20, e.to_string()))?)
+    } else {
+        None
+    };
     match args.command {
         Command::CreateMd => create::create_md(args),
         Command::DumpMd => dump::dump_md(args),
