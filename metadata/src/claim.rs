@@ -30,7 +30,12 @@ impl DeviceClaim {
 
 /// Claims `path` exclusively, failing at once if another process holds it.
 pub fn claim(path: &Path) -> Result<DeviceClaim> {
-    let file = File::open(path).map_err(|source| MetaError::Io { path: path.to_path_buf(), op: "open for claiming", offset_bytes: 0, source })?;
+    let file = File::open(path).map_err(|source| MetaError::Io {
+        path: path.to_path_buf(),
+        op: "open for claiming",
+        offset_bytes: 0,
+        source,
+    })?;
     // SAFETY: flock on a descriptor we own; no memory is passed.
     let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
     if rc != 0 {
@@ -38,9 +43,17 @@ pub fn claim(path: &Path) -> Result<DeviceClaim> {
         if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
             return Err(MetaError::DeviceInUse(path.to_path_buf()));
         }
-        return Err(MetaError::Io { path: path.to_path_buf(), op: "claim (flock)", offset_bytes: 0, source: err });
+        return Err(MetaError::Io {
+            path: path.to_path_buf(),
+            op: "claim (flock)",
+            offset_bytes: 0,
+            source: err,
+        });
     }
-    Ok(DeviceClaim { _file: file, path: path.to_path_buf() })
+    Ok(DeviceClaim {
+        _file: file,
+        path: path.to_path_buf(),
+    })
 }
 
 #[cfg(test)]

@@ -21,7 +21,9 @@ const CODE_BYTES_PER_PACKET: usize = DRBD_SOCKET_BUFFER_SIZE - H100_BYTES - 1;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BitmapError {
     /// More words than the bitmap has.
-    #[error("P_BITMAP overflows the bitmap: {got} words at word {offset}, the bitmap has {total} words")]
+    #[error(
+        "P_BITMAP overflows the bitmap: {got} words at word {offset}, the bitmap has {total} words"
+    )]
     Overflow {
         /// Words in the packet.
         got: usize,
@@ -36,13 +38,19 @@ pub enum BitmapError {
 }
 
 /// The packets that carry `words` (a bitmap of `total_bits` bits).
-pub fn bitmap_packets(words: &[u64], total_bits: u64, use_rle: bool) -> Result<Vec<Packet>, WireError> {
+pub fn bitmap_packets(
+    words: &[u64],
+    total_bits: u64,
+    use_rle: bool,
+) -> Result<Vec<Packet>, WireError> {
     let mut out = Vec::new();
     let mut bit = 0u64;
     let total_bits = total_bits.min(words.len() as u64 * 64);
     while bit < total_bits {
         if use_rle {
-            if let Some((packet, next)) = CompressedBitmap::from_bitmap(words, total_bits, bit, CODE_BYTES_PER_PACKET)? {
+            if let Some((packet, next)) =
+                CompressedBitmap::from_bitmap(words, total_bits, bit, CODE_BYTES_PER_PACKET)?
+            {
                 out.push(Packet::CompressedBitmap(packet));
                 bit = next;
                 continue;
@@ -51,7 +59,9 @@ pub fn bitmap_packets(words: &[u64], total_bits: u64, use_rle: bool) -> Result<V
         // Plain words from the word containing `bit`; the kernel's plain packets are word aligned.
         let first_word = (bit / 64) as usize;
         let end = (first_word + WORDS_PER_PACKET).min(words.len());
-        out.push(Packet::Bitmap(PlainBitmap { words: words[first_word..end].to_vec() }));
+        out.push(Packet::Bitmap(PlainBitmap {
+            words: words[first_word..end].to_vec(),
+        }));
         bit = end as u64 * 64;
     }
     if out.is_empty() {
@@ -72,7 +82,11 @@ pub struct BitmapReceiver {
 impl BitmapReceiver {
     /// Receives a bitmap of `total_bits` bits.
     pub fn new(total_bits: u64) -> Self {
-        BitmapReceiver { words: vec![0; total_bits.div_ceil(64) as usize], total_bits, next_bit: 0 }
+        BitmapReceiver {
+            words: vec![0; total_bits.div_ceil(64) as usize],
+            total_bits,
+            next_bit: 0,
+        }
     }
 
     /// Feeds one packet; returns true once the whole bitmap arrived.
@@ -80,9 +94,14 @@ impl BitmapReceiver {
         match packet {
             Packet::Bitmap(p) => {
                 let offset = (self.next_bit / 64) as usize;
-                let end = offset.checked_add(p.words.len()).filter(|e| *e <= self.words.len()).ok_or(
-                    BitmapError::Overflow { got: p.words.len(), offset, total: self.words.len() },
-                )?;
+                let end = offset
+                    .checked_add(p.words.len())
+                    .filter(|e| *e <= self.words.len())
+                    .ok_or(BitmapError::Overflow {
+                        got: p.words.len(),
+                        offset,
+                        total: self.words.len(),
+                    })?;
                 for (dst, src) in self.words[offset..end].iter_mut().zip(&p.words) {
                     *dst |= *src;
                 }
@@ -130,7 +149,11 @@ mod tests {
         let bits = 2000 * 64 + 17;
         let mut words = vec![0u64; 2001];
         for (i, w) in words.iter_mut().enumerate() {
-            *w = if i % 7 == 0 { u64::MAX } else { (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) };
+            *w = if i % 7 == 0 {
+                u64::MAX
+            } else {
+                (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            };
         }
         words[2000] &= (1 << 17) - 1;
         assert_eq!(round_trip(&words, bits, false), words);
@@ -142,7 +165,11 @@ mod tests {
             w
         };
         let packets = bitmap_packets(&sparse, bits, true).unwrap();
-        assert_eq!(packets.len(), 1, "a sparse bitmap compresses into one packet");
+        assert_eq!(
+            packets.len(),
+            1,
+            "a sparse bitmap compresses into one packet"
+        );
         assert_eq!(round_trip(&sparse, bits, true), sparse);
         let plain = bitmap_packets(&words, bits, false).unwrap();
         assert_eq!(plain.len(), 2001usize.div_ceil(WORDS_PER_PACKET));
@@ -152,7 +179,16 @@ mod tests {
     #[test]
     fn overflow_is_refused() {
         let mut rx = BitmapReceiver::new(64);
-        let err = rx.on_packet(&Packet::Bitmap(PlainBitmap { words: vec![1, 2] })).unwrap_err();
-        assert_eq!(err, BitmapError::Overflow { got: 2, offset: 0, total: 1 });
+        let err = rx
+            .on_packet(&Packet::Bitmap(PlainBitmap { words: vec![1, 2] }))
+            .unwrap_err();
+        assert_eq!(
+            err,
+            BitmapError::Overflow {
+                got: 2,
+                offset: 0,
+                total: 1
+            }
+        );
     }
 }

@@ -34,7 +34,11 @@ pub struct Generations {
 impl Generations {
     /// Sets the current identifier with bit 0 following the role, as `__drbd_uuid_set` does.
     pub fn set_current(&mut self, value: u64, role: Role) {
-        self.current = if role == Role::Primary { value | 1 } else { value & !1 };
+        self.current = if role == Role::Primary {
+            value | 1
+        } else {
+            value & !1
+        };
     }
 
     /// Starts a new generation: the current identifier becomes the bitmap one and
@@ -49,7 +53,13 @@ impl Generations {
 }
 
 /// What a promotion does to the identifiers (drbd_set_role).
-pub fn on_promote(gens: &mut Generations, connected: bool, peer_disk: DiskState, forced: bool, random: u64) {
+pub fn on_promote(
+    gens: &mut Generations,
+    connected: bool,
+    peer_disk: DiskState,
+    forced: bool,
+    random: u64,
+) {
     let peer_unusable = !connected || peer_disk <= DiskState::Failed;
     if (peer_unusable && gens.bitmap == 0) || forced {
         gens.new_current(random, Role::Primary);
@@ -106,11 +116,19 @@ pub mod md_flag {
 pub fn md_flags_for_state(old_flags: u32, s: &FlagState) -> u32 {
     use md_flag::*;
     let mut f = old_flags
-        & !(CONSISTENT | PRIMARY_IND | CONNECTED_IND | WAS_UP_TO_DATE | PEER_OUT_DATED | CRASHED_PRIMARY | AL_CLEAN);
+        & !(CONSISTENT
+            | PRIMARY_IND
+            | CONNECTED_IND
+            | WAS_UP_TO_DATE
+            | PEER_OUT_DATED
+            | CRASHED_PRIMARY
+            | AL_CLEAN);
     if s.crashed_primary {
         f |= CRASHED_PRIMARY;
     }
-    if s.role == Role::Primary || (s.peer_disk < DiskState::Inconsistent && s.peer_role == Role::Primary) {
+    if s.role == Role::Primary
+        || (s.peer_disk < DiskState::Inconsistent && s.peer_role == Role::Primary)
+    {
         f |= PRIMARY_IND;
     }
     if s.cstate > ConnState::WFReportParams {
@@ -134,7 +152,11 @@ pub fn md_flags_for_state(old_flags: u32, s: &FlagState) -> u32 {
 /// fencing is `dont-care`.
 pub fn disk_state_at_attach(flags: u32, fencing_dont_care: bool) -> (DiskState, DiskState) {
     use md_flag::*;
-    let peer = if flags & PEER_OUT_DATED != 0 { DiskState::Outdated } else { DiskState::DUnknown };
+    let peer = if flags & PEER_OUT_DATED != 0 {
+        DiskState::Outdated
+    } else {
+        DiskState::DUnknown
+    };
     let disk = if flags & CONSISTENT == 0 {
         DiskState::Inconsistent
     } else if flags & WAS_UP_TO_DATE == 0 {
@@ -153,7 +175,10 @@ mod tests {
 
     #[test]
     fn first_promotion_starts_a_generation_and_later_ones_do_not() {
-        let mut g = Generations { current: UUID_JUST_CREATED, ..Default::default() };
+        let mut g = Generations {
+            current: UUID_JUST_CREATED,
+            ..Default::default()
+        };
         on_promote(&mut g, false, DiskState::DUnknown, true, 0xABCD_0000);
         assert_eq!(g.bitmap, UUID_JUST_CREATED);
         assert_eq!(g.current, 0xABCD_0001);
@@ -164,9 +189,18 @@ mod tests {
         assert_eq!(g.current, 0xABCD_0001);
         assert_eq!(g.bitmap, UUID_JUST_CREATED);
         // Connected to a good peer, not forced: same generation even with bitmap 0.
-        let mut g = Generations { current: 0x10, ..Default::default() };
+        let mut g = Generations {
+            current: 0x10,
+            ..Default::default()
+        };
         on_promote(&mut g, true, DiskState::UpToDate, false, 0x20);
-        assert_eq!(g, Generations { current: 0x11, ..Default::default() });
+        assert_eq!(
+            g,
+            Generations {
+                current: 0x11,
+                ..Default::default()
+            }
+        );
     }
 
     #[test]
@@ -180,8 +214,19 @@ mod tests {
             crashed_primary: false,
         };
         let f = md_flags_for_state(md_flag::AL_CLEAN | md_flag::FULL_SYNC, &s);
-        assert_eq!(f, md_flag::PRIMARY_IND | md_flag::CONSISTENT | md_flag::WAS_UP_TO_DATE | md_flag::FULL_SYNC);
-        let s = FlagState { role: Role::Secondary, disk: DiskState::Inconsistent, cstate: ConnState::Connected, ..s };
+        assert_eq!(
+            f,
+            md_flag::PRIMARY_IND
+                | md_flag::CONSISTENT
+                | md_flag::WAS_UP_TO_DATE
+                | md_flag::FULL_SYNC
+        );
+        let s = FlagState {
+            role: Role::Secondary,
+            disk: DiskState::Inconsistent,
+            cstate: ConnState::Connected,
+            ..s
+        };
         assert_eq!(md_flags_for_state(0, &s), md_flag::CONNECTED_IND);
     }
 
@@ -189,9 +234,18 @@ mod tests {
     fn attach_states() {
         use md_flag::*;
         assert_eq!(disk_state_at_attach(0, true).0, DiskState::Inconsistent);
-        assert_eq!(disk_state_at_attach(CONSISTENT, true).0, DiskState::Outdated);
-        assert_eq!(disk_state_at_attach(CONSISTENT | WAS_UP_TO_DATE, true).0, DiskState::UpToDate);
-        assert_eq!(disk_state_at_attach(CONSISTENT | WAS_UP_TO_DATE, false).0, DiskState::Consistent);
+        assert_eq!(
+            disk_state_at_attach(CONSISTENT, true).0,
+            DiskState::Outdated
+        );
+        assert_eq!(
+            disk_state_at_attach(CONSISTENT | WAS_UP_TO_DATE, true).0,
+            DiskState::UpToDate
+        );
+        assert_eq!(
+            disk_state_at_attach(CONSISTENT | WAS_UP_TO_DATE, false).0,
+            DiskState::Consistent
+        );
         assert_eq!(
             disk_state_at_attach(CONSISTENT | WAS_UP_TO_DATE | PEER_OUT_DATED, false),
             (DiskState::UpToDate, DiskState::Outdated)

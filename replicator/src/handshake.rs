@@ -16,8 +16,8 @@
 use rdbd_types::Protocol;
 use rdbd_wire::auth::{auth_response, verify_response, CramHmacAlg, CHALLENGE_BYTES};
 use rdbd_wire::{
-    AfterSbPolicy, ConnectionFeatures, DrbdState, HeaderKind, Packet, ProtocolParams, Sizes, SyncParams, Uuids,
-    CF_DISCARD_MY_DATA, FF_TRIM, PROTOCOL_VERSION,
+    AfterSbPolicy, ConnectionFeatures, DrbdState, HeaderKind, Packet, ProtocolParams, Sizes,
+    SyncParams, Uuids, CF_DISCARD_MY_DATA, FF_TRIM, PROTOCOL_VERSION,
 };
 
 /// Why a handshake was refused. Every message names what differs, with both values.
@@ -44,7 +44,9 @@ pub enum HandshakeError {
         alg: String,
     },
     /// The peer's challenge has the wrong size.
-    #[error("authentication failed: the peer's challenge is {0} bytes, expected {CHALLENGE_BYTES}")]
+    #[error(
+        "authentication failed: the peer's challenge is {0} bytes, expected {CHALLENGE_BYTES}"
+    )]
     BadChallenge(usize),
     /// A setting of `P_PROTOCOL` differs.
     #[error("incompatible {what}: this node has {ours}, the peer has {peer}")]
@@ -144,7 +146,11 @@ pub struct Handshake {
 
 /// Our `P_CONNECTION_FEATURES`: exactly protocol 101, TRIM.
 pub fn our_features() -> ConnectionFeatures {
-    ConnectionFeatures { protocol_min: PROTOCOL_VERSION, feature_flags: FF_TRIM, protocol_max: PROTOCOL_VERSION }
+    ConnectionFeatures {
+        protocol_min: PROTOCOL_VERSION,
+        feature_flags: FF_TRIM,
+        protocol_max: PROTOCOL_VERSION,
+    }
 }
 
 impl Handshake {
@@ -161,7 +167,10 @@ impl Handshake {
             sizes: None,
             uuids: None,
         };
-        (hs, vec![(HeaderKind::H80, Packet::ConnectionFeatures(our_features()))])
+        (
+            hs,
+            vec![(HeaderKind::H80, Packet::ConnectionFeatures(our_features()))],
+        )
     }
 
     /// Whether the handshake has finished.
@@ -179,7 +188,10 @@ impl Handshake {
     }
 
     fn unexpected(&self, p: &Packet) -> HandshakeError {
-        HandshakeError::Unexpected { got: format!("{:?}", p.command()), phase: self.phase_name() }
+        HandshakeError::Unexpected {
+            got: format!("{:?}", p.command()),
+            phase: self.phase_name(),
+        }
     }
 
     fn params(&self) -> Outgoing {
@@ -197,19 +209,32 @@ impl Handshake {
 
     /// Feeds one packet from the data socket. Returns the packets to send and, once the
     /// peer's state arrived, the report.
-    pub fn on_packet(&mut self, packet: Packet) -> Result<(Outgoing, Option<PeerReport>), HandshakeError> {
+    pub fn on_packet(
+        &mut self,
+        packet: Packet,
+    ) -> Result<(Outgoing, Option<PeerReport>), HandshakeError> {
         let mut out = Vec::new();
         match (self.phase, packet) {
             (Phase::Features, Packet::ConnectionFeatures(peer)) => {
-                let peer_max = if peer.protocol_max == 0 { peer.protocol_min } else { peer.protocol_max };
+                let peer_max = if peer.protocol_max == 0 {
+                    peer.protocol_min
+                } else {
+                    peer.protocol_max
+                };
                 if our_features().agree(&peer) != Some(PROTOCOL_VERSION) {
-                    return Err(HandshakeError::Dialect { peer_min: peer.protocol_min, peer_max });
+                    return Err(HandshakeError::Dialect {
+                        peer_min: peer.protocol_min,
+                        peer_max,
+                    });
                 }
                 self.agreed_features = peer.feature_flags & our_features().feature_flags;
                 match &self.cfg.auth {
                     Some(_) => {
                         self.phase = Phase::Auth;
-                        out.push((HeaderKind::H100, Packet::AuthChallenge(self.cfg.challenge.to_vec())));
+                        out.push((
+                            HeaderKind::H100,
+                            Packet::AuthChallenge(self.cfg.challenge.to_vec()),
+                        ));
                     }
                     None => {
                         self.phase = Phase::Params;
@@ -218,11 +243,16 @@ impl Handshake {
                 }
             }
             (Phase::Auth, Packet::AuthChallenge(challenge)) => {
-                let Some((alg, secret)) = &self.cfg.auth else { unreachable!("Auth phase without auth") };
+                let Some((alg, secret)) = &self.cfg.auth else {
+                    unreachable!("Auth phase without auth")
+                };
                 if challenge.len() != CHALLENGE_BYTES {
                     return Err(HandshakeError::BadChallenge(challenge.len()));
                 }
-                out.push((HeaderKind::H100, Packet::AuthResponse(auth_response(*alg, secret, &challenge))));
+                out.push((
+                    HeaderKind::H100,
+                    Packet::AuthResponse(auth_response(*alg, secret, &challenge)),
+                ));
                 self.sent_response = true;
                 if self.peer_verified {
                     self.phase = Phase::Params;
@@ -230,9 +260,13 @@ impl Handshake {
                 }
             }
             (Phase::Auth, Packet::AuthResponse(response)) => {
-                let Some((alg, secret)) = &self.cfg.auth else { unreachable!("Auth phase without auth") };
+                let Some((alg, secret)) = &self.cfg.auth else {
+                    unreachable!("Auth phase without auth")
+                };
                 if !verify_response(*alg, secret, &self.cfg.challenge, &response) {
-                    return Err(HandshakeError::AuthFailed { alg: format!("{alg:?}").to_lowercase() });
+                    return Err(HandshakeError::AuthFailed {
+                        alg: format!("{alg:?}").to_lowercase(),
+                    });
                 }
                 self.peer_verified = true;
                 if self.sent_response {
@@ -241,10 +275,19 @@ impl Handshake {
                 }
             }
             (Phase::Auth, other) => {
-                let alg = self.cfg.auth.as_ref().map(|(a, _)| format!("{a:?}").to_lowercase()).unwrap_or_default();
-                return Err(HandshakeError::PeerSkippedAuth(alg, format!("{:?}", other.command())));
+                let alg = self
+                    .cfg
+                    .auth
+                    .as_ref()
+                    .map(|(a, _)| format!("{a:?}").to_lowercase())
+                    .unwrap_or_default();
+                return Err(HandshakeError::PeerSkippedAuth(
+                    alg,
+                    format!("{:?}", other.command()),
+                ));
             }
-            (Phase::Params, Packet::AuthChallenge(_)) | (Phase::Features, Packet::AuthChallenge(_)) => {
+            (Phase::Params, Packet::AuthChallenge(_))
+            | (Phase::Features, Packet::AuthChallenge(_)) => {
                 return Err(HandshakeError::PeerWantsAuth)
             }
             (Phase::Params, Packet::Protocol(p)) => {
@@ -255,9 +298,12 @@ impl Handshake {
             (Phase::Params, Packet::Sizes(s)) => self.sizes = Some(s),
             (Phase::Params, Packet::Uuids(u)) => self.uuids = Some(u),
             (Phase::Params, Packet::State(state)) => {
-                let (Some(protocol), Some(sync), Some(sizes), Some(uuids)) =
-                    (self.protocol.clone(), self.sync.clone(), self.sizes, self.uuids)
-                else {
+                let (Some(protocol), Some(sync), Some(sizes), Some(uuids)) = (
+                    self.protocol.clone(),
+                    self.sync.clone(),
+                    self.sizes,
+                    self.uuids,
+                ) else {
                     return Err(HandshakeError::Unexpected {
                         got: "P_STATE before P_PROTOCOL/P_SYNC_PARAM89/P_SIZES/P_UUIDS".into(),
                         phase: self.phase_name(),
@@ -318,9 +364,19 @@ fn policy_name(p: AfterSbPolicy) -> String {
 
 /// The checks the kernel makes on a received `P_PROTOCOL` (D84 `receive_protocol`).
 pub fn check_protocol(ours: &ProtocolParams, peer: &ProtocolParams) -> Result<(), HandshakeError> {
-    let differ = |what: &'static str, o: String, p: String| Err(HandshakeError::Incompatible { what, ours: o, peer: p });
+    let differ = |what: &'static str, o: String, p: String| {
+        Err(HandshakeError::Incompatible {
+            what,
+            ours: o,
+            peer: p,
+        })
+    };
     if ours.protocol != peer.protocol {
-        return differ("replication protocol", format!("protocol {}", ours.protocol), format!("protocol {}", peer.protocol));
+        return differ(
+            "replication protocol",
+            format!("protocol {}", ours.protocol),
+            format!("protocol {}", peer.protocol),
+        );
     }
     for (what, o, p) in [
         ("after-sb-0pri", ours.after_sb_0p, peer.after_sb_0p),
@@ -332,7 +388,11 @@ pub fn check_protocol(ours: &ProtocolParams, peer: &ProtocolParams) -> Result<()
         }
     }
     if ours.conn_flags & peer.conn_flags & CF_DISCARD_MY_DATA != 0 {
-        return differ("discard-my-data settings", "discard-my-data".into(), "discard-my-data".into());
+        return differ(
+            "discard-my-data settings",
+            "discard-my-data".into(),
+            "discard-my-data".into(),
+        );
     }
     if ours.two_primaries != peer.two_primaries {
         return differ(
@@ -342,8 +402,18 @@ pub fn check_protocol(ours: &ProtocolParams, peer: &ProtocolParams) -> Result<()
         );
     }
     if ours.integrity_alg != peer.integrity_alg {
-        let show = |s: &str| if s.is_empty() { "none".to_string() } else { s.to_string() };
-        return differ("data-integrity-alg", show(&ours.integrity_alg), show(&peer.integrity_alg));
+        let show = |s: &str| {
+            if s.is_empty() {
+                "none".to_string()
+            } else {
+                s.to_string()
+            }
+        };
+        return differ(
+            "data-integrity-alg",
+            show(&ours.integrity_alg),
+            show(&peer.integrity_alg),
+        );
     }
     Ok(())
 }
@@ -363,7 +433,10 @@ pub fn agree_size(ours: &Sizes, peer: &Sizes) -> Result<u64, HandshakeError> {
     let our_sectors = usable_sectors(ours);
     let peer_sectors = usable_sectors(peer);
     if peer_sectors < our_sectors {
-        return Err(HandshakeError::PeerTooSmall { peer_sectors, our_sectors });
+        return Err(HandshakeError::PeerTooSmall {
+            peer_sectors,
+            our_sectors,
+        });
     }
     Ok(our_sectors.min(peer_sectors))
 }
@@ -382,7 +455,11 @@ pub fn protocol_params(
         after_sb_0p: p(after_sb[0]),
         after_sb_1p: p(after_sb[1]),
         after_sb_2p: p(after_sb[2]),
-        conn_flags: if discard_my_data { CF_DISCARD_MY_DATA } else { 0 },
+        conn_flags: if discard_my_data {
+            CF_DISCARD_MY_DATA
+        } else {
+            0
+        },
         two_primaries,
         integrity_alg: integrity_alg.unwrap_or("").to_string(),
     }
@@ -415,7 +492,13 @@ mod tests {
                 dds_flags: 0,
                 queue_limits: None,
             },
-            uuids: Uuids { current: 4, bitmap: 0, history: [0, 0], dirty_bits: 0, flags: 0 },
+            uuids: Uuids {
+                current: 4,
+                bitmap: 0,
+                history: [0, 0],
+                dirty_bits: 0,
+                flags: 0,
+            },
             state: DrbdState {
                 role: Role::Secondary,
                 peer: Role::Unknown,
@@ -434,7 +517,13 @@ mod tests {
     }
 
     /// Runs two machines against each other until both finish or one fails.
-    fn run(a: HandshakeConfig, b: HandshakeConfig) -> (Result<PeerReport, HandshakeError>, Result<PeerReport, HandshakeError>) {
+    fn run(
+        a: HandshakeConfig,
+        b: HandshakeConfig,
+    ) -> (
+        Result<PeerReport, HandshakeError>,
+        Result<PeerReport, HandshakeError>,
+    ) {
         let (mut ha, mut qa) = Handshake::start(a);
         let (mut hb, mut qb) = Handshake::start(b);
         let (mut ra, mut rb) = (None, None);
@@ -480,21 +569,39 @@ mod tests {
     fn matching_nodes_agree_with_and_without_auth() {
         let (a, b) = run(cfg(None, Protocol::C, 1000), cfg(None, Protocol::C, 2000));
         assert_eq!(a.unwrap().agreed_sectors, 1000);
-        assert!(matches!(b, Err(HandshakeError::PeerTooSmall { peer_sectors: 1000, our_sectors: 2000 })));
-        let (a, b) = run(cfg(Some("s3cret"), Protocol::B, 1000), cfg(Some("s3cret"), Protocol::B, 1000));
+        assert!(matches!(
+            b,
+            Err(HandshakeError::PeerTooSmall {
+                peer_sectors: 1000,
+                our_sectors: 2000
+            })
+        ));
+        let (a, b) = run(
+            cfg(Some("s3cret"), Protocol::B, 1000),
+            cfg(Some("s3cret"), Protocol::B, 1000),
+        );
         assert_eq!(a.unwrap().agreed_version, 101);
         assert_eq!(b.unwrap().protocol.protocol, Protocol::B);
     }
 
     #[test]
     fn wrong_secret_and_protocol_mismatch_are_named() {
-        let (a, _) = run(cfg(Some("one"), Protocol::C, 8), cfg(Some("two"), Protocol::C, 8));
+        let (a, _) = run(
+            cfg(Some("one"), Protocol::C, 8),
+            cfg(Some("two"), Protocol::C, 8),
+        );
         assert!(matches!(a, Err(HandshakeError::AuthFailed { .. })), "{a:?}");
         let (a, _) = run(cfg(None, Protocol::A, 8), cfg(None, Protocol::C, 8));
         let msg = a.unwrap_err().to_string();
-        assert_eq!(msg, "incompatible replication protocol: this node has protocol A, the peer has protocol C");
+        assert_eq!(
+            msg,
+            "incompatible replication protocol: this node has protocol A, the peer has protocol C"
+        );
         let (a, b) = run(cfg(Some("x"), Protocol::C, 8), cfg(None, Protocol::C, 8));
-        assert!(matches!(a, Err(HandshakeError::PeerSkippedAuth(..))), "{a:?}");
+        assert!(
+            matches!(a, Err(HandshakeError::PeerSkippedAuth(..))),
+            "{a:?}"
+        );
         assert!(matches!(b, Err(HandshakeError::PeerWantsAuth)), "{b:?}");
     }
 
@@ -508,8 +615,18 @@ mod tests {
         assert!(ra.is_ok() && rb.is_ok());
         let (mut h, _) = Handshake::start(cfg(None, Protocol::C, 8));
         let err = h
-            .on_packet(Packet::ConnectionFeatures(ConnectionFeatures { protocol_min: 86, feature_flags: 0, protocol_max: 96 }))
+            .on_packet(Packet::ConnectionFeatures(ConnectionFeatures {
+                protocol_min: 86,
+                feature_flags: 0,
+                protocol_max: 96,
+            }))
             .unwrap_err();
-        assert_eq!(err, HandshakeError::Dialect { peer_min: 86, peer_max: 96 });
+        assert_eq!(
+            err,
+            HandshakeError::Dialect {
+                peer_min: 86,
+                peer_max: 96
+            }
+        );
     }
 }

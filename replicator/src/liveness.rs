@@ -34,7 +34,13 @@ pub struct Liveness {
 
 impl Liveness {
     /// Timers from the settings (`ping-int` s, `ping-timeout` and `timeout` 0.1 s).
-    pub fn new(ping_int_s: u32, ping_timeout_ds: u32, timeout_ds: u32, ko_count: u32, now_ms: u64) -> Self {
+    pub fn new(
+        ping_int_s: u32,
+        ping_timeout_ds: u32,
+        timeout_ds: u32,
+        ko_count: u32,
+        now_ms: u64,
+    ) -> Self {
         Liveness {
             ping_int_ms: u64::from(ping_int_s.max(1)) * 1000,
             ping_timeout_ms: u64::from(ping_timeout_ds.max(1)) * 100,
@@ -77,7 +83,9 @@ impl Liveness {
                 return Tick::KoCountExceeded;
             }
         }
-        if self.ping_sent_ms.is_none() && now_ms.saturating_sub(self.last_received_ms) >= self.ping_int_ms {
+        if self.ping_sent_ms.is_none()
+            && now_ms.saturating_sub(self.last_received_ms) >= self.ping_int_ms
+        {
             self.ping_sent_ms = Some(now_ms);
             return Tick::SendPing;
         }

@@ -64,13 +64,20 @@ fn swap_bits(bits: StateBits) -> StateBits {
 
 /// A peer's request in our terms.
 pub fn convert_request(req: StateChange) -> StateChange {
-    StateChange { mask: swap_bits(req.mask), val: swap_bits(req.val) }
+    StateChange {
+        mask: swap_bits(req.mask),
+        val: swap_bits(req.val),
+    }
 }
 
 /// Whether we accept the (converted) request given our role.
 pub fn check_request(req: &StateChange, own_role: Role, allow_two_primaries: bool) -> i32 {
     let wants_peer = req.mask.get(StateField::Peer) != 0;
-    if wants_peer && req.val.get(StateField::Peer) == Role::Primary as u32 && own_role == Role::Primary && !allow_two_primaries {
+    if wants_peer
+        && req.val.get(StateField::Peer) == Role::Primary as u32
+        && own_role == Role::Primary
+        && !allow_two_primaries
+    {
         return SS_TWO_PRIMARIES;
     }
     SS_SUCCESS
@@ -102,7 +109,12 @@ pub enum PeerStateAction {
 }
 
 /// `receive_state`'s decision for our connection state `conn`.
-pub fn on_peer_state(conn: ConnState, own_disk: DiskState, peer: &DrbdState, consider_resync: bool) -> PeerStateAction {
+pub fn on_peer_state(
+    conn: ConnState,
+    own_disk: DiskState,
+    peer: &DrbdState,
+    consider_resync: bool,
+) -> PeerStateAction {
     let peer_disk = peer.disk;
     if matches!(conn, ConnState::SyncSource | ConnState::PausedSyncS)
         && own_disk == DiskState::UpToDate
@@ -112,10 +124,13 @@ pub fn on_peer_state(conn: ConnState, own_disk: DiskState, peer: &DrbdState, con
         return PeerStateAction::ResyncFinished;
     }
     let new_connection = conn < ConnState::Connected;
-    let peer_started_sync =
-        conn == ConnState::Connected && (ConnState::StartingSyncS..=ConnState::WFBitMapT).contains(&peer.conn);
-    let attach = conn == ConnState::Connected && (peer_disk == DiskState::Negotiating || own_disk == DiskState::Negotiating);
-    if peer_disk >= DiskState::Negotiating && (new_connection || peer_started_sync || attach || consider_resync) {
+    let peer_started_sync = conn == ConnState::Connected
+        && (ConnState::StartingSyncS..=ConnState::WFBitMapT).contains(&peer.conn);
+    let attach = conn == ConnState::Connected
+        && (peer_disk == DiskState::Negotiating || own_disk == DiskState::Negotiating);
+    if peer_disk >= DiskState::Negotiating
+        && (new_connection || peer_started_sync || attach || consider_resync)
+    {
         return PeerStateAction::SyncHandshake;
     }
     PeerStateAction::Record
@@ -151,18 +166,67 @@ mod tests {
         assert_eq!(check_request(&ours, Role::Secondary, false), SS_SUCCESS);
         assert_eq!(check_request(&ours, Role::Primary, true), SS_SUCCESS);
         let sync = convert_request(StateChange::new().conn(ConnState::StartingSyncS));
-        assert_eq!(sync.val.get(StateField::Conn), ConnState::StartingSyncT as u32);
+        assert_eq!(
+            sync.val.get(StateField::Conn),
+            ConnState::StartingSyncT as u32
+        );
     }
 
     #[test]
     fn peer_state_actions() {
         use ConnState::*;
         use DiskState::*;
-        assert_eq!(on_peer_state(WFReportParams, UpToDate, &st(Role::Secondary, WFReportParams, Inconsistent), false), PeerStateAction::SyncHandshake);
-        assert_eq!(on_peer_state(Connected, Inconsistent, &st(Role::Primary, Connected, UpToDate), false), PeerStateAction::Record);
-        assert_eq!(on_peer_state(Connected, Inconsistent, &st(Role::Primary, Connected, UpToDate), true), PeerStateAction::SyncHandshake);
-        assert_eq!(on_peer_state(Connected, UpToDate, &st(Role::Secondary, WFBitMapT, Inconsistent), false), PeerStateAction::SyncHandshake);
-        assert_eq!(on_peer_state(SyncSource, UpToDate, &st(Role::Secondary, Connected, UpToDate), false), PeerStateAction::ResyncFinished);
-        assert_eq!(real_peer_disk(&st(Role::Secondary, Connected, Negotiating), UUID_FLAG_INCONSISTENT), Inconsistent);
+        assert_eq!(
+            on_peer_state(
+                WFReportParams,
+                UpToDate,
+                &st(Role::Secondary, WFReportParams, Inconsistent),
+                false
+            ),
+            PeerStateAction::SyncHandshake
+        );
+        assert_eq!(
+            on_peer_state(
+                Connected,
+                Inconsistent,
+                &st(Role::Primary, Connected, UpToDate),
+                false
+            ),
+            PeerStateAction::Record
+        );
+        assert_eq!(
+            on_peer_state(
+                Connected,
+                Inconsistent,
+                &st(Role::Primary, Connected, UpToDate),
+                true
+            ),
+            PeerStateAction::SyncHandshake
+        );
+        assert_eq!(
+            on_peer_state(
+                Connected,
+                UpToDate,
+                &st(Role::Secondary, WFBitMapT, Inconsistent),
+                false
+            ),
+            PeerStateAction::SyncHandshake
+        );
+        assert_eq!(
+            on_peer_state(
+                SyncSource,
+                UpToDate,
+                &st(Role::Secondary, Connected, UpToDate),
+                false
+            ),
+            PeerStateAction::ResyncFinished
+        );
+        assert_eq!(
+            real_peer_disk(
+                &st(Role::Secondary, Connected, Negotiating),
+                UUID_FLAG_INCONSISTENT
+            ),
+            Inconsistent
+        );
     }
 }

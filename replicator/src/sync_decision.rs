@@ -67,14 +67,22 @@ pub fn compare(own: &Generations, peer: &Uuids) -> i32 {
         return -100;
     }
     let own_hist = [own.history[0], own.history[1]];
-    if own_hist.iter().any(|h| *h != 0 && peer.history.iter().any(|p| m(*p) == m(*h))) {
+    if own_hist
+        .iter()
+        .any(|h| *h != 0 && peer.history.iter().any(|p| m(*p) == m(*h)))
+    {
         return -100;
     }
     -1000
 }
 
 /// The decision from the UUIDs and the disk states (`real_peer_disk` as DRBD computes it).
-pub fn decide(own: &Generations, own_disk: DiskState, peer: &Uuids, peer_disk: DiskState) -> SyncDecision {
+pub fn decide(
+    own: &Generations,
+    own_disk: DiskState,
+    peer: &Uuids,
+    peer_disk: DiskState,
+) -> SyncDecision {
     let mut hg = compare(own, peer);
     if hg == -1000 {
         return SyncDecision::Refuse(format!(
@@ -86,7 +94,11 @@ pub fn decide(own: &Generations, own_disk: DiskState, peer: &Uuids, peer_disk: D
         || (peer_disk == DiskState::Inconsistent && own_disk > DiskState::Inconsistent)
     {
         let full = hg == -100 || hg.abs() == 2;
-        hg = if own_disk > DiskState::Inconsistent { 1 } else { -1 };
+        hg = if own_disk > DiskState::Inconsistent {
+            1
+        } else {
+            -1
+        };
         if full {
             hg *= 2;
         }
@@ -107,26 +119,59 @@ mod tests {
     use super::*;
 
     fn u(current: u64, bitmap: u64, h0: u64) -> Uuids {
-        Uuids { current, bitmap, history: [h0, 0], dirty_bits: 0, flags: 0 }
+        Uuids {
+            current,
+            bitmap,
+            history: [h0, 0],
+            dirty_bits: 0,
+            flags: 0,
+        }
     }
     fn g(current: u64, bitmap: u64, h0: u64) -> Generations {
-        Generations { current, bitmap, history: [h0, 0] }
+        Generations {
+            current,
+            bitmap,
+            history: [h0, 0],
+        }
     }
 
     #[test]
     fn rules() {
         use DiskState::*;
-        assert_eq!(decide(&g(4, 0, 0), Inconsistent, &u(4, 0, 0), Inconsistent), SyncDecision::NoSync);
+        assert_eq!(
+            decide(&g(4, 0, 0), Inconsistent, &u(4, 0, 0), Inconsistent),
+            SyncDecision::NoSync
+        );
         // Forced primary against a fresh peer: full sync from the primary.
-        assert_eq!(decide(&g(0xA1, 4, 0), UpToDate, &u(4, 0, 0), Inconsistent), SyncDecision::Source { full: true });
-        assert_eq!(decide(&g(4, 0, 0), Inconsistent, &u(0xA1, 4, 0), UpToDate), SyncDecision::Target { full: true });
+        assert_eq!(
+            decide(&g(0xA1, 4, 0), UpToDate, &u(4, 0, 0), Inconsistent),
+            SyncDecision::Source { full: true }
+        );
+        assert_eq!(
+            decide(&g(4, 0, 0), Inconsistent, &u(0xA1, 4, 0), UpToDate),
+            SyncDecision::Target { full: true }
+        );
         // Primary lost its peer, made a new generation; the peer comes back.
-        assert_eq!(decide(&g(0xB1, 0xA0, 0), UpToDate, &u(0xA0, 0, 0), UpToDate), SyncDecision::Source { full: false });
-        assert_eq!(decide(&g(0xA0, 0, 0), UpToDate, &u(0xB1, 0xA0, 0), UpToDate), SyncDecision::Target { full: false });
+        assert_eq!(
+            decide(&g(0xB1, 0xA0, 0), UpToDate, &u(0xA0, 0, 0), UpToDate),
+            SyncDecision::Source { full: false }
+        );
+        assert_eq!(
+            decide(&g(0xA0, 0, 0), UpToDate, &u(0xB1, 0xA0, 0), UpToDate),
+            SyncDecision::Target { full: false }
+        );
         // Both changed: split brain.
-        assert!(matches!(decide(&g(0xB0, 0xA0, 0), UpToDate, &u(0xC0, 0xA0, 0), UpToDate), SyncDecision::Refuse(_)));
-        assert!(matches!(decide(&g(0xB0, 0, 0), UpToDate, &u(0xC0, 0, 0), UpToDate), SyncDecision::Refuse(m) if m.contains("Unrelated")));
+        assert!(matches!(
+            decide(&g(0xB0, 0xA0, 0), UpToDate, &u(0xC0, 0xA0, 0), UpToDate),
+            SyncDecision::Refuse(_)
+        ));
+        assert!(
+            matches!(decide(&g(0xB0, 0, 0), UpToDate, &u(0xC0, 0, 0), UpToDate), SyncDecision::Refuse(m) if m.contains("Unrelated"))
+        );
         // An interrupted sync: equal UUIDs but the target is Inconsistent.
-        assert_eq!(decide(&g(0xA0, 0, 0), Inconsistent, &u(0xA0, 0, 0), UpToDate), SyncDecision::Target { full: false });
+        assert_eq!(
+            decide(&g(0xA0, 0, 0), Inconsistent, &u(0xA0, 0, 0), UpToDate),
+            SyncDecision::Target { full: false }
+        );
     }
 }

@@ -94,14 +94,21 @@ impl AfterSb {
 
     /// The drbd.conf name.
     pub fn name(self) -> &'static str {
-        AfterSb::ALL.iter().find(|(p, _)| *p == self).map_or("disconnect", |(_, n)| n)
+        AfterSb::ALL
+            .iter()
+            .find(|(p, _)| *p == self)
+            .map_or("disconnect", |(_, n)| n)
     }
 
     /// Parses a drbd.conf value. `discard-node-NAME` becomes `discard-local` when NAME is
     /// `own_host` and `discard-remote` otherwise, as drbdadm rewrites it.
     pub fn parse(value: &str, own_host: &str) -> Result<AfterSb, UnknownPolicy> {
         if let Some(node) = value.strip_prefix("discard-node-") {
-            return Ok(if node == own_host { AfterSb::DiscardLocal } else { AfterSb::DiscardRemote });
+            return Ok(if node == own_host {
+                AfterSb::DiscardLocal
+            } else {
+                AfterSb::DiscardRemote
+            });
         }
         AfterSb::ALL
             .iter()
@@ -355,7 +362,10 @@ impl Ctx<'_> {
         let tiebreak = if i.compare.resolve_conflicts { -1 } else { 1 };
         let policy = i.policies.after_sb_0pri;
         match policy {
-            AfterSb::Consensus | AfterSb::DiscardSecondary | AfterSb::CallPriLostAfterSb | AfterSb::ViolentlyAs0p => {
+            AfterSb::Consensus
+            | AfterSb::DiscardSecondary
+            | AfterSb::CallPriLostAfterSb
+            | AfterSb::ViolentlyAs0p => {
                 self.log(Level::Err, "Configuration error.");
                 hg::SPLIT_BRAIN_DISCONNECT
             }
@@ -366,7 +376,10 @@ impl Ctx<'_> {
             | AfterSb::DiscardOlderPrimary
             | AfterSb::DiscardZeroChanges
             | AfterSb::DiscardLeastChanges => {
-                if matches!(policy, AfterSb::DiscardYoungerPrimary | AfterSb::DiscardOlderPrimary) {
+                if matches!(
+                    policy,
+                    AfterSb::DiscardYoungerPrimary | AfterSb::DiscardOlderPrimary
+                ) {
                     let younger = policy == AfterSb::DiscardYoungerPrimary;
                     match (own_pri, peer_pri) {
                         (0, 1) => return if younger { -1 } else { 1 },
@@ -527,20 +540,30 @@ fn decide(cx: &mut Ctx<'_>, h: &mut i32) -> SyncDecision {
         || (peer_disk == DiskState::Inconsistent && mydisk > DiskState::Inconsistent)
     {
         let full = *h == hg::SPLIT_BRAIN_DISCONNECT || h.abs() == 2;
-        *h = if mydisk > DiskState::Inconsistent { 1 } else { -1 };
+        *h = if mydisk > DiskState::Inconsistent {
+            1
+        } else {
+            -1
+        };
         if full {
             *h *= 2;
         }
         let side = if *h > 0 { "source" } else { "target" };
-        cx.log(Level::Info, format!("Becoming sync {side} due to disk states."));
+        cx.log(
+            Level::Info,
+            format!("Becoming sync {side} due to disk states."),
+        );
     }
 
     if h.abs() == 100 {
         cx.handlers.push(Handler::InitialSplitBrain);
     }
 
-    if *h == hg::SPLIT_BRAIN_AUTO || (*h == hg::SPLIT_BRAIN_DISCONNECT && input.policies.always_asbp) {
-        let pcount = u8::from(cx.role == Role::Primary) + u8::from(input.compare.peer_role == Role::Primary);
+    if *h == hg::SPLIT_BRAIN_AUTO
+        || (*h == hg::SPLIT_BRAIN_DISCONNECT && input.policies.always_asbp)
+    {
+        let pcount =
+            u8::from(cx.role == Role::Primary) + u8::from(input.compare.peer_role == Role::Primary);
         let forced = *h == hg::SPLIT_BRAIN_DISCONNECT;
         *h = match pcount {
             0 => cx.recover_0p(),
@@ -554,7 +577,10 @@ fn decide(cx: &mut Ctx<'_>, h: &mut i32) -> SyncDecision {
                 format!("Split-Brain detected, {pcount} primaries, automatically solved. Sync from {from} node"),
             );
             if forced {
-                cx.log(Level::Warn, "Doing a full sync, since UUIDs where ambiguous.");
+                cx.log(
+                    Level::Warn,
+                    "Doing a full sync, since UUIDs where ambiguous.",
+                );
                 *h *= 2;
             }
         }
@@ -570,18 +596,27 @@ fn decide(cx: &mut Ctx<'_>, h: &mut i32) -> SyncDecision {
         }
         if h.abs() < 100 {
             let from = if *h < 0 { "peer" } else { "this" };
-            cx.log(Level::Warn, format!("Split-Brain detected, manually solved. Sync from {from} node"));
+            cx.log(
+                Level::Warn,
+                format!("Split-Brain detected, manually solved. Sync from {from} node"),
+            );
         }
     }
 
     if *h == hg::SPLIT_BRAIN_DISCONNECT {
-        cx.log(Level::Alert, "Split-Brain detected but unresolved, dropping connection!");
+        cx.log(
+            Level::Alert,
+            "Split-Brain detected but unresolved, dropping connection!",
+        );
         cx.handlers.push(Handler::SplitBrain);
         return SyncDecision::Refuse(Refusal::SplitBrain);
     }
 
     if *h > 0 && mydisk <= DiskState::Inconsistent {
-        cx.log(Level::Err, "I shall become SyncSource, but I am inconsistent!");
+        cx.log(
+            Level::Err,
+            "I shall become SyncSource, but I am inconsistent!",
+        );
         return SyncDecision::Refuse(Refusal::InconsistentSource);
     }
 
@@ -595,18 +630,31 @@ fn decide(cx: &mut Ctx<'_>, h: &mut i32) -> SyncDecision {
                 return SyncDecision::Refuse(Refusal::PrimaryWouldBeTarget);
             }
             RrConflict::Violently => {
-                cx.log(Level::Warn, "Becoming SyncTarget, violating the stable-dataassumption");
+                cx.log(
+                    Level::Warn,
+                    "Becoming SyncTarget, violating the stable-dataassumption",
+                );
             }
         }
     }
 
     if input.policies.dry_run {
         if *h == 0 {
-            cx.log(Level::Info, "dry-run connect: No resync, would become Connected immediately.");
+            cx.log(
+                Level::Info,
+                "dry-run connect: No resync, would become Connected immediately.",
+            );
         } else {
             let state = if *h > 0 { "SyncSource" } else { "SyncTarget" };
-            let kind = if h.abs() >= 2 { "full" } else { "bit-map based" };
-            cx.log(Level::Info, format!("dry-run connect: Would become {state}, doing a {kind} resync."));
+            let kind = if h.abs() >= 2 {
+                "full"
+            } else {
+                "bit-map based"
+            };
+            cx.log(
+                Level::Info,
+                format!("dry-run connect: Would become {state}, doing a {kind} resync."),
+            );
         }
         return SyncDecision::Refuse(Refusal::DryRun { hg: *h });
     }
@@ -625,7 +673,10 @@ fn decide(cx: &mut Ctx<'_>, h: &mut i32) -> SyncDecision {
             if input.own_changed_blocks != 0 {
                 cx.log(
                     Level::Info,
-                    format!("No resync, but {} bits in bitmap!", input.own_changed_blocks),
+                    format!(
+                        "No resync, but {} bits in bitmap!",
+                        input.own_changed_blocks
+                    ),
                 );
             }
             SyncDecision::NoSync
@@ -734,7 +785,11 @@ pub enum PeerLossAction {
 
 /// `after_state_ch`: a node that is Primary (or whose peer is) with UpToDate data and no
 /// bitmap identifier starts a new generation when it loses contact to the peer's data.
-pub fn new_current_on_peer_loss(g: &mut Generations, change: &PeerLoss, random: u64) -> PeerLossAction {
+pub fn new_current_on_peer_loss(
+    g: &mut Generations,
+    change: &PeerLoss,
+    random: u64,
+) -> PeerLossAction {
     if !lost_contact_to_peer_data(change.old_peer_disk, change.new_peer_disk) {
         return PeerLossAction::None;
     }
@@ -753,7 +808,14 @@ pub fn new_current_on_peer_loss(g: &mut Generations, change: &PeerLoss, random: 
 /// peer's current identifier because the peer ran `new-current-uuid --clear-bitmap` (UUID flag
 /// 8). If so, the caller clears the bitmap, sets both disks UpToDate, and this sets current =
 /// the peer's, bitmap = 0.
-pub fn skip_initial_sync(g: &mut Generations, connected: bool, agreed_pro_version: u32, peer_current: u64, peer_flags: u64, role: Role) -> bool {
+pub fn skip_initial_sync(
+    g: &mut Generations,
+    connected: bool,
+    agreed_pro_version: u32,
+    peer_current: u64,
+    peer_flags: u64,
+    role: Role,
+) -> bool {
     let skip = connected
         && agreed_pro_version >= 90
         && g.current == UUID_JUST_CREATED

@@ -131,14 +131,31 @@ impl<T> TransferLog<T> {
 
     /// Enters a write; the caller sends the barrier (if any), then `P_DATA` with these numbers.
     pub fn submit(&mut self, sector: u64, size_bytes: u32, now_ms: u64, waiter: T) -> Submitted {
-        let barrier_before = if self.open_epoch_ids.len() as u32 >= self.max_epoch_size { self.close_epoch() } else { None };
+        let barrier_before = if self.open_epoch_ids.len() as u32 >= self.max_epoch_size {
+            self.close_epoch()
+        } else {
+            None
+        };
         let block_id = self.next_block_id;
         self.next_block_id = self.next_block_id.wrapping_add(1).max(1);
         let seq_num = self.next_seq;
         self.next_seq = self.next_seq.wrapping_add(1);
         self.open_epoch_ids.push(block_id);
-        self.requests.insert(block_id, Request { sector, size_bytes, submitted_ms: now_ms, waiter: Some(waiter), failed: false });
-        Submitted { block_id, seq_num, barrier_before }
+        self.requests.insert(
+            block_id,
+            Request {
+                sector,
+                size_bytes,
+                submitted_ms: now_ms,
+                waiter: Some(waiter),
+                failed: false,
+            },
+        );
+        Submitted {
+            block_id,
+            seq_num,
+            barrier_before,
+        }
     }
 
     /// Closes the open epoch if it has writes; returns the barrier number to send.
@@ -147,9 +164,15 @@ impl<T> TransferLog<T> {
             return None;
         }
         let nr = self.open_epoch;
-        self.closed.push_back((nr, std::mem::take(&mut self.open_epoch_ids)));
+        self.closed
+            .push_back((nr, std::mem::take(&mut self.open_epoch_ids)));
         self.open_epoch = self.open_epoch.wrapping_add(1);
         Some(nr)
+    }
+
+    /// The newest closed epoch still waiting for its barrier ack.
+    pub fn last_closed_epoch(&self) -> Option<u32> {
+        self.closed.back().map(|(nr, _)| *nr)
     }
 
     /// Whether an ack of `kind` completes a request under this protocol.
@@ -174,7 +197,12 @@ impl<T> TransferLog<T> {
             return None;
         }
         let waiter = req.waiter.take()?;
-        Some(Done { sector: req.sector, size_bytes: req.size_bytes, waiter: Some(waiter), failed: req.failed })
+        Some(Done {
+            sector: req.sector,
+            size_bytes: req.size_bytes,
+            waiter: Some(waiter),
+            failed: req.failed,
+        })
     }
 
     /// Takes the waiter of a request (protocol A: completed when handed to the socket).
@@ -189,17 +217,29 @@ impl<T> TransferLog<T> {
             return Err(TlError::NoEpoch(barrier));
         };
         if *nr != barrier {
-            return Err(TlError::WrongBarrier { got: barrier, expected: *nr });
+            return Err(TlError::WrongBarrier {
+                got: barrier,
+                expected: *nr,
+            });
         }
         if ids.len() as u32 != set_size {
-            return Err(TlError::WrongSetSize { barrier, got: set_size, expected: ids.len() as u32 });
+            return Err(TlError::WrongSetSize {
+                barrier,
+                got: set_size,
+                expected: ids.len() as u32,
+            });
         }
         let (_, ids) = self.closed.pop_front().expect("front exists");
         let mut out = Vec::new();
         for id in ids {
             if let Some(r) = self.requests.remove(&id) {
                 if r.failed || r.waiter.is_some() {
-                    out.push(Done { sector: r.sector, size_bytes: r.size_bytes, waiter: r.waiter, failed: r.failed });
+                    out.push(Done {
+                        sector: r.sector,
+                        size_bytes: r.size_bytes,
+                        waiter: r.waiter,
+                        failed: r.failed,
+                    });
                 }
             }
         }
@@ -213,7 +253,12 @@ impl<T> TransferLog<T> {
         let mut out: Vec<Done<T>> = self
             .requests
             .drain()
-            .map(|(_, r)| Done { sector: r.sector, size_bytes: r.size_bytes, waiter: r.waiter, failed: true })
+            .map(|(_, r)| Done {
+                sector: r.sector,
+                size_bytes: r.size_bytes,
+                waiter: r.waiter,
+                failed: true,
+            })
             .collect();
         out.sort_by_key(|d| d.sector);
         out
@@ -221,7 +266,10 @@ impl<T> TransferLog<T> {
 
     /// Requests waiting for the protocol's ack (`pe`).
     pub fn pending_acks(&self) -> usize {
-        self.requests.values().filter(|r| r.waiter.is_some()).count()
+        self.requests
+            .values()
+            .filter(|r| r.waiter.is_some())
+            .count()
     }
 
     /// Requests in the log (not released by a barrier ack).
@@ -241,7 +289,11 @@ impl<T> TransferLog<T> {
 
     /// When the oldest request still waiting for its ack was submitted.
     pub fn oldest_waiting_ms(&self) -> Option<u64> {
-        self.requests.values().filter(|r| r.waiter.is_some()).map(|r| r.submitted_ms).min()
+        self.requests
+            .values()
+            .filter(|r| r.waiter.is_some())
+            .map(|r| r.submitted_ms)
+            .min()
     }
 }
 
@@ -273,14 +325,36 @@ mod tests {
         let a = tl.submit(0, 4096, 0, "a");
         let b = tl.submit(8, 4096, 0, "b");
         assert_eq!(a.barrier_before, None);
-        assert!(tl.on_ack(AckKind::Recv, a.block_id).is_none(), "C ignores receive acks");
-        assert_eq!(tl.on_ack(AckKind::Write, a.block_id).unwrap().waiter, Some("a"));
-        assert!(tl.on_ack(AckKind::Write, a.block_id).is_none(), "completed only once");
+        assert!(
+            tl.on_ack(AckKind::Recv, a.block_id).is_none(),
+            "C ignores receive acks"
+        );
+        assert_eq!(
+            tl.on_ack(AckKind::Write, a.block_id).unwrap().waiter,
+            Some("a")
+        );
+        assert!(
+            tl.on_ack(AckKind::Write, a.block_id).is_none(),
+            "completed only once"
+        );
         let c = tl.submit(16, 4096, 0, "c");
         assert_eq!(c.barrier_before, Some(100), "epoch full: barrier first");
         assert_eq!(tl.epochs(), 2);
-        assert_eq!(tl.on_barrier_ack(100, 1), Err(TlError::WrongSetSize { barrier: 100, got: 1, expected: 2 }));
-        assert_eq!(tl.on_barrier_ack(101, 2), Err(TlError::WrongBarrier { got: 101, expected: 100 }));
+        assert_eq!(
+            tl.on_barrier_ack(100, 1),
+            Err(TlError::WrongSetSize {
+                barrier: 100,
+                got: 1,
+                expected: 2
+            })
+        );
+        assert_eq!(
+            tl.on_barrier_ack(101, 2),
+            Err(TlError::WrongBarrier {
+                got: 101,
+                expected: 100
+            })
+        );
         let left = tl.on_barrier_ack(100, 2).unwrap();
         assert_eq!(left.len(), 1, "b was never acked: its waiter comes back");
         assert_eq!(left[0].waiter, Some("b"));
@@ -296,7 +370,10 @@ mod tests {
         let mut tl = TransferLog::new(Protocol::B, 10, 0);
         let a = tl.submit(0, 512, 5, 1);
         assert_eq!(tl.oldest_waiting_ms(), Some(5));
-        assert_eq!(tl.on_ack(AckKind::Recv, a.block_id).unwrap().waiter, Some(1));
+        assert_eq!(
+            tl.on_ack(AckKind::Recv, a.block_id).unwrap().waiter,
+            Some(1)
+        );
         assert_eq!(tl.pending_acks(), 0);
         assert_eq!(tl.len(), 1, "still in the log until the barrier ack");
         let mut tl = TransferLog::new(Protocol::A, 10, 0);
@@ -316,7 +393,10 @@ mod tests {
         assert!(d.failed);
         tl.close_epoch();
         let rest = tl.on_barrier_ack(0, 1).unwrap();
-        assert!(rest[0].failed, "the failed block is reported again at release");
+        assert!(
+            rest[0].failed,
+            "the failed block is reported again at release"
+        );
         let mut e = PeerEpoch::default();
         e.on_write();
         e.on_write();

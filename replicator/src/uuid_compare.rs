@@ -289,7 +289,12 @@ pub fn compare(input: &CompareInput) -> Comparison {
                     "was SyncSource, missed the resync finished event, corrected myself:",
                 );
             }
-            return with(hg::SOURCE, 36, None, "was SyncSource (peer failed to write sync_uuid)");
+            return with(
+                hg::SOURCE,
+                36,
+                None,
+                "was SyncSource (peer failed to write sync_uuid)",
+            );
         }
         if own.bitmap == 0 && peer.bitmap != 0 {
             if needs_91 {
@@ -303,11 +308,17 @@ pub fn compare(input: &CompareInput) -> Comparison {
                     "was SyncTarget, peer missed the resync finished event, corrected peer:",
                 );
             }
-            return with(hg::TARGET, 37, None, "was SyncTarget (failed to write sync_uuid)");
+            return with(
+                hg::TARGET,
+                37,
+                None,
+                "was SyncTarget (failed to write sync_uuid)",
+            );
         }
 
         // Roles at crash time: bit 0 we, bit 1 the peer.
-        let rct = u64::from(input.own_crashed_primary) + (input.peer_flags & uuid_flag::CRASHED_PRIMARY);
+        let rct =
+            u64::from(input.own_crashed_primary) + (input.peer_flags & uuid_flag::CRASHED_PRIMARY);
         if rct == 0 {
             return done(hg::NO_SYNC, 40);
         }
@@ -355,7 +366,12 @@ pub fn compare(input: &CompareInput) -> Comparison {
             if needs_91 {
                 return done(hg::requires_protocol(91), 51);
             }
-            return with(hg::TARGET, 51, Some(Fixup::PeerUndoSyncUuid), "Lost last syncUUID packet, corrected:");
+            return with(
+                hg::TARGET,
+                51,
+                Some(Fixup::PeerUndoSyncUuid),
+                "Lost last syncUUID packet, corrected:",
+            );
         }
     }
 

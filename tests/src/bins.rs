@@ -20,6 +20,10 @@ pub fn bin_dir() -> PathBuf {
 /// The path of one of the workspace's binaries; panics with a hint when it was not built.
 pub fn bin(name: &str) -> PathBuf {
     let path = bin_dir().join(name);
-    assert!(path.is_file(), "{} not found: run `cargo build --workspace --bins` first", path.display());
+    assert!(
+        path.is_file(),
+        "{} not found: run `cargo build --workspace --bins` first",
+        path.display()
+    );
     path
 }

@@ -17,7 +17,10 @@ pub struct Standalone {
 /// A directory for backing files that supports O_DIRECT (not tmpfs).
 pub fn scratch_dir() -> tempfile::TempDir {
     let base = Path::new("/var/tmp");
-    tempfile::Builder::new().prefix("rdbd-test.").tempdir_in(base).expect("temp dir in /var/tmp")
+    tempfile::Builder::new()
+        .prefix("rdbd-test.")
+        .tempdir_in(base)
+        .expect("temp dir in /var/tmp")
 }
 
 /// Writes a one-resource configuration and returns its path.
@@ -53,6 +56,19 @@ impl Standalone {
         let config = standalone_config(dir.path(), &disk, "");
         let node = Node::new(dir.path(), "alice", &config);
         Standalone { dir, node, disk }
+    }
+
+    /// The export's size as the daemon reports it.
+    pub fn node_size_bytes(&self) -> u64 {
+        let out = crate::tools::run_ok(
+            std::process::Command::new("nbdinfo")
+                .arg("--size")
+                .arg(self.uri()),
+        );
+        crate::tools::stdout(&out)
+            .trim()
+            .parse()
+            .expect("nbdinfo --size")
     }
 
     /// The export's URI.

@@ -33,17 +33,33 @@ impl NbdLoop {
             .expect("run nbdfuse (scripts/install-deps.sh installs libnbd-bin)");
         let start = Instant::now();
         while !pidfile.exists() {
-            assert!(start.elapsed() < Duration::from_secs(10), "nbdfuse did not come up");
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "nbdfuse did not come up"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
-        let out = run_ok(Command::new("losetup").args(["-f", "--show"]).arg(mountpoint.join("disk")));
+        let out = run_ok(
+            Command::new("losetup")
+                .args(["-f", "--show"])
+                .arg(mountpoint.join("disk")),
+        );
         let device = PathBuf::from(stdout(&out).trim());
-        NbdLoop { mountpoint, nbdfuse, device, mounted: None }
+        NbdLoop {
+            mountpoint,
+            nbdfuse,
+            device,
+            mounted: None,
+        }
     }
 
     /// `mkfs.ext4 -q` on the device.
     pub fn mkfs_ext4(&self) {
-        run_ok(Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&self.device));
+        run_ok(
+            Command::new("mkfs.ext4")
+                .args(["-q", "-F"])
+                .arg(&self.device),
+        );
     }
 
     /// Mounts the device on `at`.
@@ -62,8 +78,13 @@ impl NbdLoop {
 
     /// `fsck.ext4 -n -f`: true when the file system is clean, with fsck's output.
     pub fn fsck_clean(&self) -> (bool, String) {
-        let out = run(Command::new("fsck.ext4").args(["-n", "-f"]).arg(&self.device));
-        (out.status.success(), format!("{}{}", stdout(&out), String::from_utf8_lossy(&out.stderr)))
+        let out = run(Command::new("fsck.ext4")
+            .args(["-n", "-f"])
+            .arg(&self.device));
+        (
+            out.status.success(),
+            format!("{}{}", stdout(&out), String::from_utf8_lossy(&out.stderr)),
+        )
     }
 }
 
@@ -71,7 +92,10 @@ impl Drop for NbdLoop {
     fn drop(&mut self) {
         self.umount_quiet();
         let _ = Command::new("losetup").arg("-d").arg(&self.device).output();
-        let _ = Command::new("fusermount3").arg("-u").arg(&self.mountpoint).output();
+        let _ = Command::new("fusermount3")
+            .arg("-u")
+            .arg(&self.mountpoint)
+            .output();
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(5) {
             if let Ok(Some(_)) = self.nbdfuse.try_wait() {

@@ -21,13 +21,22 @@ pub struct Node {
 impl Node {
     /// A node using `config`, with its run directory under `dir`.
     pub fn new(dir: &Path, name: &str, config: &Path) -> Node {
-        Node { name: name.to_string(), config: config.to_path_buf(), run_dir: dir.join(format!("run-{name}")) }
+        Node {
+            name: name.to_string(),
+            config: config.to_path_buf(),
+            run_dir: dir.join(format!("run-{name}")),
+        }
     }
 
     /// `rdbdadm` with this node's global options.
     pub fn adm(&self) -> Command {
         let mut cmd = Command::new(bin("rdbdadm"));
-        cmd.arg("-c").arg(&self.config).arg("--node").arg(&self.name).arg("--run-dir").arg(&self.run_dir);
+        cmd.arg("-c")
+            .arg(&self.config)
+            .arg("--node")
+            .arg(&self.name)
+            .arg("--run-dir")
+            .arg(&self.run_dir);
         cmd.env("RDBD_DAEMON", bin("rdbd"));
         cmd
     }
@@ -53,21 +62,33 @@ impl Node {
     }
 
     /// Waits until the status file satisfies `pred`, panicking with its last text on timeout.
-    pub fn wait_status(&self, what: &str, timeout: Duration, pred: impl Fn(&str) -> bool) -> String {
+    pub fn wait_status(
+        &self,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> String {
         let start = Instant::now();
         loop {
             let text = self.status_file();
             if pred(&text) {
                 return text;
             }
-            assert!(start.elapsed() < timeout, "timed out waiting for {what}; status file:\n{text}");
+            assert!(
+                start.elapsed() < timeout,
+                "timed out waiting for {what}; status file:\n{text}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
 
     /// The pid of the daemon, from its pid file.
     pub fn daemon_pid(&self) -> Option<i32> {
-        std::fs::read_to_string(self.run_dir.join("rdbd.pid")).ok()?.trim().parse().ok()
+        std::fs::read_to_string(self.run_dir.join("rdbd.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
     }
 
     /// The NBD URI of a resource's export.

@@ -5,7 +5,9 @@ use std::process::{Command, Output};
 
 /// Runs `cmd`, panicking with its stdout and stderr when it fails.
 pub fn run_ok(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     assert!(
         out.status.success(),
         "{cmd:?} failed with {}\nstdout:\n{}\nstderr:\n{}",
@@ -18,17 +20,26 @@ pub fn run_ok(cmd: &mut Command) -> Output {
 
 /// Runs `cmd` and returns its output whatever the exit status.
 pub fn run(cmd: &mut Command) -> Output {
-    cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
 }
 
 /// True when `program` is on PATH.
 pub fn have(program: &str) -> bool {
-    Command::new("sh").arg("-c").arg(format!("command -v {program}")).output().map(|o| o.status.success()).unwrap_or(false)
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {program}"))
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
 }
 
 /// Panics with an install hint unless `program` is on PATH.
 pub fn require(program: &str) {
-    assert!(have(program), "{program} is not installed: run scripts/install-deps.sh");
+    assert!(
+        have(program),
+        "{program} is not installed: run scripts/install-deps.sh"
+    );
 }
 
 /// SHA-256 of the first `len` bytes of a file, as hex.

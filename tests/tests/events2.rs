@@ -21,7 +21,12 @@ fn events2_dumps_state_and_follows_changes() {
          exists -\n"
     );
 
-    let mut child = n.adm().args(["events2", "all"]).stdout(Stdio::piped()).spawn().unwrap();
+    let mut child = n
+        .adm()
+        .args(["events2", "all"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
     let (tx, rx) = mpsc::channel();
     let stdout = child.stdout.take().unwrap();
     std::thread::spawn(move || {
@@ -31,14 +36,29 @@ fn events2_dumps_state_and_follows_changes() {
             }
         }
     });
-    let next = || rx.recv_timeout(Duration::from_secs(5)).expect("an events2 line within 5 s");
-    assert_eq!(next(), "exists resource name:r0 role:Secondary suspended:no");
-    assert_eq!(next(), "exists device name:r0 volume:0 minor:0 disk:Inconsistent client:no");
+    let next = || {
+        rx.recv_timeout(Duration::from_secs(5))
+            .expect("an events2 line within 5 s")
+    };
+    assert_eq!(
+        next(),
+        "exists resource name:r0 role:Secondary suspended:no"
+    );
+    assert_eq!(
+        next(),
+        "exists device name:r0 volume:0 minor:0 disk:Inconsistent client:no"
+    );
     assert_eq!(next(), "exists -");
     n.adm_ok(&["primary", "--force", "r0"]);
     let mut got = vec![next(), next()];
     got.sort();
-    assert_eq!(got, vec!["change device name:r0 volume:0 minor:0 disk:UpToDate", "change resource name:r0 role:Primary"]);
+    assert_eq!(
+        got,
+        vec![
+            "change device name:r0 volume:0 minor:0 disk:UpToDate",
+            "change resource name:r0 role:Primary"
+        ]
+    );
     n.adm_ok(&["secondary", "r0"]);
     assert_eq!(next(), "change resource name:r0 role:Secondary");
     n.adm_ok(&["down", "r0"]);

@@ -10,7 +10,11 @@ use rdbd_tests::node::Node;
 use rdbd_tests::tools::{require, run_ok};
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn get(port: u16, path: &str) -> String {
@@ -34,21 +38,46 @@ fn metrics_follow_state_and_io() {
     require("nbdcopy");
     let dir = scratch_dir();
     let disk = dir.path().join("alice.img");
-    std::fs::File::create(&disk).unwrap().set_len(64 << 20).unwrap();
+    std::fs::File::create(&disk)
+        .unwrap()
+        .set_len(64 << 20)
+        .unwrap();
     let config = standalone_config(dir.path(), &disk, "");
     let port = free_port();
     let text = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(&config, format!("global {{ metrics-address 127.0.0.1:{port}; }}\n{text}")).unwrap();
+    std::fs::write(
+        &config,
+        format!("global {{ metrics-address 127.0.0.1:{port}; }}\n{text}"),
+    )
+    .unwrap();
     let node = Node::new(dir.path(), "alice", &config);
     node.adm_ok(&["create-md", "--force", "r0"]);
     node.adm_ok(&["up", "r0"]);
 
     let m = get(port, "/metrics");
     assert!(m.starts_with("HTTP/1.0 200 OK"), "{m}");
-    assert!(m.contains("# TYPE rdbd_write_latency_seconds histogram"), "{m}");
-    assert_eq!(sample(&m, "rdbd_resource_role{resource=\"r0\",role=\"Secondary\"}"), 1.0);
-    assert_eq!(sample(&m, "rdbd_disk_state{resource=\"r0\",peer=\"false\",state=\"Inconsistent\"}"), 1.0);
-    assert_eq!(sample(&m, "rdbd_connection_state{resource=\"r0\",state=\"StandAlone\"}"), 1.0);
+    assert!(
+        m.contains("# TYPE rdbd_write_latency_seconds histogram"),
+        "{m}"
+    );
+    assert_eq!(
+        sample(&m, "rdbd_resource_role{resource=\"r0\",role=\"Secondary\"}"),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &m,
+            "rdbd_disk_state{resource=\"r0\",peer=\"false\",state=\"Inconsistent\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &m,
+            "rdbd_connection_state{resource=\"r0\",state=\"StandAlone\"}"
+        ),
+        1.0
+    );
     assert_eq!(sample(&m, "rdbd_written_bytes_total{resource=\"r0\"}"), 0.0);
 
     node.adm_ok(&["primary", "--force", "r0"]);
@@ -56,14 +85,38 @@ fn metrics_follow_state_and_io() {
     std::fs::write(&data, vec![1u8; 8 << 20]).unwrap();
     run_ok(Command::new("nbdcopy").arg(&data).arg(node.nbd_uri("r0")));
     let m = get(port, "/metrics");
-    assert_eq!(sample(&m, "rdbd_resource_role{resource=\"r0\",role=\"Primary\"}"), 1.0);
-    assert_eq!(sample(&m, "rdbd_written_bytes_total{resource=\"r0\"}"), (8u64 << 20) as f64);
-    assert_eq!(sample(&m, "rdbd_out_of_sync_bytes{resource=\"r0\"}"), (8u64 << 20) as f64);
-    assert!(sample(&m, "rdbd_al_writes_total{resource=\"r0\"}") >= 2.0, "8 MiB spans 2 AL extents");
+    assert_eq!(
+        sample(&m, "rdbd_resource_role{resource=\"r0\",role=\"Primary\"}"),
+        1.0
+    );
+    assert_eq!(
+        sample(&m, "rdbd_written_bytes_total{resource=\"r0\"}"),
+        (8u64 << 20) as f64
+    );
+    assert_eq!(
+        sample(&m, "rdbd_out_of_sync_bytes{resource=\"r0\"}"),
+        (8u64 << 20) as f64
+    );
+    assert!(
+        sample(&m, "rdbd_al_writes_total{resource=\"r0\"}") >= 2.0,
+        "8 MiB spans 2 AL extents"
+    );
     let writes = sample(&m, "rdbd_write_requests_total{resource=\"r0\"}");
     assert!(writes >= 1.0);
-    assert_eq!(sample(&m, "rdbd_write_latency_seconds_count{resource=\"r0\",protocol=\"none\"}"), writes);
-    assert_eq!(sample(&m, "rdbd_write_latency_seconds_bucket{resource=\"r0\",protocol=\"none\",le=\"+Inf\"}"), writes);
+    assert_eq!(
+        sample(
+            &m,
+            "rdbd_write_latency_seconds_count{resource=\"r0\",protocol=\"none\"}"
+        ),
+        writes
+    );
+    assert_eq!(
+        sample(
+            &m,
+            "rdbd_write_latency_seconds_bucket{resource=\"r0\",protocol=\"none\",le=\"+Inf\"}"
+        ),
+        writes
+    );
 
     assert!(get(port, "/other").starts_with("HTTP/1.0 404"));
 }

@@ -26,8 +26,14 @@ fn hold_open(uri: &str) -> std::process::Child {
         .spawn()
         .expect("python3");
     let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
-    assert_eq!(line.trim(), "ready", "python3-libnbd client did not connect");
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(
+        line.trim(),
+        "ready",
+        "python3-libnbd client did not connect"
+    );
     child
 }
 
@@ -44,13 +50,24 @@ fn roles_states_and_the_status_file() {
     // A fresh disk is Inconsistent: plain primary is refused, --force promotes.
     let out = n.adm_run(&["primary", "r0"]);
     assert_eq!(out.status.code(), Some(11), "{}", stderr(&out));
-    assert!(stderr(&out).contains("Need access to UpToDate data"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("Need access to UpToDate data"),
+        "{}",
+        stderr(&out)
+    );
     n.adm_ok(&["primary", "--force", "r0"]);
     assert_eq!(n.adm_ok(&["role", "r0"]).trim(), "Primary/Unknown");
     assert_eq!(n.adm_ok(&["dstate", "r0"]).trim(), "UpToDate/DUnknown");
-    assert_eq!(n.adm_ok(&["status", "r0"]), "r0 role:Primary\n  disk:UpToDate\n");
+    assert_eq!(
+        n.adm_ok(&["status", "r0"]),
+        "r0 role:Primary\n  disk:UpToDate\n"
+    );
 
-    let text = n.wait_status("Primary in the status file", std::time::Duration::from_secs(5), |t| t.contains("ro:Primary"));
+    let text = n.wait_status(
+        "Primary in the status file",
+        std::time::Duration::from_secs(5),
+        |t| t.contains("ro:Primary"),
+    );
     let (version, minors) = parse::parse(&text).expect("status file parses as /proc/drbd");
     assert!(version.starts_with("version: 8.4"), "{version}");
     assert_eq!(minors.len(), 1);
@@ -60,8 +77,13 @@ fn roles_states_and_the_status_file() {
     assert_eq!(m.roles, Some((Role::Primary, Role::Unknown)));
     assert_eq!(m.disks, Some((DiskState::UpToDate, DiskState::DUnknown)));
     assert_eq!(m.flags, "r-----");
-    for counter in ["ns", "nr", "dw", "dr", "al", "bm", "lo", "pe", "ua", "ap", "ep", "oos"] {
-        assert!(m.counter(counter).is_some(), "counter {counter} missing in {text}");
+    for counter in [
+        "ns", "nr", "dw", "dr", "al", "bm", "lo", "pe", "ua", "ap", "ep", "oos",
+    ] {
+        assert!(
+            m.counter(counter).is_some(),
+            "counter {counter} missing in {text}"
+        );
     }
 
     // Writes show up in dw (KiB) within a second.
@@ -71,14 +93,24 @@ fn roles_states_and_the_status_file() {
     let out = run(Command::new("nbdcopy").arg(&data).arg(s.uri()));
     assert!(out.status.success(), "{}", stderr(&out));
     let text = n.wait_status("dw >= 1024", std::time::Duration::from_secs(5), |t| {
-        parse::parse(t).ok().and_then(|(_, m)| m.first().and_then(|m| m.counter("dw"))).unwrap_or(0) >= 1024
+        parse::parse(t)
+            .ok()
+            .and_then(|(_, m)| m.first().and_then(|m| m.counter("dw")))
+            .unwrap_or(0)
+            >= 1024
     });
-    assert!(text.contains(" 0: cs:StandAlone ro:Primary/Unknown ds:UpToDate/DUnknown   r-----\n"), "{text}");
+    assert!(
+        text.contains(" 0: cs:StandAlone ro:Primary/Unknown ds:UpToDate/DUnknown   r-----\n"),
+        "{text}"
+    );
 
     n.adm_ok(&["secondary", "r0"]);
     n.adm_ok(&["down", "r0"]);
     let out = n.adm_run(&["role", "r0"]);
-    assert!(!out.status.success(), "role of a resource that is down must fail");
+    assert!(
+        !out.status.success(),
+        "role of a resource that is down must fail"
+    );
 }
 
 #[test]
@@ -91,7 +123,11 @@ fn a_secondary_refuses_nbd_clients_and_a_held_device_refuses_secondary() {
     // libnbd prints the server's error message in its debug output.
     let out = run(Command::new("nbdinfo").env("LIBNBD_DEBUG", "1").arg(&uri));
     assert!(!out.status.success(), "nbdinfo on a Secondary must fail");
-    assert!(stderr(&out).contains("server error message: resource r0 is Secondary"), "refusal must say why: {}", stderr(&out));
+    assert!(
+        stderr(&out).contains("server error message: resource r0 is Secondary"),
+        "refusal must say why: {}",
+        stderr(&out)
+    );
 
     n.adm_ok(&["primary", "r0"]);
     let mut client = hold_open(&uri);
@@ -99,7 +135,10 @@ fn a_secondary_refuses_nbd_clients_and_a_held_device_refuses_secondary() {
     assert_eq!(out.status.code(), Some(11));
     assert!(stderr(&out).contains("held open"), "{}", stderr(&out));
     let out = n.adm_run(&["down", "r0"]);
-    assert!(!out.status.success(), "down with a client attached must fail");
+    assert!(
+        !out.status.success(),
+        "down with a client attached must fail"
+    );
     assert_eq!(n.adm_ok(&["role", "r0"]).trim(), "Primary/Unknown");
     drop(client.stdin.take());
     client.wait().unwrap();
@@ -110,7 +149,11 @@ fn a_secondary_refuses_nbd_clients_and_a_held_device_refuses_secondary() {
         if out.status.success() {
             break;
         }
-        assert!(start.elapsed() < std::time::Duration::from_secs(5), "client never released: {}", stderr(&out));
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(5),
+            "client never released: {}",
+            stderr(&out)
+        );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
@@ -167,22 +210,40 @@ fn bad_configs_and_names_fail_clearly() {
     let wrong_node = Node::new(s.dir.path(), "carol", &n.config);
     let out = wrong_node.adm_run(&["up", "r0"]);
     assert_eq!(out.status.code(), Some(10));
-    assert!(stderr(&out).contains("carol"), "must name the node: {}", stderr(&out));
+    assert!(
+        stderr(&out).contains("carol"),
+        "must name the node: {}",
+        stderr(&out)
+    );
 
     let bad = s.dir.path().join("bad.conf");
-    std::fs::write(&bad, "resource r0 {\n  net { protocol C; bogus-option 1; }\n  on alice { disk /x; }\n}\n").unwrap();
+    std::fs::write(
+        &bad,
+        "resource r0 {\n  net { protocol C; bogus-option 1; }\n  on alice { disk /x; }\n}\n",
+    )
+    .unwrap();
     let bad_node = Node::new(s.dir.path(), "alice", &bad);
     let out = bad_node.adm_run(&["up", "r0"]);
     assert_eq!(out.status.code(), Some(10));
     let err = stderr(&out);
-    assert!(err.contains("bogus-option") && err.contains("bad.conf:2:"), "error must name option and file:line: {err}");
-    assert!(!bad_node.run_dir.join("control.sock").exists(), "no daemon may start on a bad config");
+    assert!(
+        err.contains("bogus-option") && err.contains("bad.conf:2:"),
+        "error must name option and file:line: {err}"
+    );
+    assert!(
+        !bad_node.run_dir.join("control.sock").exists(),
+        "no daemon may start on a bad config"
+    );
 
     let unterminated = s.dir.path().join("unterminated.conf");
     std::fs::write(&unterminated, "resource r0 {\n  on alice { disk /x;\n").unwrap();
     let out = Node::new(s.dir.path(), "alice", &unterminated).adm_run(&["up", "r0"]);
     assert_eq!(out.status.code(), Some(10), "{}", stderr(&out));
-    assert!(stderr(&out).contains("unterminated.conf"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("unterminated.conf"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -212,15 +273,24 @@ fn a_second_node_cannot_attach_or_rewrite_a_disk_in_use() {
         run_dir: s.dir.path().join("run-other"),
     };
     let out = other.adm_run(&["up", "r0"]);
-    assert!(!out.status.success(), "a second attach of the same disk must fail");
+    assert!(
+        !out.status.success(),
+        "a second attach of the same disk must fail"
+    );
     assert!(stderr(&out).contains("in use"), "{}", stderr(&out));
     // Meta-data commands that write are refused too, and change nothing.
     let before = std::fs::read(&s.disk).unwrap();
-    let out = run(Command::new(rdbd_tests::bins::bin("rdbdmeta")).args(["--force", "-", "v08"]).arg(&s.disk).args(["internal", "create-md"]));
+    let out = run(Command::new(rdbd_tests::bins::bin("rdbdmeta"))
+        .args(["--force", "-", "v08"])
+        .arg(&s.disk)
+        .args(["internal", "create-md"]));
     assert_eq!(out.status.code(), Some(20), "{}", stderr(&out));
     assert!(stderr(&out).contains("in use"), "{}", stderr(&out));
     let out = s.node.adm_run(&["create-md", "--force", "r0"]);
-    assert!(!out.status.success(), "rdbdadm create-md on an up resource must fail");
+    assert!(
+        !out.status.success(),
+        "rdbdadm create-md on an up resource must fail"
+    );
     assert_eq!(std::fs::read(&s.disk).unwrap(), before, "the disk changed");
     // The first node is unharmed; a repeated primary is a no-op.
     s.node.adm_ok(&["primary", "r0"]);

@@ -7,7 +7,13 @@ use rdbd_tests::tools::require;
 
 #[test]
 fn ext4_survives_umount_fsck_and_remount() {
-    for tool in ["nbdfuse", "losetup", "mkfs.ext4", "fsck.ext4", "fusermount3"] {
+    for tool in [
+        "nbdfuse",
+        "losetup",
+        "mkfs.ext4",
+        "fsck.ext4",
+        "fusermount3",
+    ] {
         require(tool);
     }
     let s = Standalone::up(128);
@@ -18,7 +24,9 @@ fn ext4_survives_umount_fsck_and_remount() {
         dev.mkfs_ext4();
         dev.mount(&mnt);
         for i in 0..50u32 {
-            let content: Vec<u8> = (0..(4096 + i * 1000)).map(|j| (j.wrapping_mul(31) ^ i) as u8).collect();
+            let content: Vec<u8> = (0..(4096 + i * 1000))
+                .map(|j| (j.wrapping_mul(31) ^ i) as u8)
+                .collect();
             std::fs::write(mnt.join(format!("file-{i}")), &content).expect("write file");
             files.push(content);
         }
@@ -27,7 +35,11 @@ fn ext4_survives_umount_fsck_and_remount() {
         assert!(clean, "fsck -n after umount:\n{report}");
         dev.mount(&mnt);
         for (i, content) in files.iter().enumerate() {
-            assert_eq!(&std::fs::read(mnt.join(format!("file-{i}"))).expect("read back"), content, "file-{i}");
+            assert_eq!(
+                &std::fs::read(mnt.join(format!("file-{i}"))).expect("read back"),
+                content,
+                "file-{i}"
+            );
         }
     }
     // Through a fresh daemon too: down, up, primary, mount again.
@@ -38,6 +50,10 @@ fn ext4_survives_umount_fsck_and_remount() {
     let mut dev = NbdLoop::attach(s.dir.path(), &s.uri());
     dev.mount(&mnt);
     for (i, content) in files.iter().enumerate() {
-        assert_eq!(&std::fs::read(mnt.join(format!("file-{i}"))).expect("read back"), content, "file-{i} after down/up");
+        assert_eq!(
+            &std::fs::read(mnt.join(format!("file-{i}"))).expect("read back"),
+            content,
+            "file-{i} after down/up"
+        );
     }
 }

@@ -51,29 +51,50 @@ impl Client {
     /// Connects to the daemon of `run_dir`; `timeout` bounds each exchange.
     pub fn connect(run_dir: &Path, timeout: Duration) -> Result<Client, ClientError> {
         let path = Self::socket_path(run_dir);
-        let stream = UnixStream::connect(&path).map_err(|source| ClientError::NotRunning { path: path.clone(), source })?;
-        let io = |source| ClientError::Io { path: path.clone(), source };
+        let stream = UnixStream::connect(&path).map_err(|source| ClientError::NotRunning {
+            path: path.clone(),
+            source,
+        })?;
+        let io = |source| ClientError::Io {
+            path: path.clone(),
+            source,
+        };
         stream.set_read_timeout(Some(timeout)).map_err(io)?;
         stream.set_write_timeout(Some(timeout)).map_err(io)?;
-        Ok(Client { path, reader: BufReader::new(stream) })
+        Ok(Client {
+            path,
+            reader: BufReader::new(stream),
+        })
     }
 
     /// Sends a request and hands every response line to `each` until the daemon
     /// closes the stream or `each` returns false.
-    pub fn stream(&mut self, request: &Request, mut each: impl FnMut(Response) -> bool) -> Result<(), ClientError> {
-        let io = |source| ClientError::Io { path: self.path.clone(), source };
+    pub fn stream(
+        &mut self,
+        request: &Request,
+        mut each: impl FnMut(Response) -> bool,
+    ) -> Result<(), ClientError> {
+        let io = |source| ClientError::Io {
+            path: self.path.clone(),
+            source,
+        };
         self.reader.get_mut().set_read_timeout(None).map_err(io)?;
         let mut line = serde_json::to_vec(request).map_err(|e| io(e.into()))?;
         line.push(b'\n');
         self.reader.get_mut().write_all(&line).map_err(io)?;
         loop {
             let mut answer = Vec::new();
-            let read = (&mut self.reader).take(MAX_LINE_BYTES as u64).read_until(b'\n', &mut answer).map_err(io)?;
+            let read = (&mut self.reader)
+                .take(MAX_LINE_BYTES as u64)
+                .read_until(b'\n', &mut answer)
+                .map_err(io)?;
             if read == 0 {
                 return Ok(());
             }
-            let response = serde_json::from_slice(&answer)
-                .map_err(|e| ClientError::Malformed { path: self.path.clone(), detail: e.to_string() })?;
+            let response = serde_json::from_slice(&answer).map_err(|e| ClientError::Malformed {
+                path: self.path.clone(),
+                detail: e.to_string(),
+            })?;
             if !each(response) {
                 return Ok(());
             }
@@ -82,16 +103,27 @@ impl Client {
 
     /// Sends one request and waits for its response.
     pub fn request(&mut self, request: &Request) -> Result<Response, ClientError> {
-        let io = |source| ClientError::Io { path: self.path.clone(), source };
+        let io = |source| ClientError::Io {
+            path: self.path.clone(),
+            source,
+        };
         let mut line = serde_json::to_vec(request).map_err(|e| io(e.into()))?;
         line.push(b'\n');
         self.reader.get_mut().write_all(&line).map_err(io)?;
         let mut answer = Vec::new();
-        let read = (&mut self.reader).take(MAX_LINE_BYTES as u64).read_until(b'\n', &mut answer).map_err(io)?;
+        let read = (&mut self.reader)
+            .take(MAX_LINE_BYTES as u64)
+            .read_until(b'\n', &mut answer)
+            .map_err(io)?;
         if read == 0 {
-            return Err(ClientError::Malformed { path: self.path.clone(), detail: "connection closed without an answer".into() });
+            return Err(ClientError::Malformed {
+                path: self.path.clone(),
+                detail: "connection closed without an answer".into(),
+            });
         }
-        serde_json::from_slice(&answer)
-            .map_err(|e| ClientError::Malformed { path: self.path.clone(), detail: e.to_string() })
+        serde_json::from_slice(&answer).map_err(|e| ClientError::Malformed {
+            path: self.path.clone(),
+            detail: e.to_string(),
+        })
     }
 }

@@ -112,12 +112,17 @@ pub enum Response {
 impl Response {
     /// A success without a message.
     pub fn ok() -> Self {
-        Response::Ok { message: String::new() }
+        Response::Ok {
+            message: String::new(),
+        }
     }
 
     /// A failure with its exit code.
     pub fn error(exit_code: i32, message: impl Into<String>) -> Self {
-        Response::Error { message: message.into(), exit_code }
+        Response::Error {
+            message: message.into(),
+            exit_code,
+        }
     }
 }
 
@@ -129,8 +134,13 @@ mod tests {
     fn requests_are_one_json_line_and_round_trip() {
         let reqs = [
             Request::Ping,
-            Request::Up { resource: "r0".into() },
-            Request::Primary { resource: "data".into(), force: true },
+            Request::Up {
+                resource: "r0".into(),
+            },
+            Request::Primary {
+                resource: "data".into(),
+                force: true,
+            },
             Request::Status { resource: None },
         ];
         for r in reqs {
@@ -138,7 +148,11 @@ mod tests {
             assert!(!line.contains('\n'));
             assert_eq!(serde_json::from_str::<Request>(&line).unwrap(), r);
         }
-        let line = serde_json::to_string(&Request::Primary { resource: "r0".into(), force: false }).unwrap();
+        let line = serde_json::to_string(&Request::Primary {
+            resource: "r0".into(),
+            force: false,
+        })
+        .unwrap();
         assert_eq!(line, r#"{"op":"primary","resource":"r0","force":false}"#);
     }
 }

@@ -20,6 +20,7 @@ pub mod export;
 pub mod meta;
 pub mod metrics;
 pub mod options;
+pub mod peer;
 pub mod resource;
 pub mod status_file;
 

@@ -336,7 +336,7 @@ impl ResourceMeta {
                 match change.role_change {
                     Some(RoleChange::Promote { forced }) => generation::on_promote(
                         &mut g,
-                        false,
+                        change.state.cstate.is_connected(),
                         change.state.peer_disk,
                         forced,
                         rand::random(),
@@ -431,5 +431,112 @@ pub fn flag_state(
         disk,
         peer_disk,
         crashed_primary,
+    }
+}
+
+/// Replication's view of the meta-data: identifiers and the bitmap as a whole
+/// (used by `crate::peer` for the handshake, the bitmap exchange and resync).
+impl ResourceMeta {
+    /// The generation identifiers as last written.
+    pub fn generations(&self) -> Generations {
+        let u = lock(&self.dev).superblock().uuids;
+        Generations {
+            current: u.current,
+            bitmap: u.bitmap,
+            history: u.history,
+        }
+    }
+
+    /// Changes the identifiers with `f` and the flags to follow `state`, durably.
+    pub async fn update_generations(
+        &self,
+        f: impl FnOnce(&mut Generations) + Send + 'static,
+        state: FlagState,
+    ) -> Result<Generations, MetaIoError> {
+        let dev = Arc::clone(&self.dev);
+        blocking(move || {
+            let mut dev = lock(&dev);
+            let mut out = Generations::default();
+            dev.update_superblock(|sb| {
+                let mut g = Generations {
+                    current: sb.uuids.current,
+                    bitmap: sb.uuids.bitmap,
+                    history: sb.uuids.history,
+                };
+                f(&mut g);
+                sb.uuids.current = g.current;
+                sb.uuids.bitmap = g.bitmap;
+                sb.uuids.history = g.history;
+                sb.flags.0 = generation::md_flags_for_state(sb.flags.0, &state);
+                out = g;
+            })?;
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Set bits (4 KiB blocks out of sync).
+    pub fn bitmap_weight(&self) -> u64 {
+        lock(&self.bitmap).count()
+    }
+
+    /// Bits in the bitmap.
+    pub fn bitmap_bits(&self) -> u64 {
+        lock(&self.bitmap).bits()
+    }
+
+    /// A copy of the bitmap words.
+    pub fn bitmap_words(&self) -> Vec<u64> {
+        lock(&self.bitmap).words().to_vec()
+    }
+
+    /// ORs `words` into the bitmap (a peer's bitmap before a resync).
+    pub fn merge_bitmap(&self, words: &[u64]) {
+        let mut bm = lock(&self.bitmap);
+        let bits = bm.bits();
+        for (i, w) in words.iter().enumerate() {
+            let mut b = *w;
+            while b != 0 {
+                let bit = i as u64 * 64 + u64::from(b.trailing_zeros());
+                b &= b - 1;
+                if bit < bits {
+                    let _ = bm.set(bit);
+                }
+            }
+        }
+    }
+
+    /// Sets every bit (a full sync).
+    pub fn set_all_out_of_sync(&self) {
+        let mut bm = lock(&self.bitmap);
+        let bits = bm.bits();
+        let _ = bm.set_range(0, bits);
+        bm.mark_all_dirty();
+    }
+
+    /// Clears the bits of `[sector, sector + sectors)` (blocks resynced); only whole blocks.
+    pub fn set_in_sync(&self, sector: u64, sectors: u64) -> u64 {
+        lock(&self.bitmap)
+            .set_in_sync_sectors(sector, sectors)
+            .unwrap_or(0)
+    }
+
+    /// The first set bit at or after `from`.
+    pub fn next_out_of_sync(&self, from: u64) -> Option<u64> {
+        lock(&self.bitmap).next_set(from)
+    }
+
+    /// The first clear bit at or after `from`.
+    pub fn next_in_sync(&self, from: u64) -> Option<u64> {
+        lock(&self.bitmap).next_clear(from)
+    }
+
+    /// Writes the dirty bitmap pages durably (resync progress survives a crash).
+    pub async fn write_dirty_bitmap(&self) -> Result<u64, MetaIoError> {
+        let pages = self.take_dirty_pages();
+        let n = pages.len() as u64;
+        let dev = Arc::clone(&self.dev);
+        blocking(move || write_bitmap_pages(&lock(&dev), &pages)).await?;
+        Ok(n)
     }
 }

@@ -37,6 +37,9 @@ pub enum StateError {
     /// Promotion without UpToDate data and without `--force`.
     #[error("State change failed: (-2) Need access to UpToDate data (disk is {0}; use 'primary --force' to make it UpToDate)")]
     NeedUpToDate(DiskState),
+    /// The peer refused the change (two-phase state change, or it is Primary).
+    #[error("State change failed: ({0}) {1}")]
+    PeerRefused(i32, String),
     /// Demotion or `down` while NBD clients have the export open.
     #[error(
         "State change failed: (-12) Device is held open by someone ({0} NBD client(s) connected)"
@@ -123,6 +126,8 @@ pub struct Resource {
     state: Mutex<ResourceState>,
     /// Serializes role changes (each writes the superblock).
     role_change: tokio::sync::Mutex<()>,
+    /// The connection to the peer (replicated resources, once `up` started it).
+    peer: std::sync::OnceLock<Arc<crate::peer::PeerLink>>,
 }
 
 /// Everything needed to bring a resource up.
@@ -172,6 +177,7 @@ impl Resource {
                 open_clients: 0,
             }),
             role_change: tokio::sync::Mutex::new(()),
+            peer: std::sync::OnceLock::new(),
         }
     }
 
@@ -179,6 +185,21 @@ impl Resource {
         // A poisoned lock means a panic elsewhere; the state itself is still consistent
         // because every critical section below is a handful of assignments.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The connection to the peer, if the resource replicates.
+    pub fn peer_link(&self) -> Option<&Arc<crate::peer::PeerLink>> {
+        self.peer.get()
+    }
+
+    /// Attaches the connection (once, at `up`).
+    pub fn set_peer_link(&self, link: Arc<crate::peer::PeerLink>) {
+        let _ = self.peer.set(link);
+    }
+
+    /// Changes the state under the lock (the connection's view: cstate, peer role, disks).
+    pub fn update_state<R>(&self, f: impl FnOnce(&mut ResourceState) -> R) -> R {
+        f(&mut self.lock())
     }
 
     /// A copy of the current state.
@@ -205,18 +226,33 @@ impl Resource {
             };
             (disk, st.peer_disk)
         };
+        if let Some(link) = self.peer_link() {
+            // Two-phase: a connected peer must agree (it refuses while it is Primary).
+            link.request_role(Role::Primary)
+                .await
+                .map_err(|(code, text)| StateError::PeerRefused(code, text))?;
+        }
         let forced = force;
+        let cstate = self.lock().cstate;
         let change = StateChange {
-            state: flag_state(Role::Primary, disk, peer_disk, false),
+            state: rdbd_replicator::generation::FlagState {
+                cstate,
+                ..flag_state(Role::Primary, disk, peer_disk, false)
+            },
             role_change: Some(RoleChange::Promote { forced }),
         };
         self.meta
             .record_state(change)
             .await
             .map_err(|e| StateError::MetaData(e.to_string()))?;
-        let mut st = self.lock();
-        st.disk = disk;
-        st.role = Role::Primary;
+        {
+            let mut st = self.lock();
+            st.disk = disk;
+            st.role = Role::Primary;
+        }
+        if let Some(link) = self.peer_link() {
+            link.state_changed();
+        }
         Ok(())
     }
 
@@ -239,10 +275,15 @@ impl Resource {
             state: flag_state(Role::Secondary, disk, peer_disk, false),
             role_change: Some(RoleChange::Demote),
         };
-        self.meta
+        let result = self
+            .meta
             .record_state(change)
             .await
-            .map_err(|e| StateError::MetaData(e.to_string()))
+            .map_err(|e| StateError::MetaData(e.to_string()));
+        if let Some(link) = self.peer_link() {
+            link.state_changed();
+        }
+        result
     }
 
     /// Registers an NBD client; only a Primary may be opened.
@@ -296,7 +337,11 @@ impl Resource {
         fua: bool,
     ) -> Result<(), ResourceIoError> {
         let len = data.len() as u64;
-        self.modify(offset, len, self.disk.write(offset, data, fua))
+        let remote = self
+            .peer_link()
+            .filter(|l| l.is_replicating())
+            .map(|_| crate::peer::WritePayload::Data(bytes::Bytes::copy_from_slice(&data)));
+        self.modify(offset, len, self.disk.write(offset, data, fua), remote, fua)
             .await
     }
 
@@ -307,6 +352,8 @@ impl Resource {
         offset: u64,
         len: u64,
         data_io: impl std::future::Future<Output = Result<T, StorageError>>,
+        remote: Option<crate::peer::WritePayload>,
+        fua: bool,
     ) -> Result<(), ResourceIoError> {
         self.check_range(offset, len);
         let started = std::time::Instant::now();
@@ -318,11 +365,29 @@ impl Resource {
         self.io
             .bm_writes
             .fetch_add(meta_writes.bitmap_pages, Ordering::Relaxed);
-        self.meta.set_out_of_sync(offset, len);
+        // Replication: the P_DATA is queued before the local write starts, both run
+        // concurrently; without a replicating peer the blocks go out of sync.
+        let resync_guard = match self.peer_link() {
+            Some(link) => Some(link.resync_lock.read().await),
+            None => None,
+        };
+        let to_peer = match (self.peer_link(), remote) {
+            (Some(link), Some(remote)) => link.submit_write(offset, remote, fua),
+            _ => None,
+        };
+        if to_peer.is_none() {
+            self.meta.set_out_of_sync(offset, len);
+        }
         let result = {
             let _pending = Pending::new(&self.io.local_pending);
             data_io.await
         };
+        drop(resync_guard);
+        if let Some(rx) = to_peer {
+            if rx.await != Ok(crate::peer::PeerOutcome::Acked) {
+                self.meta.set_out_of_sync(offset, len);
+            }
+        }
         self.meta.end_write(offset, len);
         result?;
         self.io.disk_written_bytes.fetch_add(len, Ordering::Relaxed);
@@ -334,19 +399,39 @@ impl Resource {
     /// Makes every completed write durable.
     pub async fn flush(&self) -> Result<(), StorageError> {
         let _pending = Pending::new(&self.io.local_pending);
-        self.disk.flush().await
+        // The peer flushes too: its barrier ack comes after its disk flush.
+        let peer_flush = async {
+            if let Some(link) = self.peer_link() {
+                link.flush().await;
+            }
+        };
+        let (local, ()) = tokio::join!(self.disk.flush(), peer_flush);
+        local
+    }
+
+    /// What a discard or zeroing sends to the peer.
+    fn zeroes_payload(&self, len: u64) -> Option<crate::peer::WritePayload> {
+        u32::try_from(len)
+            .ok()
+            .map(crate::peer::WritePayload::Zeroes)
     }
 
     /// Discards a range (reads back as zeroes afterwards).
     pub async fn trim(&self, offset: u64, len: u64, fua: bool) -> Result<(), ResourceIoError> {
         let disk = &self.disk;
-        self.modify(offset, len, async move {
-            disk.discard(offset, len).await?;
-            if fua {
-                disk.flush().await?;
-            }
-            Ok(())
-        })
+        self.modify(
+            offset,
+            len,
+            async move {
+                disk.discard(offset, len).await?;
+                if fua {
+                    disk.flush().await?;
+                }
+                Ok(())
+            },
+            self.zeroes_payload(len),
+            fua,
+        )
         .await
     }
 
@@ -359,13 +444,19 @@ impl Resource {
         fua: bool,
     ) -> Result<(), ResourceIoError> {
         let disk = &self.disk;
-        self.modify(offset, len, async move {
-            disk.write_zeroes(offset, len, may_punch_hole).await?;
-            if fua {
-                disk.flush().await?;
-            }
-            Ok(())
-        })
+        self.modify(
+            offset,
+            len,
+            async move {
+                disk.write_zeroes(offset, len, may_punch_hole).await?;
+                if fua {
+                    disk.flush().await?;
+                }
+                Ok(())
+            },
+            self.zeroes_payload(len),
+            fua,
+        )
         .await
     }
 
@@ -397,13 +488,15 @@ impl Resource {
                 al_writes: n(&self.io.al_writes),
                 bm_writes: n(&self.io.bm_writes),
                 local_pending: n(&self.io.local_pending),
-                peer_pending: 0,
-                unacked: 0,
+                peer_pending: self.peer_link().map_or(0, |l| l.peer_pending()),
+                unacked: self
+                    .peer_link()
+                    .map_or(0, |l| l.counters.unacked.load(Ordering::Relaxed)),
                 app_pending: n(&self.io.app_pending),
-                epochs: 1,
+                epochs: self.peer_link().map_or(1, |l| l.epochs()),
                 out_of_sync_kib: self.meta.out_of_sync_kib(),
             },
-            sync: None,
+            sync: self.peer_link().and_then(|l| l.sync_progress()),
             size_bytes: self.size_bytes,
             open_clients: st.open_clients,
             nbd_uri: self.nbd_uri.clone(),

@@ -95,7 +95,8 @@ impl AlignedBuf {
 
 impl Drop for AlignedBuf {
     fn drop(&mut self) {
-        let layout = Layout::from_size_align(self.capacity, ALIGNMENT).expect("layout was valid at allocation");
+        let layout = Layout::from_size_align(self.capacity, ALIGNMENT)
+            .expect("layout was valid at allocation");
         // SAFETY: allocated in `zeroed` with exactly this layout.
         unsafe { alloc::dealloc(self.ptr.as_ptr(), layout) }
     }
@@ -103,7 +104,10 @@ impl Drop for AlignedBuf {
 
 impl std::fmt::Debug for AlignedBuf {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AlignedBuf").field("len", &self.len).field("capacity", &self.capacity).finish()
+        f.debug_struct("AlignedBuf")
+            .field("len", &self.len)
+            .field("capacity", &self.capacity)
+            .finish()
     }
 }
 

@@ -192,7 +192,10 @@ mod tests {
             assert_eq!(s.to_string().parse::<DiskState>().unwrap(), *s);
         }
         assert_eq!(ConnState::WFConnection.to_string(), "WFConnection");
-        assert_eq!("uptodate".parse::<DiskState>().unwrap(), DiskState::UpToDate);
+        assert_eq!(
+            "uptodate".parse::<DiskState>().unwrap(),
+            DiskState::UpToDate
+        );
         assert!("Primaryish".parse::<Role>().is_err());
     }
 

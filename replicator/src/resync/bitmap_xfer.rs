@@ -50,7 +50,11 @@ impl XferParams {
     /// The parameters for an agreed protocol version and the `use-rle` option.
     pub fn for_protocol(agreed_pro_version: u32, use_rle: bool) -> XferParams {
         XferParams {
-            header_bytes: if agreed_pro_version >= 100 { HEADER_BYTES_H100 } else { HEADER_BYTES_H80 },
+            header_bytes: if agreed_pro_version >= 100 {
+                HEADER_BYTES_H100
+            } else {
+                HEADER_BYTES_H80
+            },
             use_rle: use_rle && agreed_pro_version >= 90,
         }
     }
@@ -125,7 +129,9 @@ impl XferStats {
     /// nothing (the transfer was not smaller than a plain one).
     pub fn log_line(&self, direction: &str, bm_words: u64, params: &XferParams) -> Option<String> {
         let header = params.header_bytes as u64;
-        let data_size = (DRBD_SOCKET_BUFFER_SIZE as u64).saturating_sub(header).max(1);
+        let data_size = (DRBD_SOCKET_BUFFER_SIZE as u64)
+            .saturating_sub(header)
+            .max(1);
         let plain = header * (bm_words.div_ceil(data_size) + 1) + bm_words * 8;
         let total = self.plain_bytes + self.rle_bytes;
         if total == 0 || total >= plain {
@@ -216,7 +222,11 @@ pub struct BitmapSender<'a> {
 
 impl<'a> BitmapSender<'a> {
     /// A sender for the first `bm_bits` bits of `words`.
-    pub fn new(words: &'a [u64], bm_bits: u64, params: XferParams) -> Result<Self, BitmapXferError> {
+    pub fn new(
+        words: &'a [u64],
+        bm_bits: u64,
+        params: XferParams,
+    ) -> Result<Self, BitmapXferError> {
         let bm_words = words_for(bm_bits);
         if (words.len() as u64) < bm_words {
             return Err(BitmapXferError::BitmapTooShort {
@@ -323,7 +333,11 @@ pub struct BitmapReceiver {
 
 impl BitmapReceiver {
     /// A receiver merging into `words` (our own bitmap, or zeros), `bm_bits` valid bits.
-    pub fn new(mut words: Vec<u64>, bm_bits: u64, params: XferParams) -> Result<Self, BitmapXferError> {
+    pub fn new(
+        mut words: Vec<u64>,
+        bm_bits: u64,
+        params: XferParams,
+    ) -> Result<Self, BitmapXferError> {
         let bm_words = words_for(bm_bits);
         if (words.len() as u64) < bm_words {
             return Err(BitmapXferError::BitmapTooShort {
@@ -374,7 +388,11 @@ impl BitmapReceiver {
         }
         for (i, w) in p.words.iter().enumerate() {
             let index = self.word_offset + i as u64;
-            let bits = masked_word(std::slice::from_ref(w), 0, self.bm_bits.saturating_sub(index * 64));
+            let bits = masked_word(
+                std::slice::from_ref(w),
+                0,
+                self.bm_bits.saturating_sub(index * 64),
+            );
             self.words[index as usize] |= bits;
         }
         self.word_offset += want;
@@ -405,7 +423,11 @@ impl BitmapReceiver {
         }
         self.bit_offset = end;
         self.word_offset = end / 64;
-        Ok(if end == self.bm_bits { Progress::Complete } else { Progress::More })
+        Ok(if end == self.bm_bits {
+            Progress::Complete
+        } else {
+            Progress::More
+        })
     }
 
     /// The transfer is complete.
@@ -430,7 +452,11 @@ impl BitmapReceiver {
 }
 
 /// The whole transfer of the first `bm_bits` bits of `words` as packets.
-pub fn bitmap_packets(words: &[u64], bm_bits: u64, params: XferParams) -> Result<Vec<BitmapPacket>, BitmapXferError> {
+pub fn bitmap_packets(
+    words: &[u64],
+    bm_bits: u64,
+    params: XferParams,
+) -> Result<Vec<BitmapPacket>, BitmapXferError> {
     Ok(BitmapSender::new(words, bm_bits, params)?.collect())
 }
 

@@ -38,7 +38,12 @@ pub struct UnsupportedDigest {
 
 impl DigestAlg {
     /// Every algorithm.
-    pub const ALL: [DigestAlg; 4] = [DigestAlg::Crc32c, DigestAlg::Md5, DigestAlg::Sha1, DigestAlg::Sha256];
+    pub const ALL: [DigestAlg; 4] = [
+        DigestAlg::Crc32c,
+        DigestAlg::Md5,
+        DigestAlg::Sha1,
+        DigestAlg::Sha256,
+    ];
 
     /// Parses the kernel crypto name (as in drbd.conf and in P_SYNC_PARAM's `csums_alg` /
     /// `verify_alg` fields), case-insensitively.
@@ -46,7 +51,9 @@ impl DigestAlg {
         DigestAlg::ALL
             .into_iter()
             .find(|a| a.name().eq_ignore_ascii_case(name))
-            .ok_or_else(|| UnsupportedDigest { name: name.to_string() })
+            .ok_or_else(|| UnsupportedDigest {
+                name: name.to_string(),
+            })
     }
 
     /// The kernel crypto name.
@@ -110,7 +117,11 @@ mod tests {
         let cases: [(DigestAlg, &[u8], &str); 12] = [
             (DigestAlg::Crc32c, b"123456789", "839206e3"),
             (DigestAlg::Md5, b"abc", "900150983cd24fb0d6963f7d28e17f72"),
-            (DigestAlg::Sha1, b"abc", "a9993e364706816aba3e25717850c26c9cd0d89d"),
+            (
+                DigestAlg::Sha1,
+                b"abc",
+                "a9993e364706816aba3e25717850c26c9cd0d89d",
+            ),
             (
                 DigestAlg::Sha256,
                 b"abc",
@@ -128,7 +139,12 @@ mod tests {
         for (alg, data, want) in cases {
             let d = alg.digest(data);
             assert_eq!(d.len(), alg.len_bytes(), "{alg} length");
-            assert_eq!(hex(&d), want, "{alg} digest of {} bytes changed", data.len());
+            assert_eq!(
+                hex(&d),
+                want,
+                "{alg} digest of {} bytes changed",
+                data.len()
+            );
         }
     }
 
@@ -160,7 +176,10 @@ mod tests {
             assert!(!digests_match(a, &block, &d), "{a}");
             block[1234] ^= 0x10;
             assert!(digests_match(a, &block, &d), "{a}");
-            assert!(!digests_match(a, &block, &d[..d.len() - 1]), "{a} short digest");
+            assert!(
+                !digests_match(a, &block, &d[..d.len() - 1]),
+                "{a} short digest"
+            );
         }
     }
 }

@@ -265,7 +265,8 @@ impl MinRateThrottle {
         if self.c_min_rate_kib == 0 {
             return false;
         }
-        let busy = app_io_in_flight || app_events_sectors.saturating_sub(self.last_events_sectors) > 64;
+        let busy =
+            app_io_in_flight || app_events_sectors.saturating_sub(self.last_events_sectors) > 64;
         if !busy {
             return false;
         }

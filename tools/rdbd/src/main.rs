@@ -9,7 +9,11 @@ use rdbd_node::cli::GlobalArgs;
 
 /// The rdbd node daemon.
 #[derive(Debug, Parser)]
-#[command(name = "rdbd", version, about = "rdbd node daemon: exports DRBD-style replicated resources over NBD")]
+#[command(
+    name = "rdbd",
+    version,
+    about = "rdbd node daemon: exports DRBD-style replicated resources over NBD"
+)]
 struct Args {
     #[command(flatten)]
     global: GlobalArgs,
@@ -43,7 +47,10 @@ fn init_logging(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("RDBD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
     if format == "json" {
         builder.json().init();
     } else {

@@ -36,9 +36,13 @@ impl Invocation {
 /// Parses `args` (without the program name).
 pub fn parse(args: &[String]) -> Result<Invocation, String> {
     let env = |k: &str| std::env::var(k).ok();
-    let mut config = env("RDBD_CONFIG").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
+    let mut config = env("RDBD_CONFIG")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
     let mut node = env("RDBD_NODE");
-    let mut run_dir = env("RDBD_RUN_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(DEFAULT_RUN_DIR));
+    let mut run_dir = env("RDBD_RUN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_RUN_DIR));
     let mut dry_run = false;
     let mut options = Vec::new();
     let mut iter = args.iter().peekable();
@@ -48,7 +52,9 @@ pub fn parse(args: &[String]) -> Result<Invocation, String> {
             return Err("no command given (try 'rdbdadm help')".into());
         };
         let value = |iter: &mut std::iter::Peekable<std::slice::Iter<'_, String>>, name: &str| {
-            iter.next().cloned().ok_or_else(|| format!("option {name} needs a value"))
+            iter.next()
+                .cloned()
+                .ok_or_else(|| format!("option {name} needs a value"))
         };
         match arg.as_str() {
             "--" => pass_through = true,
@@ -61,7 +67,9 @@ pub fn parse(args: &[String]) -> Result<Invocation, String> {
             a if a.starts_with("--config=") => config = PathBuf::from(&a["--config=".len()..]),
             a if a.starts_with("--node=") => node = Some(a["--node=".len()..].to_string()),
             a if a.starts_with("--run-dir=") => run_dir = PathBuf::from(&a["--run-dir=".len()..]),
-            a if a.starts_with('-') => return Err(format!("unknown option '{a}' before the command")),
+            a if a.starts_with('-') => {
+                return Err(format!("unknown option '{a}' before the command"))
+            }
             a => break a.to_string(),
         }
     };
@@ -70,14 +78,22 @@ pub fn parse(args: &[String]) -> Result<Invocation, String> {
         if arg.starts_with('-') {
             options.push(arg.clone());
             if OPTIONS_WITH_VALUE.contains(&arg.as_str()) {
-                options.push(iter.next().cloned().ok_or_else(|| format!("option {arg} needs a value"))?);
+                options.push(
+                    iter.next()
+                        .cloned()
+                        .ok_or_else(|| format!("option {arg} needs a value"))?,
+                );
             }
         } else {
             resources.push(arg.clone());
         }
     }
     Ok(Invocation {
-        node: NodeOptions { config_path: config, node_name: node.unwrap_or_else(host_name), run_dir },
+        node: NodeOptions {
+            config_path: config,
+            node_name: node.unwrap_or_else(host_name),
+            run_dir,
+        },
         dry_run,
         command,
         options,
@@ -108,7 +124,10 @@ mod tests {
 
         let i = p("create-md --force --al-stripes 2 --al-stripe-size-kB 64 r0");
         assert_eq!(i.resources, vec!["r0"]);
-        assert_eq!(i.options, vec!["--force", "--al-stripes", "2", "--al-stripe-size-kB", "64"]);
+        assert_eq!(
+            i.options,
+            vec!["--force", "--al-stripes", "2", "--al-stripe-size-kB", "64"]
+        );
 
         let i = p("-- --discard-my-data connect data");
         assert_eq!(i.command, "connect");

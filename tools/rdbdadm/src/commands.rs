@@ -5,7 +5,7 @@ use std::time::Duration;
 use rdbd_config::Config;
 use rdbd_control::exit_code;
 use rdbd_control::status::drbdadm::{self, StatusOptions};
-use rdbd_control::{Client, ClientError, Request, Response, ResourceStatus};
+use rdbd_control::{Client, ClientError, Request, ResourceStatus, Response};
 
 use crate::args::Invocation;
 
@@ -20,7 +20,10 @@ pub struct Failure {
 
 impl Failure {
     fn new(exit_code: i32, message: impl Into<String>) -> Self {
-        Failure { message: message.into(), exit_code }
+        Failure {
+            message: message.into(),
+            exit_code,
+        }
     }
 }
 
@@ -57,13 +60,27 @@ pub fn run(inv: &Invocation) -> Outcome {
     }
     match inv.command.as_str() {
         "up" => for_each(inv, up),
-        "down" => for_each(inv, |inv, r| simple(inv, Request::Down { resource: r.into() })),
+        "down" => for_each(inv, |inv, r| {
+            simple(inv, Request::Down { resource: r.into() })
+        }),
         "primary" => {
             let force = inv.has("--force") || inv.has("--overwrite-data-of-peer");
-            for_each(inv, |inv, r| simple(inv, Request::Primary { resource: r.into(), force }))
+            for_each(inv, |inv, r| {
+                simple(
+                    inv,
+                    Request::Primary {
+                        resource: r.into(),
+                        force,
+                    },
+                )
+            })
         }
-        "secondary" => for_each(inv, |inv, r| simple(inv, Request::Secondary { resource: r.into() })),
-        "role" => for_each(inv, |inv, r| print_field(inv, r, |s| format!("{}/{}", s.role, s.peer_role))),
+        "secondary" => for_each(inv, |inv, r| {
+            simple(inv, Request::Secondary { resource: r.into() })
+        }),
+        "role" => for_each(inv, |inv, r| {
+            print_field(inv, r, |s| format!("{}/{}", s.role, s.peer_role))
+        }),
         "cstate" => for_each(inv, |inv, r| print_field(inv, r, |s| s.cstate.to_string())),
         "dstate" => for_each(inv, |inv, r| {
             if !is_up(inv, r) {
@@ -78,15 +95,21 @@ pub fn run(inv: &Invocation) -> Outcome {
             Ok(())
         }),
         "dump" => dump(inv),
-        "create-md" | "dump-md" | "wipe-md" | "apply-al" | "show-gi" | "get-gi" => for_each(inv, meta_command),
+        "create-md" | "dump-md" | "wipe-md" | "apply-al" | "show-gi" | "get-gi" => {
+            for_each(inv, meta_command)
+        }
         "shutdown" => shutdown(inv),
         "events2" => events2(inv),
-        other => Err(Failure::new(exit_code::USAGE, format!("rdbdadm: unknown command '{other}' (try 'rdbdadm help')"))),
+        other => Err(Failure::new(
+            exit_code::USAGE,
+            format!("rdbdadm: unknown command '{other}' (try 'rdbdadm help')"),
+        )),
     }
 }
 
 fn load_config(inv: &Invocation) -> Result<Config, Failure> {
-    rdbd_config::load(&inv.node.config_path).map_err(|e| Failure::new(exit_code::CONFIG, e.to_string()))
+    rdbd_config::load(&inv.node.config_path)
+        .map_err(|e| Failure::new(exit_code::CONFIG, e.to_string()))
 }
 
 /// The resources a command names, checked against the configuration: each must
@@ -94,17 +117,31 @@ fn load_config(inv: &Invocation) -> Result<Config, Failure> {
 fn resolve(inv: &Invocation) -> Result<Vec<String>, Failure> {
     let config = load_config(inv)?;
     if inv.resources.is_empty() {
-        return Err(Failure::new(exit_code::USAGE, format!("rdbdadm {}: no resource given (name one, or 'all')", inv.command)));
+        return Err(Failure::new(
+            exit_code::USAGE,
+            format!(
+                "rdbdadm {}: no resource given (name one, or 'all')",
+                inv.command
+            ),
+        ));
     }
     let node = &inv.node.node_name;
     let path = inv.node.config_path.display();
     if inv.resources.iter().any(|r| r == "all") {
-        return Ok(config.resources.iter().filter(|r| r.host(node).is_ok()).map(|r| r.name.clone()).collect());
+        return Ok(config
+            .resources
+            .iter()
+            .filter(|r| r.host(node).is_ok())
+            .map(|r| r.name.clone())
+            .collect());
     }
     for name in &inv.resources {
-        let resource = config
-            .resource(name)
-            .map_err(|_| Failure::new(exit_code::CONFIG, format!("'{name}' not defined in your config ({path})")))?;
+        let resource = config.resource(name).map_err(|_| {
+            Failure::new(
+                exit_code::CONFIG,
+                format!("'{name}' not defined in your config ({path})"),
+            )
+        })?;
         resource.host(node).map_err(|_| {
             Failure::new(exit_code::CONFIG, format!("resource {name} has no 'on {node}' section in {path} (this node is '{node}'; set --node)"))
         })?;
@@ -122,25 +159,37 @@ fn for_each(inv: &Invocation, mut action: impl FnMut(&Invocation, &str) -> Outco
     }
     match first_failure {
         // Already printed; exit with its code.
-        Some(f) => Err(Failure { message: String::new(), ..f }),
+        Some(f) => Err(Failure {
+            message: String::new(),
+            ..f
+        }),
         None => Ok(()),
     }
 }
 
 fn connect(inv: &Invocation) -> Result<Client, Failure> {
     Client::connect(&inv.node.run_dir, Duration::from_secs(60)).map_err(|e| match e {
-        ClientError::NotRunning { .. } => Failure::new(exit_code::NO_DAEMON, format!("{e} (start it with 'rdbdadm up')")),
+        ClientError::NotRunning { .. } => Failure::new(
+            exit_code::NO_DAEMON,
+            format!("{e} (start it with 'rdbdadm up')"),
+        ),
         other => Failure::new(exit_code::FAILED, other.to_string()),
     })
 }
 
 fn request(inv: &Invocation, req: &Request) -> Result<Response, Failure> {
     if inv.dry_run {
-        println!("rdbd control ({}): {}", inv.node.control_socket().display(), serde_json::to_string(req).unwrap_or_default());
+        println!(
+            "rdbd control ({}): {}",
+            inv.node.control_socket().display(),
+            serde_json::to_string(req).unwrap_or_default()
+        );
         return Ok(Response::ok());
     }
     let mut client = connect(inv)?;
-    client.request(req).map_err(|e| Failure::new(exit_code::FAILED, e.to_string()))
+    client
+        .request(req)
+        .map_err(|e| Failure::new(exit_code::FAILED, e.to_string()))
 }
 
 fn simple(inv: &Invocation, req: Request) -> Outcome {
@@ -152,27 +201,45 @@ fn simple(inv: &Invocation, req: Request) -> Outcome {
             Ok(())
         }
         Response::Error { message, exit_code } => Err(Failure::new(exit_code, message)),
-        Response::Status { .. } | Response::Event { .. } => Err(Failure::new(exit_code::FAILED, "unexpected answer from the daemon")),
+        Response::Status { .. } | Response::Event { .. } => Err(Failure::new(
+            exit_code::FAILED,
+            "unexpected answer from the daemon",
+        )),
     }
 }
 
 fn up(inv: &Invocation, resource: &str) -> Outcome {
     if !inv.dry_run && Client::connect(&inv.node.run_dir, Duration::from_secs(5)).is_err() {
         let binary = rdbd_node::cli::daemon_binary();
-        rdbd_node::cli::spawn_daemon(&inv.node, &binary).map_err(|e| Failure::new(exit_code::NO_DAEMON, e.to_string()))?;
+        rdbd_node::cli::spawn_daemon(&inv.node, &binary)
+            .map_err(|e| Failure::new(exit_code::NO_DAEMON, e.to_string()))?;
     }
-    simple(inv, Request::Up { resource: resource.into() })
+    simple(
+        inv,
+        Request::Up {
+            resource: resource.into(),
+        },
+    )
 }
 
 fn fetch_status(inv: &Invocation, resource: Option<&str>) -> Result<Vec<ResourceStatus>, Failure> {
-    match request(inv, &Request::Status { resource: resource.map(String::from) })? {
+    match request(
+        inv,
+        &Request::Status {
+            resource: resource.map(String::from),
+        },
+    )? {
         Response::Status { resources } => Ok(resources),
         Response::Error { message, exit_code } => Err(Failure::new(exit_code, message)),
         Response::Ok { .. } | Response::Event { .. } => Ok(Vec::new()),
     }
 }
 
-fn print_field(inv: &Invocation, resource: &str, field: impl Fn(&ResourceStatus) -> String) -> Outcome {
+fn print_field(
+    inv: &Invocation,
+    resource: &str,
+    field: impl Fn(&ResourceStatus) -> String,
+) -> Outcome {
     for s in fetch_status(inv, Some(resource))? {
         println!("{}", field(&s));
     }
@@ -180,12 +247,16 @@ fn print_field(inv: &Invocation, resource: &str, field: impl Fn(&ResourceStatus)
 }
 
 fn status(inv: &Invocation) -> Outcome {
-    let opts = StatusOptions { verbose: inv.has("--verbose") || inv.has("-v"), statistics: inv.has("--statistics") || inv.has("-s") };
-    let names: Vec<Option<String>> = if inv.resources.is_empty() || inv.resources.iter().any(|r| r == "all") {
-        vec![None]
-    } else {
-        resolve(inv)?.into_iter().map(Some).collect()
+    let opts = StatusOptions {
+        verbose: inv.has("--verbose") || inv.has("-v"),
+        statistics: inv.has("--statistics") || inv.has("-s"),
     };
+    let names: Vec<Option<String>> =
+        if inv.resources.is_empty() || inv.resources.iter().any(|r| r == "all") {
+            vec![None]
+        } else {
+            resolve(inv)?.into_iter().map(Some).collect()
+        };
     let mut blocks = Vec::new();
     for name in names {
         let statuses = match fetch_status(inv, name.as_deref()) {
@@ -203,9 +274,15 @@ fn status(inv: &Invocation) -> Outcome {
 
 fn dump(inv: &Invocation) -> Outcome {
     let config = load_config(inv)?;
-    let only = inv.resources.first().filter(|r| r.as_str() != "all").map(String::as_str);
+    let only = inv
+        .resources
+        .first()
+        .filter(|r| r.as_str() != "all")
+        .map(String::as_str);
     if let Some(name) = only {
-        config.resource(name).map_err(|e| Failure::new(exit_code::CONFIG, e.to_string()))?;
+        config
+            .resource(name)
+            .map_err(|e| Failure::new(exit_code::CONFIG, e.to_string()))?;
     }
     print!("{}", rdbd_config::dump(&config, only));
     Ok(())
@@ -218,7 +295,11 @@ fn shutdown(inv: &Invocation) -> Outcome {
 /// True when the daemon runs and has the resource up.
 fn is_up(inv: &Invocation, resource: &str) -> bool {
     matches!(
-        Client::connect(&inv.node.run_dir, Duration::from_secs(5)).and_then(|mut c| c.request(&Request::Status { resource: Some(resource.into()) })),
+        Client::connect(&inv.node.run_dir, Duration::from_secs(5)).and_then(|mut c| c.request(
+            &Request::Status {
+                resource: Some(resource.into())
+            }
+        )),
         Ok(Response::Status { .. })
     )
 }
@@ -241,18 +322,28 @@ fn meta_binary() -> std::path::PathBuf {
 /// `rdbdmeta [--force] MINOR v08 DEVICE internal|flex-external|INDEX COMMAND [OPTIONS]`.
 fn meta_command(inv: &Invocation, resource: &str) -> Outcome {
     let config = load_config(inv)?;
-    let res = config.resource(resource).map_err(|e| Failure::new(exit_code::CONFIG, e.to_string()))?;
-    let host = res.host(&inv.node.node_name).map_err(|e| Failure::new(exit_code::CONFIG, e.to_string()))?;
-    let disk = host
-        .disk
-        .as_ref()
-        .ok_or_else(|| Failure::new(exit_code::CONFIG, format!("{resource}: no 'disk' for this node")))?;
+    let res = config
+        .resource(resource)
+        .map_err(|e| Failure::new(exit_code::CONFIG, e.to_string()))?;
+    let host = res
+        .host(&inv.node.node_name)
+        .map_err(|e| Failure::new(exit_code::CONFIG, e.to_string()))?;
+    let disk = host.disk.as_ref().ok_or_else(|| {
+        Failure::new(
+            exit_code::CONFIG,
+            format!("{resource}: no 'disk' for this node"),
+        )
+    })?;
     let (device, index) = match &host.meta_disk {
         rdbd_config::MetaDisk::Internal => (disk.clone(), "internal".to_string()),
         rdbd_config::MetaDisk::FlexibleExternal(p) => (p.clone(), "flex-external".to_string()),
         rdbd_config::MetaDisk::Indexed(p, i) => (p.clone(), i.to_string()),
     };
-    let command = if inv.command == "dstate" { "dstate" } else { inv.command.as_str() };
+    let command = if inv.command == "dstate" {
+        "dstate"
+    } else {
+        inv.command.as_str()
+    };
     let modifies = matches!(command, "create-md" | "wipe-md" | "apply-al");
     if modifies && !inv.dry_run && is_up(inv, resource) {
         return Err(Failure::new(
@@ -260,14 +351,28 @@ fn meta_command(inv: &Invocation, resource: &str) -> Outcome {
             format!("{resource}: the resource is up (its meta-data is in use); run 'rdbdadm down {resource}' first"),
         ));
     }
-    let minor = host.minor.map(|m| m.to_string()).unwrap_or_else(|| "-".into());
+    let minor = host
+        .minor
+        .map(|m| m.to_string())
+        .unwrap_or_else(|| "-".into());
     let mut args: Vec<String> = Vec::new();
     if inv.has("--force") {
         args.push("--force".into());
     }
-    args.extend([minor, "v08".into(), device.display().to_string(), index, command.to_string()]);
+    args.extend([
+        minor,
+        "v08".into(),
+        device.display().to_string(),
+        index,
+        command.to_string(),
+    ]);
     // create-md's own options (--al-stripes N, --al-stripe-size-kB K) pass through.
-    args.extend(inv.options.iter().filter(|o| o.as_str() != "--force").cloned());
+    args.extend(
+        inv.options
+            .iter()
+            .filter(|o| o.as_str() != "--force")
+            .cloned(),
+    );
     let binary = meta_binary();
     if inv.dry_run {
         println!("{} {}", binary.display(), args.join(" "));
@@ -276,7 +381,12 @@ fn meta_command(inv: &Invocation, resource: &str) -> Outcome {
     let status = std::process::Command::new(&binary)
         .args(&args)
         .status()
-        .map_err(|e| Failure::new(exit_code::FAILED, format!("cannot run {}: {e}", binary.display())))?;
+        .map_err(|e| {
+            Failure::new(
+                exit_code::FAILED,
+                format!("cannot run {}: {e}", binary.display()),
+            )
+        })?;
     match status.code() {
         Some(0) => Ok(()),
         code => Err(Failure::new(code.unwrap_or(1), String::new())),
@@ -286,7 +396,11 @@ fn meta_command(inv: &Invocation, resource: &str) -> Outcome {
 fn events2(inv: &Invocation) -> Outcome {
     let now = inv.has("--now");
     let only: Option<Vec<String>> =
-        if inv.resources.is_empty() || inv.resources.iter().any(|r| r == "all") { None } else { Some(resolve(inv)?) };
+        if inv.resources.is_empty() || inv.resources.iter().any(|r| r == "all") {
+            None
+        } else {
+            Some(resolve(inv)?)
+        };
     let mut client = connect(inv)?;
     let mut failure = None;
     client
@@ -294,7 +408,10 @@ fn events2(inv: &Invocation) -> Outcome {
             Response::Event { line } => {
                 let wanted = match &only {
                     None => true,
-                    Some(names) => line == "exists -" || names.iter().any(|n| line.contains(&format!(" name:{n} "))),
+                    Some(names) => {
+                        line == "exists -"
+                            || names.iter().any(|n| line.contains(&format!(" name:{n} ")))
+                    }
                 };
                 if wanted {
                     println!("{line}");

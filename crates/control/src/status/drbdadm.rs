@@ -77,7 +77,8 @@ pub fn render(r: &ResourceStatus, opts: StatusOptions) -> String {
         }
         let _ = write!(out, "peer-disk:{}", r.peer_disk);
         if let Some(sync) = &r.sync {
-            let done = 100.0 * (sync.total_blocks.saturating_sub(sync.left_blocks)) as f64 / sync.total_blocks.max(1) as f64;
+            let done = 100.0 * (sync.total_blocks.saturating_sub(sync.left_blocks)) as f64
+                / sync.total_blocks.max(1) as f64;
             let _ = write!(out, " done:{done:.2}");
         }
         if opts.statistics {
@@ -96,7 +97,9 @@ pub fn render(r: &ResourceStatus, opts: StatusOptions) -> String {
 /// DRBD 9's name for an 8.4 connection state that is not `Connected` or a sync state.
 fn connection_name(cstate: ConnState) -> &'static str {
     match cstate {
-        ConnState::WFConnection | ConnState::Unconnected | ConnState::WFReportParams => "Connecting",
+        ConnState::WFConnection | ConnState::Unconnected | ConnState::WFReportParams => {
+            "Connecting"
+        }
         other => other.name(),
     }
 }
@@ -112,7 +115,10 @@ mod tests {
         let mut r = ResourceStatus::unconfigured("r0", 0);
         r.role = Role::Primary;
         r.disk = DiskState::UpToDate;
-        assert_eq!(render(&r, StatusOptions::default()), "r0 role:Primary\n  disk:UpToDate\n");
+        assert_eq!(
+            render(&r, StatusOptions::default()),
+            "r0 role:Primary\n  disk:UpToDate\n"
+        );
 
         r.peer_name = Some("bob".into());
         r.cstate = ConnState::WFConnection;

@@ -50,27 +50,51 @@ type Fields = Vec<(&'static str, String)>;
 fn objects(r: &ResourceStatus) -> Vec<(&'static str, Fields, Fields)> {
     // (object, identifying fields, state fields)
     let mut out = vec![
-        ("resource", vec![("name", r.name.clone())], vec![("role", r.role.to_string()), ("suspended", yes_no(r.suspended))]),
+        (
+            "resource",
+            vec![("name", r.name.clone())],
+            vec![
+                ("role", r.role.to_string()),
+                ("suspended", yes_no(r.suspended)),
+            ],
+        ),
         (
             "device",
-            vec![("name", r.name.clone()), ("volume", "0".into()), ("minor", r.minor.to_string())],
+            vec![
+                ("name", r.name.clone()),
+                ("volume", "0".into()),
+                ("minor", r.minor.to_string()),
+            ],
             vec![("disk", r.disk.to_string()), ("client", "no".into())],
         ),
     ];
     if let Some(peer) = &r.peer_name {
-        let id = || vec![("name", r.name.clone()), ("peer-node-id", "1".to_string()), ("conn-name", peer.clone())];
+        let id = || {
+            vec![
+                ("name", r.name.clone()),
+                ("peer-node-id", "1".to_string()),
+                ("conn-name", peer.clone()),
+            ]
+        };
         out.push((
             "connection",
             id(),
-            vec![("connection", connection_state(r.cstate).to_string()), ("role", r.peer_role.to_string())],
+            vec![
+                ("connection", connection_state(r.cstate).to_string()),
+                ("role", r.peer_role.to_string()),
+            ],
         ));
         let mut state = vec![
             ("replication", replication_state(r.cstate).to_string()),
             ("peer-disk", r.peer_disk.to_string()),
-            ("resync-suspended", yes_no(r.user_isp || r.peer_isp || r.aftr_isp)),
+            (
+                "resync-suspended",
+                yes_no(r.user_isp || r.peer_isp || r.aftr_isp),
+            ),
         ];
         if let Some(sync) = &r.sync {
-            let done = 100.0 * sync.total_blocks.saturating_sub(sync.left_blocks) as f64 / sync.total_blocks.max(1) as f64;
+            let done = 100.0 * sync.total_blocks.saturating_sub(sync.left_blocks) as f64
+                / sync.total_blocks.max(1) as f64;
             state.push(("done", format!("{done:.2}")));
         }
         let mut ident = id();
@@ -97,15 +121,25 @@ fn line(verb: &str, object: &str, ident: &Fields, state: &Fields) -> String {
 
 /// The `exists` lines of one resource (the initial dump; end it with `exists -`).
 pub fn exists(r: &ResourceStatus) -> Vec<String> {
-    objects(r).iter().map(|(o, id, st)| line("exists", o, id, st)).collect()
+    objects(r)
+        .iter()
+        .map(|(o, id, st)| line("exists", o, id, st))
+        .collect()
 }
 
 /// The lines that turn `old` into `new` (`None` = not up): create, change, destroy.
 pub fn diff(old: Option<&ResourceStatus>, new: Option<&ResourceStatus>) -> Vec<String> {
     match (old, new) {
         (None, None) => Vec::new(),
-        (None, Some(n)) => objects(n).iter().map(|(o, id, st)| line("create", o, id, st)).collect(),
-        (Some(o), None) => objects(o).iter().rev().map(|(ob, id, _)| line("destroy", ob, id, &Vec::new())).collect(),
+        (None, Some(n)) => objects(n)
+            .iter()
+            .map(|(o, id, st)| line("create", o, id, st))
+            .collect(),
+        (Some(o), None) => objects(o)
+            .iter()
+            .rev()
+            .map(|(ob, id, _)| line("destroy", ob, id, &Vec::new()))
+            .collect(),
         (Some(o), Some(n)) => {
             let (before, after) = (objects(o), objects(n));
             let mut lines = Vec::new();
@@ -113,7 +147,11 @@ pub fn diff(old: Option<&ResourceStatus>, new: Option<&ResourceStatus>) -> Vec<S
                 match before.iter().find(|(ob, bid, _)| ob == object && bid == id) {
                     None => lines.push(line("create", object, id, state)),
                     Some((_, _, old_state)) => {
-                        let changed: Fields = state.iter().filter(|kv| !old_state.contains(kv)).cloned().collect();
+                        let changed: Fields = state
+                            .iter()
+                            .filter(|kv| !old_state.contains(kv))
+                            .cloned()
+                            .collect();
                         if !changed.is_empty() {
                             lines.push(line("change", object, id, &changed));
                         }
@@ -141,18 +179,33 @@ mod tests {
         r.disk = DiskState::Inconsistent;
         assert_eq!(
             exists(&r),
-            vec!["exists resource name:r0 role:Secondary suspended:no", "exists device name:r0 volume:0 minor:3 disk:Inconsistent client:no"]
+            vec![
+                "exists resource name:r0 role:Secondary suspended:no",
+                "exists device name:r0 volume:0 minor:3 disk:Inconsistent client:no"
+            ]
         );
-        assert_eq!(diff(None, Some(&r))[0], "create resource name:r0 role:Secondary suspended:no");
+        assert_eq!(
+            diff(None, Some(&r))[0],
+            "create resource name:r0 role:Secondary suspended:no"
+        );
         let mut p = r.clone();
         p.role = Role::Primary;
         p.disk = DiskState::UpToDate;
         assert_eq!(
             diff(Some(&r), Some(&p)),
-            vec!["change resource name:r0 role:Primary", "change device name:r0 volume:0 minor:3 disk:UpToDate"]
+            vec![
+                "change resource name:r0 role:Primary",
+                "change device name:r0 volume:0 minor:3 disk:UpToDate"
+            ]
         );
         assert!(diff(Some(&p), Some(&p)).is_empty());
-        assert_eq!(diff(Some(&p), None), vec!["destroy device name:r0 volume:0 minor:3", "destroy resource name:r0"]);
+        assert_eq!(
+            diff(Some(&p), None),
+            vec![
+                "destroy device name:r0 volume:0 minor:3",
+                "destroy resource name:r0"
+            ]
+        );
     }
 
     #[test]

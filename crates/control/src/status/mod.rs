@@ -67,7 +67,11 @@ impl SyncProgress {
         if self.left_blocks > self.total_blocks {
             return if self.total_blocks == 0 { 1000 } else { 0 };
         }
-        let shift = if self.total_blocks > u64::from(u32::MAX) { 16 } else { 10 };
+        let shift = if self.total_blocks > u64::from(u32::MAX) {
+            16
+        } else {
+            10
+        };
         let left = self.left_blocks >> shift;
         let total = 1 + (self.total_blocks >> shift);
         1000 - left * 1000 / total
@@ -148,6 +152,8 @@ impl ResourceStatus {
 
     /// True when DRBD would print the minor as `cs:Unconfigured`.
     pub fn is_unconfigured(&self) -> bool {
-        self.cstate == ConnState::StandAlone && self.disk == DiskState::Diskless && self.role == Role::Secondary
+        self.cstate == ConnState::StandAlone
+            && self.disk == DiskState::Diskless
+            && self.role == Role::Secondary
     }
 }

@@ -32,7 +32,10 @@ impl ProcMinor {
 
     /// A numeric counter by name (`ns`, `dw`, `oos`, ...).
     pub fn counter(&self, name: &str) -> Option<u64> {
-        self.counters.iter().find(|(k, _)| k == name).and_then(|(_, v)| v.parse().ok())
+        self.counters
+            .iter()
+            .find(|(k, _)| k == name)
+            .and_then(|(_, v)| v.parse().ok())
     }
 }
 
@@ -51,7 +54,12 @@ pub fn parse(text: &str) -> Result<(String, Vec<ProcMinor>), ParseError> {
     let mut lines = text.lines().enumerate().peekable();
     let version = match lines.next() {
         Some((_, l)) if l.starts_with("version: ") => l.to_string(),
-        _ => return Err(ParseError { line: 1, what: "expected 'version: ...'".into() }),
+        _ => {
+            return Err(ParseError {
+                line: 1,
+                what: "expected 'version: ...'".into(),
+            })
+        }
     };
     let mut minors: Vec<ProcMinor> = Vec::new();
     for (idx, line) in lines {
@@ -60,14 +68,21 @@ pub fn parse(text: &str) -> Result<(String, Vec<ProcMinor>), ParseError> {
             continue;
         }
         if let Some(rest) = line.strip_prefix('\t') {
-            let m = minors.last_mut().ok_or(ParseError { line: n, what: "progress line before any minor".into() })?;
+            let m = minors.last_mut().ok_or(ParseError {
+                line: n,
+                what: "progress line before any minor".into(),
+            })?;
             m.progress.push(rest.to_string());
         } else if line.starts_with("    ") {
-            let m = minors.last_mut().ok_or(ParseError { line: n, what: "counters line before any minor".into() })?;
+            let m = minors.last_mut().ok_or(ParseError {
+                line: n,
+                what: "counters line before any minor".into(),
+            })?;
             for pair in line.split_whitespace() {
-                let (k, v) = pair
-                    .split_once(':')
-                    .ok_or_else(|| ParseError { line: n, what: format!("expected name:value, got '{pair}'") })?;
+                let (k, v) = pair.split_once(':').ok_or_else(|| ParseError {
+                    line: n,
+                    what: format!("expected name:value, got '{pair}'"),
+                })?;
                 m.counters.push((k.to_string(), v.to_string()));
             }
         } else {
@@ -78,8 +93,13 @@ pub fn parse(text: &str) -> Result<(String, Vec<ProcMinor>), ParseError> {
 }
 
 fn parse_minor_line(line: &str, n: usize) -> Result<ProcMinor, ParseError> {
-    let err = |what: &str| ParseError { line: n, what: what.to_string() };
-    let (minor, rest) = line.split_once(": ").ok_or_else(|| err("expected 'N: cs:...'"))?;
+    let err = |what: &str| ParseError {
+        line: n,
+        what: what.to_string(),
+    };
+    let (minor, rest) = line
+        .split_once(": ")
+        .ok_or_else(|| err("expected 'N: cs:...'"))?;
     let minor: u32 = minor.trim().parse().map_err(|_| err("bad minor number"))?;
     let cstate = rest
         .strip_prefix("cs:")
@@ -103,14 +123,32 @@ fn parse_minor_line(line: &str, n: usize) -> Result<ProcMinor, ParseError> {
     }
     // "cs:X ro:A/B ds:C/D P flags" where P may be a space.
     let after_cs = &rest[3 + m.cstate.len()..];
-    let ro = after_cs.strip_prefix(" ro:").ok_or_else(|| err("expected ' ro:'"))?;
-    let (roles, after_ro) = ro.split_once(' ').ok_or_else(|| err("expected ds: after ro:"))?;
-    let (r1, r2) = roles.split_once('/').ok_or_else(|| err("expected ro:A/B"))?;
-    m.roles = Some((r1.parse().map_err(|_| err("bad role"))?, r2.parse().map_err(|_| err("bad peer role"))?));
-    let ds = after_ro.strip_prefix("ds:").ok_or_else(|| err("expected 'ds:'"))?;
-    let (disks, tail) = ds.split_once(' ').ok_or_else(|| err("expected protocol after ds:"))?;
-    let (d1, d2) = disks.split_once('/').ok_or_else(|| err("expected ds:A/B"))?;
-    m.disks = Some((d1.parse().map_err(|_| err("bad disk state"))?, d2.parse().map_err(|_| err("bad peer disk state"))?));
+    let ro = after_cs
+        .strip_prefix(" ro:")
+        .ok_or_else(|| err("expected ' ro:'"))?;
+    let (roles, after_ro) = ro
+        .split_once(' ')
+        .ok_or_else(|| err("expected ds: after ro:"))?;
+    let (r1, r2) = roles
+        .split_once('/')
+        .ok_or_else(|| err("expected ro:A/B"))?;
+    m.roles = Some((
+        r1.parse().map_err(|_| err("bad role"))?,
+        r2.parse().map_err(|_| err("bad peer role"))?,
+    ));
+    let ds = after_ro
+        .strip_prefix("ds:")
+        .ok_or_else(|| err("expected 'ds:'"))?;
+    let (disks, tail) = ds
+        .split_once(' ')
+        .ok_or_else(|| err("expected protocol after ds:"))?;
+    let (d1, d2) = disks
+        .split_once('/')
+        .ok_or_else(|| err("expected ds:A/B"))?;
+    m.disks = Some((
+        d1.parse().map_err(|_| err("bad disk state"))?,
+        d2.parse().map_err(|_| err("bad peer disk state"))?,
+    ));
     let mut chars = tail.chars();
     m.protocol = chars.next().ok_or_else(|| err("missing protocol"))?;
     if chars.next() != Some(' ') {
@@ -149,7 +187,10 @@ mod tests {
         r.disk = DiskState::Inconsistent;
         r.counters.dw_kib = 12;
         let (_, minors) = parse(&crate::status::proc_drbd::render(&[r])).unwrap();
-        assert_eq!(minors[0].disks, Some((DiskState::Inconsistent, DiskState::DUnknown)));
+        assert_eq!(
+            minors[0].disks,
+            Some((DiskState::Inconsistent, DiskState::DUnknown))
+        );
         assert_eq!(minors[0].protocol, ' ');
         assert_eq!(minors[0].counter("dw"), Some(12));
     }

@@ -25,7 +25,11 @@ pub fn render(resources: &[ResourceStatus]) -> String {
     out.push_str(VERSION_LINE);
     out.push('\n');
     // The in-tree module prints its srcversion padded to 24 columns.
-    let _ = writeln!(out, "srcversion: {:<24}", format!("rdbd-{}", env!("CARGO_PKG_VERSION")));
+    let _ = writeln!(
+        out,
+        "srcversion: {:<24}",
+        format!("rdbd-{}", env!("CARGO_PKG_VERSION"))
+    );
     let mut sorted: Vec<&ResourceStatus> = resources.iter().collect();
     sorted.sort_by_key(|r| r.minor);
     let mut prev: i64 = -1;
@@ -44,7 +48,10 @@ fn render_minor(out: &mut String, r: &ResourceStatus) {
         let _ = writeln!(out, "{:2}: cs:Unconfigured", r.minor);
         return;
     }
-    let protocol = r.protocol.map(|p| p.name().chars().next().unwrap_or(' ')).unwrap_or(' ');
+    let protocol = r
+        .protocol
+        .map(|p| p.name().chars().next().unwrap_or(' '))
+        .unwrap_or(' ');
     let _ = writeln!(
         out,
         "{:2}: cs:{} ro:{}/{} ds:{}/{} {} {}{}{}{}--",
@@ -105,13 +112,24 @@ fn render_progress(out: &mut String, cstate: ConnState, s: &SyncProgress) {
     let _ = write!(out, "{:3}.{}% ", res / 10, res % 10);
     // Above 4 GiB worth of blocks DRBD switches to MiB.
     if s.total_blocks > (4u64 << 18) {
-        let _ = write!(out, "({}/{})M", (s.left_blocks >> 10) * 4, (s.total_blocks >> 10) * 4);
+        let _ = write!(
+            out,
+            "({}/{})M",
+            (s.left_blocks >> 10) * 4,
+            (s.total_blocks >> 10) * 4
+        );
     } else {
         let _ = write!(out, "({}/{})K", s.left_blocks * 4, s.total_blocks * 4);
     }
     out.push_str("\n\t");
     let rt = s.finish_s;
-    let _ = write!(out, "finish: {}:{:02}:{:02}", rt / 3600, (rt % 3600) / 60, rt % 60);
+    let _ = write!(
+        out,
+        "finish: {}:{:02}:{:02}",
+        rt / 3600,
+        (rt % 3600) / 60,
+        rt % 60
+    );
     let _ = write!(
         out,
         " speed: {} ({})",
@@ -194,7 +212,10 @@ mod tests {
         let b = ResourceStatus::unconfigured("b", 1);
         let text = render(&[b, a]);
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines[2], " 0: cs:StandAlone ro:Secondary/Unknown ds:UpToDate/DUnknown   r-----");
+        assert_eq!(
+            lines[2],
+            " 0: cs:StandAlone ro:Secondary/Unknown ds:UpToDate/DUnknown   r-----"
+        );
         assert_eq!(lines[4], " 1: cs:Unconfigured");
         assert_eq!(lines.len(), 5);
     }

@@ -28,9 +28,16 @@ impl Outgoing {
     pub fn new(kind: HeaderKind, packet: Packet) -> Outgoing {
         let frame = Frame::new(kind, packet);
         let mut head = Vec::with_capacity(64);
-        let payload = frame.encode_head(&mut head).expect("packets we build always encode");
+        let payload = frame
+            .encode_head(&mut head)
+            .expect("packets we build always encode");
         let data_bytes = payload.as_ref().map_or(0, |p| p.len() as u64);
-        Outgoing { head, payload, on_sent: None, data_bytes }
+        Outgoing {
+            head,
+            payload,
+            on_sent: None,
+            data_bytes,
+        }
     }
 
     /// An h100 frame.
@@ -153,19 +160,33 @@ pub fn spawn_reader(
                     }
                     Ok(None) => break,
                     Err(e) => {
-                        let _ = tx.send(Incoming::Closed(which, format!("the peer sent an invalid packet on the {which} socket: {e}"))).await;
+                        let _ = tx
+                            .send(Incoming::Closed(
+                                which,
+                                format!(
+                                    "the peer sent an invalid packet on the {which} socket: {e}"
+                                ),
+                            ))
+                            .await;
                         return;
                     }
                 }
             }
             match sock.read(&mut buf).await {
                 Ok(0) => {
-                    let _ = tx.send(Incoming::Closed(which, format!("the peer closed the {which} socket"))).await;
+                    let _ = tx
+                        .send(Incoming::Closed(
+                            which,
+                            format!("the peer closed the {which} socket"),
+                        ))
+                        .await;
                     return;
                 }
                 Ok(n) => dec.feed(&buf[..n]),
                 Err(e) => {
-                    let _ = tx.send(Incoming::Closed(which, format!("{which} socket: {e}"))).await;
+                    let _ = tx
+                        .send(Incoming::Closed(which, format!("{which} socket: {e}")))
+                        .await;
                     return;
                 }
             }

@@ -1,0 +1,417 @@
+//! Replication with the resource's peer: the tokio driver around `rdbd-replicator`'s
+//! sans-I/O rules.
+//!
+//! - [`PeerLink`]: what the write path and the role changes see. A write is entered in
+//!   the transfer log and its `P_DATA` queued on the data socket under one lock, so the
+//!   order on the wire is the order of submission; the caller awaits the protocol's ack.
+//! - [`start`]: the connection manager task of a resource: listen and connect
+//!   ([`connect`]), run a session ([`session`]) until it ends, clean up (every request
+//!   not acknowledged is set out of sync, a Primary starts a new generation), and try
+//!   again. `connect` / `disconnect` / `down` drive it through [`PeerLink`].
+//! - [`receive`]: the secondary's side of the data path; [`resync`]: bitmap exchange and
+//!   resync data movement.
+
+mod connect;
+mod io;
+mod receive;
+mod resync;
+mod session;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use bytes::Bytes;
+use rdbd_config::Settings;
+use rdbd_control::status::SyncProgress;
+use rdbd_replicator::transfer_log::{AckKind, Done, TransferLog};
+use rdbd_types::{ConnState, Protocol, Role};
+use rdbd_wire::{Barrier, DataHeader, DataPacket, DpFlags, Packet, TrimPacket, FF_TRIM};
+use tokio::sync::{mpsc, oneshot, Notify};
+
+use crate::resource::Resource;
+use io::{Outbox, Outgoing};
+
+/// How a replicated request ended on the peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerOutcome {
+    /// Acknowledged as the protocol requires.
+    Acked,
+    /// Not (known to be) on the peer: the blocks are out of sync.
+    NotReplicated,
+}
+
+/// What a write carries to the peer.
+#[derive(Debug, Clone)]
+pub enum WritePayload {
+    /// Data (`P_DATA`).
+    Data(Bytes),
+    /// Discard / write zeroes of this many bytes (`P_TRIM`, or zero-filled `P_DATA`).
+    Zeroes(u32),
+}
+
+/// Requests to the connection manager.
+#[derive(Debug)]
+enum Command {
+    /// Start connecting (from StandAlone).
+    Connect,
+    /// Drop the connection and stay StandAlone.
+    Disconnect(oneshot::Sender<()>),
+    /// Stop for good (resource down).
+    Shutdown(oneshot::Sender<()>),
+    /// Ask the peer to accept our new role (two-phase state change).
+    RequestRole(Role, oneshot::Sender<Result<(), (i32, String)>>),
+    /// Our role, disk or identifiers changed: tell the peer.
+    StateChanged,
+}
+
+type Waiter = oneshot::Sender<PeerOutcome>;
+
+struct LinkInner {
+    tl: TransferLog<Waiter>,
+    /// The data socket's queue while writes are replicated.
+    data: Option<Outbox>,
+    /// The agreed features allow `P_TRIM`.
+    trim: bool,
+    /// Flushes waiting for a barrier ack.
+    flush_waiters: Vec<(u32, oneshot::Sender<()>)>,
+}
+
+/// Counters of the connection for the status (`pe`, `ua`).
+#[derive(Debug, Default)]
+pub struct LinkCounters {
+    /// Requests received and not yet acknowledged (`ua`).
+    pub unacked: AtomicU64,
+    /// Resync requests sent and not yet answered (part of `pe`).
+    pub rs_pending: AtomicU64,
+}
+
+/// The write path's and the role changes' handle on the connection.
+pub struct PeerLink {
+    inner: Mutex<LinkInner>,
+    /// Application writes hold it shared across "queue P_DATA + local write"; resync
+    /// reads and the bitmap exchange hold it exclusively, so a resync reply never
+    /// carries older data than a write queued before it.
+    pub resync_lock: Arc<tokio::sync::RwLock<()>>,
+    /// Status counters.
+    pub counters: LinkCounters,
+    /// Progress of a running resync.
+    sync: Mutex<Option<SyncProgress>>,
+    commands: mpsc::UnboundedSender<Command>,
+    epoch_base: Instant,
+}
+
+impl std::fmt::Debug for PeerLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PeerLink").finish_non_exhaustive()
+    }
+}
+
+/// Where and how to connect.
+#[derive(Debug, Clone)]
+pub struct PeerConfig {
+    /// Our replication address (listened on).
+    pub local: SocketAddr,
+    /// The peer's replication address.
+    pub peer: SocketAddr,
+    /// The peer's host name.
+    pub peer_name: String,
+    /// The resource's settings.
+    pub settings: Settings,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl PeerLink {
+    fn inner(&self) -> MutexGuard<'_, LinkInner> {
+        lock(&self.inner)
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch_base.elapsed().as_millis() as u64
+    }
+
+    /// Queues a write for the peer. `None` when writes are not replicated now (the
+    /// caller sets the blocks out of sync); otherwise the receiver completes per protocol.
+    pub fn submit_write(
+        &self,
+        offset: u64,
+        payload: WritePayload,
+        fua: bool,
+    ) -> Option<oneshot::Receiver<PeerOutcome>> {
+        let mut inner = self.inner();
+        let data = inner.data.clone()?;
+        let sector = offset / 512;
+        let mut flags = match inner.tl.protocol() {
+            Protocol::A => DpFlags(0),
+            Protocol::B => DpFlags::SEND_RECEIVE_ACK,
+            Protocol::C => DpFlags::SEND_WRITE_ACK,
+        };
+        if fua {
+            flags = DpFlags(flags.0 | DpFlags::FUA.0);
+        }
+        let size_bytes = match &payload {
+            WritePayload::Data(b) => b.len() as u32,
+            WritePayload::Zeroes(n)
+                if !inner.trim && *n as usize > rdbd_wire::DRBD_MAX_BIO_SIZE =>
+            {
+                return None
+            }
+            WritePayload::Zeroes(n) => *n,
+        };
+        let (tx, rx) = oneshot::channel();
+        let now = self.now_ms();
+        let sub = inner.tl.submit(sector, size_bytes, now, tx);
+        if let Some(nr) = sub.barrier_before {
+            let _ = data.send(Outgoing::h100(Packet::Barrier(Barrier { barrier: nr })));
+        }
+        let header = DataHeader {
+            sector,
+            block_id: sub.block_id,
+            seq_num: sub.seq_num,
+            dp_flags: flags,
+        };
+        let packet = match payload {
+            WritePayload::Data(payload) => Packet::Data(DataPacket { header, payload }),
+            WritePayload::Zeroes(n) if inner.trim => Packet::Trim(TrimPacket {
+                header: DataHeader {
+                    dp_flags: DpFlags(flags.0 | DpFlags::DISCARD.0),
+                    ..header
+                },
+                size_bytes: n,
+            }),
+            WritePayload::Zeroes(n) => Packet::Data(DataPacket {
+                header,
+                payload: Bytes::from(vec![0u8; n as usize]),
+            }),
+        };
+        let mut out = Outgoing::h100(packet);
+        if inner.tl.protocol() == Protocol::A {
+            out.on_sent = Some(sub.block_id);
+        }
+        if data.send(out).is_err() {
+            // The writer is gone; the session's cleanup takes this request out of the log.
+            tracing::debug!("data socket queue closed while submitting");
+        }
+        Some(rx)
+    }
+
+    /// An NBD flush: closes the epoch and waits until the peer acknowledged its barrier
+    /// (the peer flushed its disk first). Returns at once when not replicating.
+    pub async fn flush(&self) {
+        let rx = {
+            let mut inner = self.inner();
+            let Some(data) = inner.data.clone() else {
+                return;
+            };
+            let nr = match inner.tl.close_epoch() {
+                Some(nr) => {
+                    let _ = data.send(Outgoing::h100(Packet::Barrier(Barrier { barrier: nr })));
+                    nr
+                }
+                None => match inner.tl.last_closed_epoch() {
+                    Some(nr) => nr,
+                    None => return,
+                },
+            };
+            let (tx, rx) = oneshot::channel();
+            inner.flush_waiters.push((nr, tx));
+            rx
+        };
+        let _ = rx.await;
+    }
+
+    /// Protocol A: these requests are on the socket.
+    fn sent(&self, ids: &[u64]) {
+        let mut inner = self.inner();
+        for id in ids {
+            if let Some(w) = inner.tl.take_waiter(*id) {
+                let _ = w.send(PeerOutcome::Acked);
+            }
+        }
+    }
+
+    /// An ack from the meta socket. Returns the blocks the peer failed to write.
+    fn ack(&self, kind: AckKind, block_id: u64) -> Option<(u64, u32)> {
+        let done = self.inner().tl.on_ack(kind, block_id)?;
+        finish(done)
+    }
+
+    /// A barrier ack; an error means the peer broke the protocol.
+    fn barrier_ack(&self, barrier: u32, set_size: u32) -> Result<Vec<(u64, u32)>, String> {
+        let mut inner = self.inner();
+        let done = inner
+            .tl
+            .on_barrier_ack(barrier, set_size)
+            .map_err(|e| e.to_string())?;
+        let waiters = std::mem::take(&mut inner.flush_waiters);
+        for (nr, tx) in waiters {
+            if nr == barrier {
+                let _ = tx.send(());
+            } else {
+                inner.flush_waiters.push((nr, tx));
+            }
+        }
+        Ok(done.into_iter().filter_map(finish).collect())
+    }
+
+    /// Closes the open epoch when it has writes (the sender is idle).
+    fn close_idle_epoch(&self) {
+        let mut inner = self.inner();
+        if let Some(data) = inner.data.clone() {
+            if let Some(nr) = inner.tl.close_epoch() {
+                let _ = data.send(Outgoing::h100(Packet::Barrier(Barrier { barrier: nr })));
+            }
+        }
+    }
+
+    /// Starts replicating writes on `data` (a new transfer log).
+    fn start_replicating(
+        &self,
+        data: Outbox,
+        protocol: Protocol,
+        max_epoch_size: u32,
+        features: u32,
+    ) {
+        let mut inner = self.inner();
+        inner.tl = TransferLog::new(protocol, max_epoch_size, rand::random());
+        inner.data = Some(data);
+        inner.trim = features & FF_TRIM != 0;
+    }
+
+    /// Stops replicating: returns every request still in the log (out of sync now);
+    /// their waiters complete as not replicated.
+    fn stop_replicating(&self) -> Vec<(u64, u32)> {
+        let mut inner = self.inner();
+        inner.data = None;
+        inner.flush_waiters.clear();
+        let lost = inner.tl.clear();
+        lost.into_iter()
+            .map(|d| {
+                if let Some(w) = d.waiter {
+                    let _ = w.send(PeerOutcome::NotReplicated);
+                }
+                (d.sector, d.size_bytes)
+            })
+            .collect()
+    }
+
+    /// Whether writes are replicated now.
+    pub fn is_replicating(&self) -> bool {
+        self.inner().data.is_some()
+    }
+
+    /// `pe`: requests waiting for the peer.
+    pub fn peer_pending(&self) -> u64 {
+        self.inner().tl.pending_acks() as u64 + self.counters.rs_pending.load(Ordering::Relaxed)
+    }
+
+    /// `ep`: epochs not yet acknowledged.
+    pub fn epochs(&self) -> u64 {
+        self.inner().tl.epochs() as u64
+    }
+
+    /// Oldest request waiting for its ack (for ko-count).
+    fn oldest_waiting_ms(&self) -> Option<u64> {
+        self.inner().tl.oldest_waiting_ms()
+    }
+
+    /// The resync progress, when one runs.
+    pub fn sync_progress(&self) -> Option<SyncProgress> {
+        lock(&self.sync).clone()
+    }
+
+    fn set_sync_progress(&self, p: Option<SyncProgress>) {
+        *lock(&self.sync) = p;
+    }
+
+    /// `rdbdadm connect`.
+    pub fn connect(&self) {
+        let _ = self.commands.send(Command::Connect);
+    }
+
+    /// `rdbdadm disconnect`: returns once the connection is down (StandAlone).
+    pub async fn disconnect(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.commands.send(Command::Disconnect(tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    /// `down`: stops the manager; returns once it is gone.
+    pub async fn shutdown(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.commands.send(Command::Shutdown(tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    /// Asks a connected peer to accept `role` for us. `Ok` when not connected.
+    pub async fn request_role(&self, role: Role) -> Result<(), (i32, String)> {
+        let (tx, rx) = oneshot::channel();
+        if self.commands.send(Command::RequestRole(role, tx)).is_err() {
+            return Ok(());
+        }
+        rx.await.unwrap_or(Ok(()))
+    }
+
+    /// Our state changed: the peer is told (P_UUIDS, P_STATE).
+    pub fn state_changed(&self) {
+        let _ = self.commands.send(Command::StateChanged);
+    }
+}
+
+/// A completed request: its waiter is told, failed blocks are returned.
+fn finish(done: Done<Waiter>) -> Option<(u64, u32)> {
+    if let Some(w) = done.waiter {
+        let _ = w.send(if done.failed {
+            PeerOutcome::NotReplicated
+        } else {
+            PeerOutcome::Acked
+        });
+    }
+    done.failed.then_some((done.sector, done.size_bytes))
+}
+
+/// Creates the link of a resource and starts its connection manager (cs WFConnection).
+pub fn start(resource: Arc<Resource>, cfg: PeerConfig, changed: Arc<Notify>) -> Arc<PeerLink> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let link = Arc::new(PeerLink {
+        inner: Mutex::new(LinkInner {
+            tl: TransferLog::new(cfg.settings.protocol, cfg.settings.max_epoch_size, 0),
+            data: None,
+            trim: false,
+            flush_waiters: Vec::new(),
+        }),
+        resync_lock: Arc::new(tokio::sync::RwLock::new(())),
+        counters: LinkCounters::default(),
+        sync: Mutex::new(None),
+        commands: tx,
+        epoch_base: Instant::now(),
+    });
+    let ctx = session::Ctx {
+        resource,
+        link: Arc::clone(&link),
+        cfg,
+        changed,
+    };
+    tokio::spawn(session::manage(ctx, rx));
+    link
+}
+
+/// The states of a connection that replicate application writes to the peer.
+pub fn replicates_in(cs: ConnState) -> bool {
+    matches!(
+        cs,
+        ConnState::Connected
+            | ConnState::WFBitMapT
+            | ConnState::WFSyncUUID
+            | ConnState::SyncSource
+            | ConnState::SyncTarget
+            | ConnState::PausedSyncS
+            | ConnState::PausedSyncT
+    )
+}

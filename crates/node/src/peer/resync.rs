@@ -1,0 +1,259 @@
+//! Resync data movement (D84 drbd_worker.c `make_resync_request`, `w_e_end_rsdata_req`,
+//! `drbd_resync_finished`; drbd_main.c `drbd_gen_and_send_sync_uuid`).
+//!
+//! - The SyncTarget pulls: it walks its bitmap and asks for runs of out-of-sync blocks
+//!   (`P_RS_DATA_REQUEST`, up to 128 KiB each), within a byte budget per 100 ms step:
+//!   `resync-rate` with `c-plan-ahead 0`, else `c-max-rate` with at most 4 MiB in flight.
+//!   Each reply is written, its bits cleared, and `P_RS_WRITE_ACK` sent. The bitmap is
+//!   written back every second, so an interrupted resync resumes where it stopped.
+//! - The SyncSource answers from its disk, holding the resync lock exclusively for the
+//!   read and the queueing of the reply (no application write slips in between), and
+//!   clears its bits on `P_RS_WRITE_ACK`.
+//! - Identifiers: at the start the source sets bitmap = old bitmap + 2^48 (or a random
+//!   value after JUST_CREATED) and sends it in `P_SYNC_UUID`; the target takes it as its
+//!   current. At the end the source moves bitmap into history; the target takes the
+//!   source's current and keeps its old current in history.
+
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use rdbd_control::status::SyncProgress;
+use rdbd_replicator::generation::{Generations, UUID_JUST_CREATED};
+use rdbd_wire::{BlockAck, BlockRequest, DataHeader, DataPacket, DpFlags, Packet, ID_SYNCER};
+
+use super::io::{Outbox, Outgoing};
+use super::receive::checked_range;
+use super::session::Ctx;
+
+/// `UUID_NEW_BM_OFFSET`.
+const UUID_NEW_BM_OFFSET: u64 = 1 << 48;
+/// Largest resync request, in 4 KiB blocks.
+const MAX_REQUEST_BLOCKS: u64 = 32;
+/// Bytes in flight with the dynamic controller.
+const MAX_INFLIGHT_BYTES: u64 = 4 << 20;
+
+/// The sync UUID a source generates from its bitmap UUID.
+pub(super) fn new_sync_uuid(bitmap: u64) -> u64 {
+    if bitmap != 0 && bitmap != UUID_JUST_CREATED {
+        bitmap.wrapping_add(UUID_NEW_BM_OFFSET)
+    } else {
+        rand::random::<u64>() & !1
+    }
+}
+
+/// Identifiers of a source at the end: bitmap into history.
+pub(super) fn source_finished(g: &mut Generations) {
+    if g.bitmap != 0 {
+        g.history = [g.bitmap, g.history[0]];
+    }
+    g.bitmap = 0;
+}
+
+/// Identifiers of a target at the end: the source's current, ours into history.
+pub(super) fn target_finished(g: &mut Generations, peer_current: u64) {
+    g.history = [g.current & !1, g.history[0]];
+    g.bitmap = 0;
+    g.current = peer_current & !1;
+}
+
+/// Progress bookkeeping shared by both sides.
+#[derive(Debug)]
+pub(super) struct Progress {
+    total_blocks: u64,
+    started: Instant,
+    last: (Instant, u64),
+    speed_kib: u64,
+}
+
+impl Progress {
+    pub(super) fn new(total_blocks: u64) -> Self {
+        let now = Instant::now();
+        Progress {
+            total_blocks,
+            started: now,
+            last: (now, total_blocks),
+            speed_kib: 0,
+        }
+    }
+
+    /// A status snapshot given the blocks still out of sync.
+    pub(super) fn sample(&mut self, left_blocks: u64, want_kib: u64) -> SyncProgress {
+        let now = Instant::now();
+        let dt = now.duration_since(self.last.0).as_secs_f64();
+        if dt >= 1.0 {
+            self.speed_kib = ((self.last.1.saturating_sub(left_blocks)) as f64 * 4.0 / dt) as u64;
+            self.last = (now, left_blocks);
+        }
+        let elapsed = self.started.elapsed().as_secs_f64().max(0.001);
+        let done = self.total_blocks.saturating_sub(left_blocks);
+        let average_kib = (done as f64 * 4.0 / elapsed) as u64;
+        let rate = self.speed_kib.max(average_kib).max(1);
+        SyncProgress {
+            total_blocks: self.total_blocks.max(left_blocks),
+            left_blocks,
+            speed_kib_per_s: self.speed_kib,
+            average_kib_per_s: average_kib,
+            want_kib_per_s: want_kib,
+            finish_s: left_blocks * 4 / rate,
+            stalled: false,
+        }
+    }
+}
+
+/// The SyncTarget's request generator.
+#[derive(Debug)]
+pub(super) struct TargetPump {
+    cursor_bit: u64,
+    inflight_requests: u64,
+    inflight_bytes: u64,
+    budget_bytes: u64,
+    /// Replies that failed (their bits stay set).
+    pub(super) failed_blocks: u64,
+    pub(super) progress: Progress,
+}
+
+impl TargetPump {
+    pub(super) fn new(total_blocks: u64) -> Self {
+        TargetPump {
+            cursor_bit: 0,
+            inflight_requests: 0,
+            inflight_bytes: 0,
+            budget_bytes: 0,
+            failed_blocks: 0,
+            progress: Progress::new(total_blocks),
+        }
+    }
+
+    /// The rate this target asks for, KiB/s.
+    pub(super) fn want_kib(ctx: &Ctx) -> u64 {
+        let s = &ctx.cfg.settings;
+        u64::from(if s.c_plan_ahead == 0 {
+            s.resync_rate_kib
+        } else {
+            s.c_max_rate_kib
+        })
+    }
+
+    /// A 100 ms step: refill the budget.
+    pub(super) fn on_step(&mut self, ctx: &Ctx) {
+        let per_step = (Self::want_kib(ctx) * 1024 / 10).max(4096);
+        self.budget_bytes = (self.budget_bytes + per_step).min(per_step * 2);
+    }
+
+    /// A reply was written (or failed).
+    pub(super) fn on_reply(&mut self, ctx: &Ctx, bytes: u64, ok: bool) {
+        self.inflight_requests = self.inflight_requests.saturating_sub(1);
+        self.inflight_bytes = self.inflight_bytes.saturating_sub(bytes);
+        ctx.link
+            .counters
+            .rs_pending
+            .store(self.inflight_requests, Ordering::Relaxed);
+        if !ok {
+            self.failed_blocks += bytes.div_ceil(4096);
+        }
+    }
+
+    /// Sends requests while the budget allows. Returns true when the resync is complete
+    /// (no bit left, nothing in flight).
+    pub(super) fn pump(&mut self, ctx: &Ctx, data: &Outbox) -> bool {
+        let meta = &ctx.resource.meta;
+        let bits = meta.bitmap_bits();
+        let size_sectors = ctx.resource.size_bytes / 512;
+        let window = if ctx.cfg.settings.c_plan_ahead == 0 {
+            u64::MAX
+        } else {
+            MAX_INFLIGHT_BYTES
+        };
+        while self.budget_bytes > 0 && self.inflight_bytes < window {
+            let Some(first) = meta.next_out_of_sync(self.cursor_bit).filter(|b| *b < bits) else {
+                if self.inflight_requests == 0 {
+                    if meta.bitmap_weight() <= self.failed_blocks {
+                        return true;
+                    }
+                    // Bits set behind the cursor (a failed reply, a late P_OUT_OF_SYNC): go round again.
+                    self.cursor_bit = 0;
+                    self.failed_blocks = 0;
+                }
+                break;
+            };
+            let run_end = meta
+                .next_in_sync(first)
+                .unwrap_or(bits)
+                .min(bits)
+                .min(first + MAX_REQUEST_BLOCKS);
+            let sector = first * 8;
+            let end_sector = (run_end * 8).min(size_sectors);
+            if end_sector <= sector {
+                // A bit past the end of the device: nothing to move.
+                meta.set_in_sync(sector, 8);
+                self.cursor_bit = run_end;
+                continue;
+            }
+            let size_bytes = ((end_sector - sector) * 512) as u32;
+            let _ = data.send(Outgoing::h100(Packet::RsDataRequest(BlockRequest {
+                sector,
+                block_id: ID_SYNCER,
+                size_bytes,
+            })));
+            self.cursor_bit = run_end;
+            self.inflight_requests += 1;
+            self.inflight_bytes += u64::from(size_bytes);
+            self.budget_bytes = self.budget_bytes.saturating_sub(u64::from(size_bytes));
+        }
+        ctx.link
+            .counters
+            .rs_pending
+            .store(self.inflight_requests, Ordering::Relaxed);
+        false
+    }
+}
+
+/// Serves one `P_RS_DATA_REQUEST` (we are SyncSource).
+pub(super) fn serve(ctx: &Ctx, data: &Outbox, meta: &Outbox, req: BlockRequest) {
+    let (resource, link, data, meta) = (
+        ctx.resource.clone(),
+        ctx.link.clone(),
+        data.clone(),
+        meta.clone(),
+    );
+    let ack = BlockAck {
+        sector: req.sector,
+        block_id: req.block_id,
+        size_bytes: req.size_bytes,
+        seq_num: 0,
+    };
+    let offset = match checked_range(ctx, req.sector, u64::from(req.size_bytes)) {
+        Ok(o) if req.size_bytes > 0 && req.size_bytes as usize <= rdbd_wire::DRBD_MAX_BIO_SIZE => o,
+        Ok(_) | Err(_) => {
+            tracing::error!(resource = %ctx.resource.name, sector = req.sector, size = req.size_bytes, "the peer asked for resync data outside the device; answering P_NEG_RS_DREPLY");
+            let _ = meta.send(Outgoing::h100(Packet::NegRsDReply(ack)));
+            return;
+        }
+    };
+    tokio::spawn(async move {
+        let _exclusive = link.resync_lock.write().await;
+        match resource.disk.read(offset, req.size_bytes as usize).await {
+            Ok(buf) => {
+                resource
+                    .io
+                    .disk_read_bytes
+                    .fetch_add(u64::from(req.size_bytes), Ordering::Relaxed);
+                let header = DataHeader {
+                    sector: req.sector,
+                    block_id: req.block_id,
+                    seq_num: 0,
+                    dp_flags: DpFlags(0),
+                };
+                let payload = bytes::Bytes::copy_from_slice(&buf);
+                let _ = data.send(Outgoing::h100(Packet::RsDataReply(DataPacket {
+                    header,
+                    payload,
+                })));
+            }
+            Err(e) => {
+                tracing::error!(resource = %resource.name, offset, error = %e, "reading resync data failed");
+                let _ = meta.send(Outgoing::h100(Packet::NegRsDReply(ack)));
+            }
+        }
+    });
+}
