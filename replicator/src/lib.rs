@@ -7,7 +7,6 @@
 //! - [`transfer_log`]: the primary's requests, epochs, barriers and acks per protocol.
 //! - [`liveness`]: ping-int / ping-timeout / timeout / ko-count.
 //! - [`peer_state`]: the peer's P_STATE and state change requests.
-//! - [`sync_decision`]: which side becomes SyncSource (reduced sync handshake).
 //! - [`bitmap_exchange`]: P_BITMAP / P_COMPRESSED_BITMAP before a resync.
 
 pub mod bitmap_exchange;
@@ -16,7 +15,6 @@ pub mod handshake;
 pub mod liveness;
 pub mod peer_state;
 pub mod resync;
-pub mod sync_decision;
 pub mod sync_handshake;
 pub mod transfer_log;
 pub mod uuid_compare;

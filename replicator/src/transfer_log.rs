@@ -177,12 +177,12 @@ impl<T> TransferLog<T> {
 
     /// Whether an ack of `kind` completes a request under this protocol.
     fn completes(&self, kind: AckKind) -> bool {
-        match (self.protocol, kind) {
-            (_, AckKind::Neg) => true,
-            (Protocol::B, AckKind::Recv) => true,
-            (Protocol::C, AckKind::Write | AckKind::RsWrite) => true,
-            _ => false,
-        }
+        matches!(
+            (self.protocol, kind),
+            (_, AckKind::Neg)
+                | (Protocol::B, AckKind::Recv)
+                | (Protocol::C, AckKind::Write | AckKind::RsWrite)
+        )
     }
 
     /// An ack for `block_id`: returns the waiter to complete, if this ack completes it.

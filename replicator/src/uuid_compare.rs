@@ -30,17 +30,17 @@
 //! - 30: own current is not 4, the peer's is 4 or 0 -> 2.
 //! - currents equal:
 //!   - 34/36: the peer's bitmap is 0 and ours is not -> 1 (34: our bitmap is the peer's
-//!     history[0] and our history[0] its history[1]: "was SyncSource, missed the resync finished
+//!     `history[0]` and our `history[0]` its `history[1]`: "was SyncSource, missed the resync finished
 //!     event", we move our bitmap to history; 36: no fix-up).
 //!   - 35/37: mirror image -> -1 (35 corrects our record of the peer).
 //!   - 40: no side has the crashed-primary flag -> 0; otherwise, both Secondary: the crashed
-//!     primary becomes source (1 / -1), both crashed: RESOLVE_CONFLICTS (set on the node that
-//!     "lost" the connect race) becomes target.
+//!     primary becomes source (1 / -1), both crashed: the node with RESOLVE_CONFLICTS (set
+//!     on the node that accepted the peer's meta socket, P_INITIAL_META) becomes target.
 //!   - 41: crashed-primary flag set and a side is Primary now: the Primary becomes source; both
 //!     Primary -> -100; without the WSAME feature -> "requires features".
 //! - 50: own current == peer bitmap -> -1.
-//! - 51: own current == peer history[0] and the peer's bitmap is its history[0] +
-//!   UUID_NEW_BM_OFFSET (protocol >= 96; before: own history[0] == peer history[1]): the peer
+//! - 51: own current == peer `history[0]` and the peer's bitmap is its `history[0]` +
+//!   UUID_NEW_BM_OFFSET (protocol >= 96; before: own `history[0]` == peer `history[1]`): the peer
 //!   started a resync as source but P_SYNC_UUID was lost: undo it in our record -> -1.
 //! - 60: own current in the peer's history -> -2.
 //! - 70: own bitmap == peer current -> 1.
@@ -120,8 +120,9 @@ pub struct CompareInput {
     pub own_role: Role,
     /// The peer's role (from its P_STATE).
     pub peer_role: Role,
-    /// The RESOLVE_CONFLICTS bit: set on the side that decides conflicts against itself
-    /// (in 8.4, the node whose connect attempt became the "meta" socket).
+    /// The RESOLVE_CONFLICTS bit (conn_connect): set on the node that accepted the socket on
+    /// which the peer sent P_INITIAL_META, cleared on the node that connected it. Exactly one
+    /// side has it; its tiebreaks make it the loser (target).
     pub resolve_conflicts: bool,
     /// The agreed protocol version (rdbd and DRBD 8.4 agree on 101).
     pub agreed_pro_version: u32,
@@ -166,13 +167,13 @@ pub fn generations_of(p: &rdbd_wire::Uuids) -> Generations {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fixup {
     /// Rule 34 (we were SyncSource and missed the resync-finished event): shift our history,
-    /// our history[0] = our bitmap, our bitmap = 0. Written to our meta-data.
+    /// our `history[0]` = our bitmap, our bitmap = 0. Written to our meta-data.
     OwnBitmapToHistory,
     /// Rule 35 (we were SyncTarget, the peer missed the event): the same on our record of the
     /// peer's identifiers.
     PeerBitmapToHistory,
     /// Rule 51 (the peer's P_SYNC_UUID never arrived): in our record of the peer,
-    /// bitmap = history[0], history[0] = history[1].
+    /// bitmap = `history[0]`, `history[0]` = `history[1]`.
     PeerUndoSyncUuid,
     /// Rule 71 (our P_SYNC_UUID never arrived): the same on our own identifiers, written to
     /// our meta-data.

@@ -9,7 +9,8 @@
 //! stored little-endian (crypto/crc32c_generic.c `chksum_final`).
 //!
 //! API: [`DigestAlg::parse`]`("sha1")`, [`DigestAlg::name`], [`DigestAlg::len_bytes`],
-//! [`DigestAlg::digest`]`(&block) -> Vec<u8>`, and [`digests_match`].
+//! [`DigestAlg::digest`]`(&block) -> Vec<u8>`, [`digests_match`], and
+//! [`use_checksum_based_resync`].
 
 use std::fmt;
 
@@ -99,6 +100,18 @@ pub fn digests_match(alg: DigestAlg, block: &[u8], peer_digest: &[u8]) -> bool {
     alg.digest(block) == peer_digest
 }
 
+/// Whether a SyncTarget uses checksum-based resync (`use_checksum_based_resync`): protocol >= 89,
+/// a `csums-alg` configured, and either `csums-after-crash-only` off or this node crashed while
+/// Primary. A SyncSource never initiates it (it answers P_CSUM_RS_REQUEST).
+pub fn use_checksum_based_resync(
+    agreed_pro_version: u32,
+    csums_alg: Option<DigestAlg>,
+    csums_after_crash_only: bool,
+    crashed_primary: bool,
+) -> bool {
+    agreed_pro_version >= 89 && csums_alg.is_some() && (!csums_after_crash_only || crashed_primary)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,6 +169,16 @@ mod tests {
     const PATTERN_MD5: &str = "a0c16616c91907bd14e999986cf822d5";
     const PATTERN_SHA1: &str = "92ca8f2b4163e64a1b53e0fde263ad56cbdb75fc";
     const PATTERN_SHA256: &str = "d67c656e01756650d77717b0839985a056ec28ffe174601d690fc407a2ceffca";
+
+    #[test]
+    fn checksum_based_resync_conditions() {
+        let alg = Some(DigestAlg::Md5);
+        assert!(use_checksum_based_resync(101, alg, false, false));
+        assert!(!use_checksum_based_resync(88, alg, false, false));
+        assert!(!use_checksum_based_resync(101, None, false, false));
+        assert!(!use_checksum_based_resync(101, alg, true, false));
+        assert!(use_checksum_based_resync(101, alg, true, true));
+    }
 
     #[test]
     fn names_round_trip_and_unknown_fails() {
