@@ -4,7 +4,7 @@
 //! whatever decodes must re-encode to the same bytes.
 use libfuzzer_sys::fuzz_target;
 use rdbd_nbd::proto::{
-    normalize_extents, validate_request, Request, TransmissionParams, REQUEST_BYTES,
+    normalize_extents, validate_request, Command, Request, TransmissionParams, REQUEST_BYTES,
 };
 use rdbd_nbd::Extent;
 
@@ -27,8 +27,12 @@ fuzz_target!(|data: &[u8]| {
         structured: rest[12] & 1 != 0,
         meta_context_id: (rest[12] & 2 != 0).then_some(1),
     };
-    if validate_request(&req, &params).is_ok() && req.length > 0 {
-        assert!(req.offset.checked_add(u64::from(req.length)).is_some());
+    // Commands that address a range must lie inside the export once validated
+    // (FLUSH and DISC carry no range: their offset and length are ignored).
+    let ranged = !matches!(req.command, Command::Flush | Command::Disconnect);
+    if ranged && validate_request(&req, &params).is_ok() && req.length > 0 {
+        let end = req.offset.checked_add(u64::from(req.length));
+        assert!(end.is_some_and(|end| end <= params.size_bytes), "validated request outside the export");
     }
     let mut extents: Vec<Extent> = rest[13..]
         .chunks_exact(4)
