@@ -10,5 +10,6 @@
 pub mod bins;
 pub mod fixture;
 pub mod fuse;
+pub mod netns;
 pub mod node;
 pub mod tools;

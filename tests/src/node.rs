@@ -16,6 +16,8 @@ pub struct Node {
     pub config: PathBuf,
     /// The run directory.
     pub run_dir: PathBuf,
+    /// The network namespace the node's commands (and so its daemon) run in.
+    pub netns: Option<String>,
 }
 
 impl Node {
@@ -25,12 +27,26 @@ impl Node {
             name: name.to_string(),
             config: config.to_path_buf(),
             run_dir: dir.join(format!("run-{name}")),
+            netns: None,
         }
     }
 
-    /// `rdbdadm` with this node's global options.
+    /// The same node, its commands run inside network namespace `ns`.
+    pub fn in_netns(mut self, ns: &str) -> Node {
+        self.netns = Some(ns.to_string());
+        self
+    }
+
+    /// `rdbdadm` with this node's global options (inside its namespace, if any).
     pub fn adm(&self) -> Command {
-        let mut cmd = Command::new(bin("rdbdadm"));
+        let mut cmd = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(bin("rdbdadm"));
+                c
+            }
+            None => Command::new(bin("rdbdadm")),
+        };
         cmd.arg("-c")
             .arg(&self.config)
             .arg("--node")

@@ -271,6 +271,7 @@ fn a_second_node_cannot_attach_or_rewrite_a_disk_in_use() {
         name: "alice".into(),
         config: s.node.config.clone(),
         run_dir: s.dir.path().join("run-other"),
+        netns: None,
     };
     let out = other.adm_run(&["up", "r0"]);
     assert!(

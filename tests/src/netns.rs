@@ -1,0 +1,100 @@
+//! Two test hosts joined by a veth pair, each in a network namespace this test
+//! creates (and deletes on drop). Traffic between them never leaves the machine.
+//!
+//! Addresses come from 10.213.N.0/30 with N unique per pair, so pairs of tests that
+//! run concurrently do not collide. Links can be cut and restored to partition the
+//! hosts.
+
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use crate::tools::{run, run_ok};
+
+static NEXT_PAIR: AtomicU32 = AtomicU32::new(0);
+
+/// Two namespaces `a` and `b` joined by `veth`.
+pub struct NetPair {
+    /// Namespace names.
+    pub ns: [String; 2],
+    /// IPv4 address of each host.
+    pub addr: [String; 2],
+    veth: [String; 2],
+}
+
+impl NetPair {
+    /// Creates the namespaces, the veth pair, addresses and loopback.
+    pub fn new() -> NetPair {
+        let n = std::process::id() % 200 * 10 + NEXT_PAIR.fetch_add(1, Ordering::SeqCst) % 10;
+        let (hi, lo) = (n / 250, n % 250);
+        let ns = [format!("rdbd{n}a"), format!("rdbd{n}b")];
+        let veth = [format!("rv{n}a"), format!("rv{n}b")];
+        let addr = [format!("10.213.{hi}.{}", lo + 1), format!("10.214.{hi}.{}", lo + 1)];
+        for name in &ns {
+            let _ = run(Command::new("ip").args(["netns", "del", name]));
+            run_ok(Command::new("ip").args(["netns", "add", name]));
+            run_ok(Command::new("ip").args(["-n", name, "link", "set", "lo", "up"]));
+        }
+        run_ok(Command::new("ip").args(["link", "add", &veth[0], "netns", &ns[0], "type", "veth", "peer", "name", &veth[1], "netns", &ns[1]]));
+        for i in 0..2 {
+            run_ok(Command::new("ip").args(["-n", &ns[i], "addr", "add", &format!("{}/8", addr[i]), "dev", &veth[i]]));
+            run_ok(Command::new("ip").args(["-n", &ns[i], "link", "set", &veth[i], "up"]));
+        }
+        NetPair { ns, addr, veth }
+    }
+
+    /// A command run inside host `i`'s namespace.
+    pub fn command(&self, i: usize, program: &str) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.ns[i], program]);
+        cmd
+    }
+
+    /// Cuts the link (both ends down): a partition.
+    pub fn cut(&self) {
+        for i in 0..2 {
+            run_ok(Command::new("ip").args(["-n", &self.ns[i], "link", "set", &self.veth[i], "down"]));
+        }
+    }
+
+    /// Restores the link.
+    pub fn heal(&self) {
+        for i in 0..2 {
+            run_ok(Command::new("ip").args(["-n", &self.ns[i], "link", "set", &self.veth[i], "up"]));
+        }
+    }
+}
+
+impl Default for NetPair {
+    fn default() -> Self {
+        NetPair::new()
+    }
+}
+
+impl Drop for NetPair {
+    fn drop(&mut self) {
+        for name in &self.ns {
+            let _ = Command::new("ip").args(["netns", "del", name]).output();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_reach_each_other_until_cut() {
+        let pair = NetPair::new();
+        let ping = |from: usize, to: usize| {
+            run(pair.command(from, "ping").args(["-c", "1", "-W", "1", &pair.addr[to]])).status.success()
+        };
+        assert!(ping(0, 1) && ping(1, 0));
+        pair.cut();
+        assert!(!ping(0, 1));
+        pair.heal();
+        let start = std::time::Instant::now();
+        while !ping(0, 1) {
+            assert!(start.elapsed() < std::time::Duration::from_secs(5), "link did not come back");
+        }
+    }
+}
