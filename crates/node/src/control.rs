@@ -74,6 +74,12 @@ impl Controller {
                     None => not_up(&resource),
                 },
                 Request::Status { resource } => self.status(resource.as_deref()),
+                Request::Connect { resource } => self.connect(&resource, true).await,
+                Request::Disconnect { resource } => self.connect(&resource, false).await,
+                Request::Attach { resource } | Request::Detach { resource } => Response::error(
+                    exit_code::FAILED,
+                    format!("{resource}: attach/detach of a resource that is up is not implemented yet; use 'down' and 'up'"),
+                ),
                 Request::Shutdown => self.shutdown_all().await,
                 // Streamed by the connection loop (crate::events), never handled here.
                 Request::Events { .. } => Response::error(
@@ -139,6 +145,15 @@ impl Controller {
             size_bytes = resource.size_bytes,
             "resource up"
         );
+        if let Err(message) = crate::peer::start_for(
+            &config,
+            &self.opts.node_name,
+            &resource,
+            Arc::clone(&self.changed),
+        ) {
+            let _ = detach(&resource).await;
+            return Response::error(exit_code::CONFIG, format!("{name}: {message}"));
+        }
         self.exports.insert(resource);
         if let Some(addr) = nbd_address {
             match tokio::net::TcpListener::bind(addr).await {
@@ -243,6 +258,7 @@ impl Controller {
                 protocol: peer.map(|_| res_cfg.protocol),
                 peer_name: peer.map(|p| p.name.clone()),
                 nbd_uri: self.opts.nbd_uri(name),
+                write_ordering: crate::resource::write_ordering(settings.disk_flushes, settings.disk_drain),
             },
             host.nbd_address,
         ))
@@ -255,6 +271,9 @@ impl Controller {
         if let Err(e) = resource.demote().await {
             return Response::error(exit_code::STATE_CHANGE_FAILED, format!("{name}: {e}"));
         }
+        if let Some(link) = resource.peer_link() {
+            link.shutdown().await;
+        }
         self.exports.remove(name);
         if let Some(task) = self.listeners().remove(name) {
             task.abort();
@@ -263,6 +282,25 @@ impl Controller {
             return Response::error(exit_code::FAILED, format!("{name}: {e}"));
         }
         tracing::info!(resource = name, "resource down");
+        Response::ok()
+    }
+
+    /// `connect` / `disconnect`.
+    async fn connect(&self, name: &str, connect: bool) -> Response {
+        let Some(resource) = self.exports.get(name) else {
+            return not_up(name);
+        };
+        let Some(link) = resource.peer_link() else {
+            return Response::error(
+                exit_code::CONFIG,
+                format!("{name}: the resource has no peer configured (standalone)"),
+            );
+        };
+        if connect {
+            link.connect();
+        } else {
+            link.disconnect().await;
+        }
         Response::ok()
     }
 

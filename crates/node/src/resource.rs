@@ -119,6 +119,8 @@ pub struct Resource {
     pub peer_name: Option<String>,
     /// The export's NBD URI on the unix socket.
     pub nbd_uri: String,
+    /// The write-ordering method (`wo:` of /proc/drbd): `f`, `d` or `n`.
+    pub write_ordering: char,
     /// Counters of `/proc/drbd`.
     pub io: IoCounters,
     /// The meta-data: activity log, bitmap, identifiers.
@@ -153,6 +155,8 @@ pub struct ResourceSetup {
     pub peer_name: Option<String>,
     /// The export's NBD URI.
     pub nbd_uri: String,
+    /// The write-ordering method (`wo:` of /proc/drbd): `f`, `d` or `n`.
+    pub write_ordering: char,
 }
 
 impl Resource {
@@ -166,6 +170,7 @@ impl Resource {
             protocol: setup.protocol,
             peer_name: setup.peer_name,
             nbd_uri: setup.nbd_uri,
+            write_ordering: setup.write_ordering,
             io: IoCounters::default(),
             meta: setup.meta,
             state: Mutex::new(ResourceState {
@@ -479,7 +484,7 @@ impl Resource {
             aftr_isp: false,
             peer_isp: false,
             user_isp: false,
-            write_ordering: 'f',
+            write_ordering: self.write_ordering,
             counters: Counters {
                 ns_kib: kib(&self.io.net_sent_bytes),
                 nr_kib: kib(&self.io.net_received_bytes),
@@ -502,6 +507,19 @@ impl Resource {
             nbd_uri: self.nbd_uri.clone(),
             backing_disk: self.disk.path().display().to_string(),
         }
+    }
+}
+
+/// The write-ordering method DRBD 8.4 picks from the disk options (drbd_bump_write_ordering):
+/// flushes if allowed, else drain, else none. Barriers (`b`) no longer exist in the kernels
+/// DRBD 8.4.11 runs on, so `disk-barrier` never selects them.
+pub fn write_ordering(disk_flushes: bool, disk_drain: bool) -> char {
+    if disk_flushes {
+        'f'
+    } else if disk_drain {
+        'd'
+    } else {
+        'n'
     }
 }
 
@@ -538,5 +556,17 @@ impl<'a> Pending<'a> {
 impl Drop for Pending<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::write_ordering;
+
+    #[test]
+    fn write_ordering_follows_the_disk_options() {
+        assert_eq!(write_ordering(true, true), 'f');
+        assert_eq!(write_ordering(false, true), 'd');
+        assert_eq!(write_ordering(false, false), 'n');
     }
 }
