@@ -16,5 +16,5 @@ pub mod message;
 pub mod status;
 
 pub use client::{Client, ClientError};
-pub use message::{Request, Response, MAX_LINE_BYTES};
+pub use message::{AdminCommand, Request, Response, MAX_LINE_BYTES};
 pub use status::{Counters, ResourceStatus};

@@ -43,6 +43,34 @@ pub enum Request {
     },
     /// Stop the daemon once every resource is down.
     Shutdown,
+    /// Start connecting to the peer (from StandAlone).
+    Connect {
+        /// The resource name.
+        resource: String,
+    },
+    /// Drop the connection to the peer and stay StandAlone.
+    Disconnect {
+        /// The resource name.
+        resource: String,
+    },
+    /// Attach the backing disk of a resource that is up.
+    Attach {
+        /// The resource name.
+        resource: String,
+    },
+    /// Detach the backing disk of a resource that is up.
+    Detach {
+        /// The resource name.
+        resource: String,
+    },
+    /// A state or meta-data command on a resource that is up (`outdate`,
+    /// `invalidate`, `new-current-uuid`).
+    Admin {
+        /// The resource name.
+        resource: String,
+        /// What to do.
+        command: AdminCommand,
+    },
     /// `events2`: the daemon answers with [`Response::Event`] lines: the current
     /// state (`exists ...`, then `exists -`), then, unless `now`, every change
     /// until the client closes the connection.
@@ -63,19 +91,56 @@ impl Request {
             Request::Secondary { .. } => "secondary",
             Request::Status { .. } => "status",
             Request::Shutdown => "shutdown",
+            Request::Connect { .. } => "connect",
+            Request::Disconnect { .. } => "disconnect",
+            Request::Attach { .. } => "attach",
+            Request::Detach { .. } => "detach",
             Request::Events { .. } => "events2",
+            Request::Admin { command, .. } => command.name(),
         }
     }
 
     /// The resource a request names, if any (for log lines).
     pub fn resource(&self) -> Option<&str> {
         match self {
+            Request::Admin { resource, .. } => Some(resource),
             Request::Up { resource }
             | Request::Down { resource }
             | Request::Primary { resource, .. }
-            | Request::Secondary { resource } => Some(resource),
+            | Request::Secondary { resource }
+            | Request::Connect { resource }
+            | Request::Disconnect { resource }
+            | Request::Attach { resource }
+            | Request::Detach { resource } => Some(resource),
             Request::Status { resource } => resource.as_deref(),
             Request::Ping | Request::Shutdown | Request::Events { .. } => None,
+        }
+    }
+}
+
+/// Commands carried by [`Request::Admin`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AdminCommand {
+    /// Mark the (Secondary, disconnected) data Outdated.
+    Outdate,
+    /// Mark the whole local disk out of sync and Inconsistent.
+    Invalidate,
+    /// Start a new data generation; with `clear_bitmap`, forget what is out of sync
+    /// (to skip the initial sync of a fresh pair).
+    NewCurrentUuid {
+        /// `--clear-bitmap`.
+        clear_bitmap: bool,
+    },
+}
+
+impl AdminCommand {
+    /// The drbdadm command name.
+    pub fn name(self) -> &'static str {
+        match self {
+            AdminCommand::Outdate => "outdate",
+            AdminCommand::Invalidate => "invalidate",
+            AdminCommand::NewCurrentUuid { .. } => "new-current-uuid",
         }
     }
 }

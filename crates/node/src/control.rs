@@ -74,6 +74,10 @@ impl Controller {
                     None => not_up(&resource),
                 },
                 Request::Status { resource } => self.status(resource.as_deref()),
+                Request::Admin { resource, command } => match self.exports.get(&resource) {
+                    Some(r) => state_result(&r, r.admin(command).await),
+                    None => not_up(&resource),
+                },
                 Request::Connect { resource } => self.connect(&resource, true).await,
                 Request::Disconnect { resource } => self.connect(&resource, false).await,
                 Request::Attach { resource } | Request::Detach { resource } => Response::error(

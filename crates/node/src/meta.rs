@@ -353,6 +353,43 @@ impl ResourceMeta {
         .await
     }
 
+    /// Marks every block out of sync and writes the whole bitmap (invalidate).
+    pub async fn invalidate_bitmap(&self) -> Result<(), MetaIoError> {
+        self.set_all_out_of_sync();
+        let pages = self.take_dirty_pages();
+        let dev = Arc::clone(&self.dev);
+        blocking(move || write_bitmap_pages(&lock(&dev), &pages)).await
+    }
+
+    /// `new-current-uuid [--clear-bitmap]`: a new data generation; with
+    /// `clear_bitmap` the bitmap identifier and every out-of-sync bit are dropped
+    /// (how a fresh pair skips its initial sync).
+    pub async fn new_current_uuid(&self, role: Role, clear_bitmap: bool) -> Result<(), MetaIoError> {
+        if clear_bitmap {
+            let mut bm = lock(&self.bitmap);
+            let bits = bm.bits();
+            bm.clear_range(0, bits)?;
+            bm.mark_all_dirty();
+        }
+        let pages = if clear_bitmap { self.take_dirty_pages() } else { Vec::new() };
+        let dev = Arc::clone(&self.dev);
+        let random: u64 = rand::random();
+        blocking(move || {
+            let mut dev = lock(&dev);
+            write_bitmap_pages(&dev, &pages)?;
+            dev.update_superblock(|sb| {
+                let mut g = Generations { current: sb.uuids.current, bitmap: sb.uuids.bitmap, history: sb.uuids.history };
+                g.new_current(random, role);
+                if clear_bitmap {
+                    g.bitmap = 0;
+                }
+                sb.uuids.current = g.current;
+                sb.uuids.bitmap = g.bitmap;
+            })
+        })
+        .await
+    }
+
     /// Writes the dirty bitmap pages and the clean superblock. No write may be in flight.
     pub async fn detach(&self) -> Result<(), MetaIoError> {
         let pages = self.take_dirty_pages();

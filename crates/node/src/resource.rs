@@ -53,6 +53,15 @@ pub enum StateError {
     /// The resource has no disk attached.
     #[error("resource {0} has no disk attached")]
     Diskless(String),
+    /// `outdate` of data that is not consistent.
+    #[error("State change failed: (-2) Need access to UpToDate data: {0} data cannot be outdated")]
+    CannotOutdate(DiskState),
+    /// A command that needs a Secondary was given to a Primary.
+    #[error("State change failed: (-1) Refusing to {0} a Primary (rdbdadm secondary first)")]
+    IsPrimary(&'static str),
+    /// A command that needs the peer to be away was given while connected.
+    #[error("{0} while connected is a resync with the peer; disconnect first")]
+    Connected(&'static str),
     /// The new state could not be recorded in the meta-data.
     #[error("cannot record the state change in the meta-data: {0}")]
     MetaData(String),
@@ -289,6 +298,47 @@ impl Resource {
             link.state_changed();
         }
         result
+    }
+
+    /// `outdate`, `invalidate`, `new-current-uuid` on a resource that is up.
+    pub async fn admin(&self, command: rdbd_control::AdminCommand) -> Result<(), StateError> {
+        use rdbd_control::AdminCommand;
+        let _serial = self.role_change.lock().await;
+        let st = self.state();
+        let meta_err = |e: MetaIoError| StateError::MetaData(e.to_string());
+        match command {
+            AdminCommand::Outdate => {
+                if st.role == Role::Primary {
+                    return Err(StateError::IsPrimary("outdate"));
+                }
+                if st.disk < DiskState::Outdated {
+                    return Err(StateError::CannotOutdate(st.disk));
+                }
+                let disk = DiskState::Outdated.min(st.disk);
+                let change = StateChange { state: flag_state(st.role, disk, st.peer_disk, false), role_change: None };
+                self.meta.record_state(change).await.map_err(meta_err)?;
+                self.lock().disk = disk;
+            }
+            AdminCommand::Invalidate => {
+                if st.role == Role::Primary {
+                    return Err(StateError::IsPrimary("invalidate"));
+                }
+                if st.cstate.is_connected() {
+                    return Err(StateError::Connected("invalidate"));
+                }
+                self.meta.invalidate_bitmap().await.map_err(meta_err)?;
+                let change = StateChange {
+                    state: flag_state(st.role, DiskState::Inconsistent, st.peer_disk, false),
+                    role_change: None,
+                };
+                self.meta.record_state(change).await.map_err(meta_err)?;
+                self.lock().disk = DiskState::Inconsistent;
+            }
+            AdminCommand::NewCurrentUuid { clear_bitmap } => {
+                self.meta.new_current_uuid(st.role, clear_bitmap).await.map_err(meta_err)?;
+            }
+        }
+        Ok(())
     }
 
     /// Registers an NBD client; only a Primary may be opened.

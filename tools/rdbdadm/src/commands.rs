@@ -5,7 +5,7 @@ use std::time::Duration;
 use rdbd_config::Config;
 use rdbd_control::exit_code;
 use rdbd_control::status::drbdadm::{self, StatusOptions};
-use rdbd_control::{Client, ClientError, Request, ResourceStatus, Response};
+use rdbd_control::{AdminCommand, Client, ClientError, Request, ResourceStatus, Response};
 
 use crate::args::Invocation;
 
@@ -36,6 +36,7 @@ Commands:
   up                 attach the disk and start the resource (starts the daemon if needed)
   down               stop the resource
   primary [--force]  promote to Primary (--force, or -- --overwrite-data-of-peer: accept non-UpToDate data)
+  connect | disconnect   connect to the peer / drop the connection (StandAlone)
   secondary          demote to Secondary (fails while an NBD client has the device open)
   role | cstate | dstate   print the role, connection state, disk state (local/peer)
   status [--verbose] [--statistics]   DRBD 9 style status
@@ -43,6 +44,9 @@ Commands:
   dump               print the normalized configuration
   create-md [--force] [--al-stripes N --al-stripe-size-kB K]   write new meta-data (rdbdmeta)
   dump-md | wipe-md | apply-al | show-gi | get-gi   meta-data commands (resource down; rdbdmeta)
+  outdate | invalidate   mark the data Outdated / all out of sync (up: the daemon; down: rdbdmeta)
+  new-current-uuid [--clear-bitmap]   start a new data generation (--clear-bitmap: skip the initial sync)
+  wait-connect | wait-sync [--timeout S]   wait until connected / in sync (default: startup wfc-timeout)
   events2 [--now]    drbdsetup events2 lines: the state, then every change (--now: state only)
   shutdown           stop the node's daemon (every resource must be down or downable)
   help               this text
@@ -60,6 +64,10 @@ pub fn run(inv: &Invocation) -> Outcome {
     }
     match inv.command.as_str() {
         "up" => for_each(inv, up),
+        "connect" => for_each(inv, |inv, r| simple(inv, Request::Connect { resource: r.into() })),
+        "disconnect" => for_each(inv, |inv, r| simple(inv, Request::Disconnect { resource: r.into() })),
+        "attach" => for_each(inv, |inv, r| simple(inv, Request::Attach { resource: r.into() })),
+        "detach" => for_each(inv, |inv, r| simple(inv, Request::Detach { resource: r.into() })),
         "down" => for_each(inv, |inv, r| {
             simple(inv, Request::Down { resource: r.into() })
         }),
@@ -95,6 +103,24 @@ pub fn run(inv: &Invocation) -> Outcome {
             Ok(())
         }),
         "dump" => dump(inv),
+        "outdate" | "invalidate" => for_each(inv, |inv, r| {
+            if !inv.dry_run && !is_up(inv, r) {
+                // Down: the meta-data is changed directly, as drbdadm runs drbdmeta.
+                return meta_command(inv, r);
+            }
+            let command = if inv.command == "outdate" { AdminCommand::Outdate } else { AdminCommand::Invalidate };
+            simple(inv, Request::Admin { resource: r.into(), command })
+        }),
+        "new-current-uuid" => for_each(inv, |inv, r| {
+            let command = AdminCommand::NewCurrentUuid { clear_bitmap: inv.has("--clear-bitmap") };
+            simple(inv, Request::Admin { resource: r.into(), command })
+        }),
+        "wait-connect" => for_each(inv, |inv, r| wait_for(inv, r, "connected", |s| s.cstate.is_connected())),
+        "wait-sync" => for_each(inv, |inv, r| {
+            wait_for(inv, r, "in sync", |s| {
+                s.cstate.is_connected() && !s.cstate.is_syncing() && !matches!(s.cstate.name(), n if n.starts_with("WF") || n.starts_with("Starting"))
+            })
+        }),
         "create-md" | "dump-md" | "wipe-md" | "apply-al" | "show-gi" | "get-gi" => {
             for_each(inv, meta_command)
         }
@@ -426,4 +452,31 @@ fn events2(inv: &Invocation) -> Outcome {
         })
         .map_err(|e| Failure::new(exit_code::FAILED, e.to_string()))?;
     failure.map_or(Ok(()), Err)
+}
+
+/// Polls the resource's status until `done` holds, for `--timeout S` seconds or the
+/// resource's `startup { wfc-timeout }` (0: forever).
+fn wait_for(inv: &Invocation, resource: &str, what: &str, done: impl Fn(&ResourceStatus) -> bool) -> Outcome {
+    let config = load_config(inv)?;
+    let configured = config.resource(resource).map(|r| r.settings().wfc_timeout).unwrap_or(0);
+    let timeout_s = match inv.options.iter().position(|o| o == "--timeout") {
+        Some(i) => inv
+            .options
+            .get(i + 1)
+            .and_then(|v| v.parse::<u64>().ok())
+            .ok_or_else(|| Failure::new(exit_code::USAGE, "--timeout needs a number of seconds"))?,
+        None => u64::from(configured),
+    };
+    let start = std::time::Instant::now();
+    loop {
+        let statuses = fetch_status(inv, Some(resource))?;
+        if statuses.iter().all(&done) {
+            return Ok(());
+        }
+        if timeout_s > 0 && start.elapsed() >= Duration::from_secs(timeout_s) {
+            let now = statuses.first().map(|s| s.cstate.to_string()).unwrap_or_default();
+            return Err(Failure::new(exit_code::FAILED, format!("{resource}: not {what} after {timeout_s} s (cs:{now})")));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
