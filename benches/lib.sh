@@ -36,7 +36,7 @@ resource $name {
 CONF
   bench_nodes+=("$name")
   local adm=("$bin/rdbdadm" -c "$work/$name.conf" --node "$name" --run-dir "$work/run-$name")
-  "${adm[@]}" create-md --force "$name" >/dev/null
+  "${adm[@]}" create-md --force "$name" >/dev/null 2>&1
   "${adm[@]}" up "$name"
   "${adm[@]}" primary --force "$name"
   "${adm[@]}" nbd-uri "$name"
