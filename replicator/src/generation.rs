@@ -89,26 +89,28 @@ pub struct FlagState {
     pub crashed_primary: bool,
 }
 
-/// Meta-data flag bits (v08 superblock `flags`).
+/// Meta-data flag bits (v08 superblock `flags`), defined once in `rdbd-metadata`.
 pub mod md_flag {
+    use rdbd_metadata::MdFlags;
+
     /// The data is consistent.
-    pub const CONSISTENT: u32 = 0x1;
+    pub const CONSISTENT: u32 = MdFlags::CONSISTENT;
     /// The node is (or was, at a crash) Primary.
-    pub const PRIMARY_IND: u32 = 0x2;
+    pub const PRIMARY_IND: u32 = MdFlags::PRIMARY_IND;
     /// The node was connected.
-    pub const CONNECTED_IND: u32 = 0x4;
+    pub const CONNECTED_IND: u32 = MdFlags::CONNECTED_IND;
     /// A full sync is needed.
-    pub const FULL_SYNC: u32 = 0x8;
+    pub const FULL_SYNC: u32 = MdFlags::FULL_SYNC;
     /// The data was up to date.
-    pub const WAS_UP_TO_DATE: u32 = 0x10;
+    pub const WAS_UP_TO_DATE: u32 = MdFlags::WAS_UP_TO_DATE;
     /// The peer is known to be outdated.
-    pub const PEER_OUT_DATED: u32 = 0x20;
+    pub const PEER_OUT_DATED: u32 = MdFlags::PEER_OUT_DATED;
     /// The node crashed while Primary.
-    pub const CRASHED_PRIMARY: u32 = 0x40;
+    pub const CRASHED_PRIMARY: u32 = MdFlags::CRASHED_PRIMARY;
     /// The activity log was cleanly closed.
-    pub const AL_CLEAN: u32 = 0x80;
+    pub const AL_CLEAN: u32 = MdFlags::AL_CLEAN;
     /// Activity-log updates are disabled.
-    pub const AL_DISABLED: u32 = 0x100;
+    pub const AL_DISABLED: u32 = MdFlags::AL_DISABLED;
 }
 
 /// The flags DRBD writes for `state`, keeping the bits that do not follow from it
