@@ -170,6 +170,7 @@ fn fio_nbd_engine_verifies_random_and_sequential_writes() {
                 "--size=16M",
                 "--verify=crc32c",
                 "--do_verify=1",
+                "--verify_state_save=0",
             ])
             .arg(format!("--uri={uri}"))
             .arg(format!("--rw={rw}"))
