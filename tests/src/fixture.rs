@@ -6,12 +6,13 @@ use crate::node::Node;
 
 /// A standalone resource `r0` on a file of `size_mib` MiB, created, up and Primary.
 pub struct Standalone {
-    /// Keeps the directory alive.
-    pub dir: tempfile::TempDir,
-    /// The node.
+    /// The node. Declared first so that it is dropped (its daemon stopped) before
+    /// the directory holding its configuration and run directory goes away.
     pub node: Node,
     /// The backing file.
     pub disk: PathBuf,
+    /// Keeps the directory alive.
+    pub dir: tempfile::TempDir,
 }
 
 /// A directory for backing files that supports O_DIRECT (not tmpfs).
