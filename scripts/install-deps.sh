@@ -6,7 +6,7 @@ packages=(
   libnbd-bin python3-libnbd fio nbdkit qemu-utils drbd-utils
   fuse3 e2fsprogs util-linux iproute2 iputils-ping kmod procps psmisc
   qemu-system-x86 busybox-static cpio binutils
-  resource-agents
+  resource-agents libxml2-utils
 )
 missing=()
 for p in "${packages[@]}"; do

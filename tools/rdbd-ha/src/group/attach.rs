@@ -1,0 +1,374 @@
+//! Attaching an rdbd export (an NBD URI) as a local block device: the kernel's
+//! `nbd-client` where `/dev/nbd*` exists, otherwise `nbdfuse` (a file) + `losetup`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::command::{run, Finished};
+
+/// A block device attached to an export.
+#[derive(Debug)]
+pub enum Attachment {
+    /// `/dev/nbdN` through nbd-client.
+    Kernel {
+        /// The device.
+        device: PathBuf,
+    },
+    /// A loop device over an nbdfuse file.
+    Loop {
+        /// The loop device.
+        device: PathBuf,
+        /// The FUSE mount directory.
+        fuse_dir: PathBuf,
+        /// The nbdfuse process.
+        nbdfuse: Child,
+    },
+}
+
+impl Attachment {
+    /// The block device.
+    pub fn device(&self) -> &Path {
+        match self {
+            Attachment::Kernel { device } | Attachment::Loop { device, .. } => device,
+        }
+    }
+}
+
+/// `nbd+unix:///NAME?socket=PATH` or `nbd://HOST[:PORT]/NAME` → nbd-client arguments.
+pub fn nbd_client_args(uri: &str) -> Option<Vec<String>> {
+    if let Some(rest) = uri.strip_prefix("nbd+unix:///") {
+        let (name, query) = rest.split_once('?')?;
+        let socket = query.split('&').find_map(|kv| kv.strip_prefix("socket="))?;
+        return Some(vec![
+            "-unix".into(),
+            socket.into(),
+            "-N".into(),
+            name.into(),
+        ]);
+    }
+    let rest = uri.strip_prefix("nbd://")?;
+    let (hostport, name) = rest.split_once('/').unwrap_or((rest, ""));
+    let (host, port) = match hostport.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => (h.to_string(), p.to_string()),
+        _ => (hostport.to_string(), "10809".to_string()),
+    };
+    let mut v = vec![host, port];
+    if !name.is_empty() {
+        v.push("-N".into());
+        v.push(name.into());
+    }
+    Some(v)
+}
+
+fn free_nbd_device() -> Option<PathBuf> {
+    (0..64).find_map(|i| {
+        let dev = PathBuf::from(format!("/dev/nbd{i}"));
+        let busy = Path::new(&format!("/sys/block/nbd{i}/pid")).exists();
+        (dev.exists() && !busy).then_some(dev)
+    })
+}
+
+fn has_program(name: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
+}
+
+/// The file recording an attachment's device (`WORK_DIR.device`), so that a restarted
+/// rdbd-ha (or an operator, or a fencing script) can undo an attachment whose process died.
+pub fn state_file(work_dir: &Path) -> PathBuf {
+    work_dir.with_extension("device")
+}
+
+/// The nbdfuse pid file of an attachment (`WORK_DIR.nbdfuse.pid`).
+pub fn pid_file(work_dir: &Path) -> PathBuf {
+    work_dir.with_extension("nbdfuse.pid")
+}
+
+/// Attaches `uri`; `work_dir` holds the nbdfuse mount when that path is taken. The device
+/// is recorded in [`state_file`].
+pub fn attach(uri: &str, work_dir: &Path, timeout: Duration) -> Result<Attachment, String> {
+    let a = attach_device(uri, work_dir, timeout)?;
+    let device = a.device().display().to_string();
+    let identity = loop_identity(&device, timeout).unwrap_or_default();
+    let _ = std::fs::write(state_file(work_dir), format!("{device} {identity}\n"));
+    Ok(a)
+}
+
+fn attach_device(uri: &str, work_dir: &Path, timeout: Duration) -> Result<Attachment, String> {
+    if has_program("nbd-client") {
+        if let (Some(device), Some(args)) = (free_nbd_device(), nbd_client_args(uri)) {
+            let mut argv = vec!["nbd-client".to_string()];
+            argv.extend(args);
+            argv.push(device.display().to_string());
+            let f = run(&argv, &[], timeout);
+            return if f.success() {
+                Ok(Attachment::Kernel { device })
+            } else {
+                Err(format!("nbd-client {}: {}", device.display(), f.describe()))
+            };
+        }
+    }
+    let fuse_dir = work_dir.to_path_buf();
+    std::fs::create_dir_all(&fuse_dir).map_err(|e| format!("mkdir {}: {e}", fuse_dir.display()))?;
+    let pidfile = pid_file(work_dir);
+    let _ = std::fs::remove_file(&pidfile);
+    let file = fuse_dir.join("disk");
+    let mut nbdfuse = Command::new("nbdfuse")
+        .arg("-P")
+        .arg(&pidfile)
+        .arg(&file)
+        .arg(uri)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .map_err(|e| format!("nbdfuse: {e} (install libnbd-bin)"))?;
+    let start = Instant::now();
+    while !pidfile.exists() {
+        if let Ok(Some(status)) = nbdfuse.try_wait() {
+            return Err(format!("nbdfuse {uri} exited: {status}"));
+        }
+        if start.elapsed() > timeout {
+            let _ = nbdfuse.kill();
+            let _ = nbdfuse.wait();
+            return Err(format!("nbdfuse {uri} did not come up within {timeout:?}"));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let f = run(
+        &[
+            "losetup".into(),
+            "-f".into(),
+            "--show".into(),
+            file.display().to_string(),
+        ],
+        &[],
+        timeout,
+    );
+    match f {
+        Finished::Exit {
+            code: 0, stdout, ..
+        } => Ok(Attachment::Loop {
+            device: PathBuf::from(stdout.trim()),
+            fuse_dir,
+            nbdfuse,
+        }),
+        other => {
+            let _ = run(
+                &[
+                    "fusermount3".into(),
+                    "-u".into(),
+                    fuse_dir.display().to_string(),
+                ],
+                &[],
+                timeout,
+            );
+            let _ = nbdfuse.kill();
+            let _ = nbdfuse.wait();
+            Err(format!("losetup {}: {}", file.display(), other.describe()))
+        }
+    }
+}
+
+use std::os::unix::process::CommandExt;
+
+/// Detaches (the file system must be unmounted); `work_dir` as given to [`attach`].
+pub fn detach(a: Attachment, work_dir: &Path, timeout: Duration) -> Result<(), String> {
+    detach_device(a, timeout)?;
+    let _ = std::fs::remove_file(state_file(work_dir));
+    let _ = std::fs::remove_file(pid_file(work_dir));
+    Ok(())
+}
+
+fn detach_device(a: Attachment, timeout: Duration) -> Result<(), String> {
+    match a {
+        Attachment::Kernel { device } => {
+            let f = run(
+                &[
+                    "nbd-client".into(),
+                    "-d".into(),
+                    device.display().to_string(),
+                ],
+                &[],
+                timeout,
+            );
+            f.success()
+                .then_some(())
+                .ok_or_else(|| format!("nbd-client -d: {}", f.describe()))
+        }
+        Attachment::Loop {
+            device,
+            fuse_dir,
+            mut nbdfuse,
+        } => {
+            let f = run(
+                &["losetup".into(), "-d".into(), device.display().to_string()],
+                &[],
+                timeout,
+            );
+            if !f.success() {
+                return Err(format!("losetup -d {}: {}", device.display(), f.describe()));
+            }
+            // losetup -d only marks a busy device for release: wait until the kernel lets
+            // go of the FUSE file, or the unmount below fails with EBUSY.
+            let backing = device
+                .file_name()
+                .map(|n| Path::new("/sys/block").join(n).join("loop/backing_file"));
+            let start = Instant::now();
+            while backing.as_ref().is_some_and(|b| b.exists()) && start.elapsed() < timeout {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let dir = fuse_dir.display().to_string();
+            let mut unmounted = false;
+            for _ in 0..50 {
+                if run(
+                    &["fusermount3".into(), "-u".into(), dir.clone()],
+                    &[],
+                    timeout,
+                )
+                .success()
+                {
+                    unmounted = true;
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            if !unmounted {
+                // Last resort: detach lazily so no dead mount is left behind.
+                let _ = run(
+                    &["fusermount3".into(), "-u".into(), "-z".into(), dir],
+                    &[],
+                    timeout,
+                );
+            }
+            let start = Instant::now();
+            while start.elapsed() < timeout {
+                if let Ok(Some(_)) = nbdfuse.try_wait() {
+                    return Ok(());
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = nbdfuse.kill();
+            let _ = nbdfuse.wait();
+            Ok(())
+        }
+    }
+}
+
+/// The `MAJ:MIN` of the file system mounted at `dir` (from /proc/self/mountinfo).
+fn mount_dev(dir: &Path) -> Option<String> {
+    let want = dir.display().to_string().replace(' ', "\\040");
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    info.lines().rev().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        (f.get(4) == Some(&want.as_str())).then(|| f.get(2).map(|s| s.to_string()))?
+    })
+}
+
+/// `BACK-MAJ:MIN BACK-INO` of a bound loop device (None when it is not a bound loop).
+fn loop_identity(device: &str, timeout: Duration) -> Option<String> {
+    if !device.starts_with("/dev/loop") {
+        return None;
+    }
+    let argv = ["losetup", "-l", "-n", "-O", "BACK-MAJ:MIN,BACK-INO", device];
+    let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
+    match run(&argv, &[], timeout) {
+        Finished::Exit {
+            code: 0, stdout, ..
+        } => {
+            let id = stdout.split_whitespace().collect::<Vec<_>>().join(" ");
+            (!id.is_empty()).then_some(id)
+        }
+        _ => None,
+    }
+}
+
+/// Undoes an attachment left behind by a process that died (found through
+/// [`state_file`]): detaches the device, unmounts the FUSE directory lazily and kills the
+/// recorded nbdfuse. Does nothing when no state file exists.
+pub fn detach_stale(work_dir: &Path, timeout: Duration) -> Result<(), String> {
+    let state = state_file(work_dir);
+    let Ok(text) = std::fs::read_to_string(&state) else {
+        return Ok(());
+    };
+    let mut words = text.split_whitespace();
+    let device = words.next().unwrap_or_default().to_string();
+    let recorded: String = words.collect::<Vec<_>>().join(" ");
+    // Device names are recycled: touch the device only if it is still bound to the very
+    // file we attached (same backing device and inode).
+    // The FUSE mount at work_dir (alive or dead) must be the one the loop reads from.
+    let ours = device.starts_with("/dev/loop")
+        && !recorded.is_empty()
+        && loop_identity(&device, timeout).is_some_and(|now| now == recorded)
+        && mount_dev(work_dir)
+            .is_some_and(|dev| recorded.split_whitespace().next() == Some(dev.as_str()));
+    if device.starts_with("/dev/nbd") {
+        let f = run(
+            &["nbd-client".into(), "-d".into(), device.clone()],
+            &[],
+            timeout,
+        );
+        if !f.success() {
+            return Err(format!("nbd-client -d {device}: {}", f.describe()));
+        }
+    } else if device.starts_with("/dev/loop") {
+        if ours {
+            let f = run(
+                &["losetup".into(), "-d".into(), device.clone()],
+                &[],
+                timeout,
+            );
+            if !f.success() {
+                return Err(format!("losetup -d {device}: {}", f.describe()));
+            }
+        }
+        let _ = run(
+            &[
+                "fusermount3".into(),
+                "-u".into(),
+                "-z".into(),
+                work_dir.display().to_string(),
+            ],
+            &[],
+            timeout,
+        );
+        if let Some(pid) = std::fs::read_to_string(pid_file(work_dir))
+            .ok()
+            .and_then(|p| p.trim().parse::<i32>().ok())
+        {
+            let is_nbdfuse = std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|c| c.trim() == "nbdfuse");
+            if is_nbdfuse {
+                // SAFETY: kill(2) on the nbdfuse our own earlier incarnation started.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+    }
+    let _ = std::fs::remove_file(&state);
+    let _ = std::fs::remove_file(pid_file(work_dir));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uris_to_nbd_client() {
+        assert_eq!(
+            nbd_client_args("nbd+unix:///data?socket=/run/rdbd/nbd.sock").unwrap(),
+            vec!["-unix", "/run/rdbd/nbd.sock", "-N", "data"]
+        );
+        assert_eq!(
+            nbd_client_args("nbd://10.0.0.7:10809/data").unwrap(),
+            vec!["10.0.0.7", "10809", "-N", "data"]
+        );
+        assert_eq!(
+            nbd_client_args("nbd://host").unwrap(),
+            vec!["host", "10809"]
+        );
+        assert!(nbd_client_args("http://x").is_none());
+        assert!(nbd_client_args("nbd+unix:///data").is_none());
+    }
+}
