@@ -7,9 +7,10 @@
 //! - [`transfer_log`]: the primary's requests, epochs, barriers and acks per protocol.
 //! - [`liveness`]: ping-int / ping-timeout / timeout / ko-count.
 //! - [`peer_state`]: the peer's P_STATE and state change requests.
-//! - [`bitmap_exchange`]: P_BITMAP / P_COMPRESSED_BITMAP before a resync.
+//! - [`uuid_compare`] / [`sync_handshake`]: who syncs from whom (`drbd_uuid_compare`,
+//!   `drbd_sync_handshake`) and the identifiers' bookkeeping around a resync.
+//! - [`resync`]: the bitmap exchange, the resync rate controller, request planning, progress.
 
-pub mod bitmap_exchange;
 pub mod generation;
 pub mod handshake;
 pub mod liveness;

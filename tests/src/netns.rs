@@ -28,15 +28,29 @@ impl NetPair {
         let (hi, lo) = (n / 250, n % 250);
         let ns = [format!("rdbd{n}a"), format!("rdbd{n}b")];
         let veth = [format!("rv{n}a"), format!("rv{n}b")];
-        let addr = [format!("10.213.{hi}.{}", lo + 1), format!("10.214.{hi}.{}", lo + 1)];
+        let addr = [
+            format!("10.213.{hi}.{}", lo + 1),
+            format!("10.214.{hi}.{}", lo + 1),
+        ];
         for name in &ns {
             let _ = run(Command::new("ip").args(["netns", "del", name]));
             run_ok(Command::new("ip").args(["netns", "add", name]));
             run_ok(Command::new("ip").args(["-n", name, "link", "set", "lo", "up"]));
         }
-        run_ok(Command::new("ip").args(["link", "add", &veth[0], "netns", &ns[0], "type", "veth", "peer", "name", &veth[1], "netns", &ns[1]]));
+        run_ok(Command::new("ip").args([
+            "link", "add", &veth[0], "netns", &ns[0], "type", "veth", "peer", "name", &veth[1],
+            "netns", &ns[1],
+        ]));
         for i in 0..2 {
-            run_ok(Command::new("ip").args(["-n", &ns[i], "addr", "add", &format!("{}/8", addr[i]), "dev", &veth[i]]));
+            run_ok(Command::new("ip").args([
+                "-n",
+                &ns[i],
+                "addr",
+                "add",
+                &format!("{}/8", addr[i]),
+                "dev",
+                &veth[i],
+            ]));
             run_ok(Command::new("ip").args(["-n", &ns[i], "link", "set", &veth[i], "up"]));
         }
         NetPair { ns, addr, veth }
@@ -52,14 +66,28 @@ impl NetPair {
     /// Cuts the link (both ends down): a partition.
     pub fn cut(&self) {
         for i in 0..2 {
-            run_ok(Command::new("ip").args(["-n", &self.ns[i], "link", "set", &self.veth[i], "down"]));
+            run_ok(Command::new("ip").args([
+                "-n",
+                &self.ns[i],
+                "link",
+                "set",
+                &self.veth[i],
+                "down",
+            ]));
         }
     }
 
     /// Restores the link.
     pub fn heal(&self) {
         for i in 0..2 {
-            run_ok(Command::new("ip").args(["-n", &self.ns[i], "link", "set", &self.veth[i], "up"]));
+            run_ok(Command::new("ip").args([
+                "-n",
+                &self.ns[i],
+                "link",
+                "set",
+                &self.veth[i],
+                "up",
+            ]));
         }
     }
 }
@@ -86,7 +114,11 @@ mod tests {
     fn hosts_reach_each_other_until_cut() {
         let pair = NetPair::new();
         let ping = |from: usize, to: usize| {
-            run(pair.command(from, "ping").args(["-c", "1", "-W", "1", &pair.addr[to]])).status.success()
+            run(pair
+                .command(from, "ping")
+                .args(["-c", "1", "-W", "1", &pair.addr[to]]))
+            .status
+            .success()
         };
         assert!(ping(0, 1) && ping(1, 0));
         pair.cut();
@@ -94,7 +126,10 @@ mod tests {
         pair.heal();
         let start = std::time::Instant::now();
         while !ping(0, 1) {
-            assert!(start.elapsed() < std::time::Duration::from_secs(5), "link did not come back");
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(5),
+                "link did not come back"
+            );
         }
     }
 }

@@ -262,7 +262,10 @@ impl Controller {
                 protocol: peer.map(|_| res_cfg.protocol),
                 peer_name: peer.map(|p| p.name.clone()),
                 nbd_uri: self.opts.nbd_uri(name),
-                write_ordering: crate::resource::write_ordering(settings.disk_flushes, settings.disk_drain),
+                write_ordering: crate::resource::write_ordering(
+                    settings.disk_flushes,
+                    settings.disk_drain,
+                ),
             },
             host.nbd_address,
         ))

@@ -210,4 +210,12 @@ impl BlockDevice for ExportHandle {
         }
         Ok(extents)
     }
+
+    fn defer_submissions<T>(&self, f: impl FnOnce() -> T) -> T {
+        rdbd_storage::defer_submissions(f)
+    }
+
+    fn submit_deferred(&self) {
+        rdbd_storage::submit_deferred()
+    }
 }

@@ -364,21 +364,33 @@ impl ResourceMeta {
     /// `new-current-uuid [--clear-bitmap]`: a new data generation; with
     /// `clear_bitmap` the bitmap identifier and every out-of-sync bit are dropped
     /// (how a fresh pair skips its initial sync).
-    pub async fn new_current_uuid(&self, role: Role, clear_bitmap: bool) -> Result<(), MetaIoError> {
+    pub async fn new_current_uuid(
+        &self,
+        role: Role,
+        clear_bitmap: bool,
+    ) -> Result<(), MetaIoError> {
         if clear_bitmap {
             let mut bm = lock(&self.bitmap);
             let bits = bm.bits();
             bm.clear_range(0, bits)?;
             bm.mark_all_dirty();
         }
-        let pages = if clear_bitmap { self.take_dirty_pages() } else { Vec::new() };
+        let pages = if clear_bitmap {
+            self.take_dirty_pages()
+        } else {
+            Vec::new()
+        };
         let dev = Arc::clone(&self.dev);
         let random: u64 = rand::random();
         blocking(move || {
             let mut dev = lock(&dev);
             write_bitmap_pages(&dev, &pages)?;
             dev.update_superblock(|sb| {
-                let mut g = Generations { current: sb.uuids.current, bitmap: sb.uuids.bitmap, history: sb.uuids.history };
+                let mut g = Generations {
+                    current: sb.uuids.current,
+                    bitmap: sb.uuids.bitmap,
+                    history: sb.uuids.history,
+                };
                 g.new_current(random, role);
                 if clear_bitmap {
                     g.bitmap = 0;

@@ -315,7 +315,10 @@ impl Resource {
                     return Err(StateError::CannotOutdate(st.disk));
                 }
                 let disk = DiskState::Outdated.min(st.disk);
-                let change = StateChange { state: flag_state(st.role, disk, st.peer_disk, false), role_change: None };
+                let change = StateChange {
+                    state: flag_state(st.role, disk, st.peer_disk, false),
+                    role_change: None,
+                };
                 self.meta.record_state(change).await.map_err(meta_err)?;
                 self.lock().disk = disk;
             }
@@ -335,7 +338,10 @@ impl Resource {
                 self.lock().disk = DiskState::Inconsistent;
             }
             AdminCommand::NewCurrentUuid { clear_bitmap } => {
-                self.meta.new_current_uuid(st.role, clear_bitmap).await.map_err(meta_err)?;
+                self.meta
+                    .new_current_uuid(st.role, clear_bitmap)
+                    .await
+                    .map_err(meta_err)?;
             }
         }
         Ok(())

@@ -9,7 +9,12 @@ use std::path::PathBuf;
 use rdbd_node::options::{host_name, NodeOptions, DEFAULT_CONFIG, DEFAULT_RUN_DIR};
 
 /// Command options that take a value as the next argument.
-const OPTIONS_WITH_VALUE: &[&str] = &["--al-stripes", "--al-stripe-size-kB", "--peer-max-bio-size", "--timeout"];
+const OPTIONS_WITH_VALUE: &[&str] = &[
+    "--al-stripes",
+    "--al-stripe-size-kB",
+    "--peer-max-bio-size",
+    "--timeout",
+];
 
 /// A parsed command line.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -64,10 +64,18 @@ pub fn run(inv: &Invocation) -> Outcome {
     }
     match inv.command.as_str() {
         "up" => for_each(inv, up),
-        "connect" => for_each(inv, |inv, r| simple(inv, Request::Connect { resource: r.into() })),
-        "disconnect" => for_each(inv, |inv, r| simple(inv, Request::Disconnect { resource: r.into() })),
-        "attach" => for_each(inv, |inv, r| simple(inv, Request::Attach { resource: r.into() })),
-        "detach" => for_each(inv, |inv, r| simple(inv, Request::Detach { resource: r.into() })),
+        "connect" => for_each(inv, |inv, r| {
+            simple(inv, Request::Connect { resource: r.into() })
+        }),
+        "disconnect" => for_each(inv, |inv, r| {
+            simple(inv, Request::Disconnect { resource: r.into() })
+        }),
+        "attach" => for_each(inv, |inv, r| {
+            simple(inv, Request::Attach { resource: r.into() })
+        }),
+        "detach" => for_each(inv, |inv, r| {
+            simple(inv, Request::Detach { resource: r.into() })
+        }),
         "down" => for_each(inv, |inv, r| {
             simple(inv, Request::Down { resource: r.into() })
         }),
@@ -108,17 +116,39 @@ pub fn run(inv: &Invocation) -> Outcome {
                 // Down: the meta-data is changed directly, as drbdadm runs drbdmeta.
                 return meta_command(inv, r);
             }
-            let command = if inv.command == "outdate" { AdminCommand::Outdate } else { AdminCommand::Invalidate };
-            simple(inv, Request::Admin { resource: r.into(), command })
+            let command = if inv.command == "outdate" {
+                AdminCommand::Outdate
+            } else {
+                AdminCommand::Invalidate
+            };
+            simple(
+                inv,
+                Request::Admin {
+                    resource: r.into(),
+                    command,
+                },
+            )
         }),
         "new-current-uuid" => for_each(inv, |inv, r| {
-            let command = AdminCommand::NewCurrentUuid { clear_bitmap: inv.has("--clear-bitmap") };
-            simple(inv, Request::Admin { resource: r.into(), command })
+            let command = AdminCommand::NewCurrentUuid {
+                clear_bitmap: inv.has("--clear-bitmap"),
+            };
+            simple(
+                inv,
+                Request::Admin {
+                    resource: r.into(),
+                    command,
+                },
+            )
         }),
-        "wait-connect" => for_each(inv, |inv, r| wait_for(inv, r, "connected", |s| s.cstate.is_connected())),
+        "wait-connect" => for_each(inv, |inv, r| {
+            wait_for(inv, r, "connected", |s| s.cstate.is_connected())
+        }),
         "wait-sync" => for_each(inv, |inv, r| {
             wait_for(inv, r, "in sync", |s| {
-                s.cstate.is_connected() && !s.cstate.is_syncing() && !matches!(s.cstate.name(), n if n.starts_with("WF") || n.starts_with("Starting"))
+                s.cstate.is_connected()
+                    && !s.cstate.is_syncing()
+                    && !matches!(s.cstate.name(), n if n.starts_with("WF") || n.starts_with("Starting"))
             })
         }),
         "create-md" | "dump-md" | "wipe-md" | "apply-al" | "show-gi" | "get-gi" => {
@@ -456,9 +486,17 @@ fn events2(inv: &Invocation) -> Outcome {
 
 /// Polls the resource's status until `done` holds, for `--timeout S` seconds or the
 /// resource's `startup { wfc-timeout }` (0: forever).
-fn wait_for(inv: &Invocation, resource: &str, what: &str, done: impl Fn(&ResourceStatus) -> bool) -> Outcome {
+fn wait_for(
+    inv: &Invocation,
+    resource: &str,
+    what: &str,
+    done: impl Fn(&ResourceStatus) -> bool,
+) -> Outcome {
     let config = load_config(inv)?;
-    let configured = config.resource(resource).map(|r| r.settings().wfc_timeout).unwrap_or(0);
+    let configured = config
+        .resource(resource)
+        .map(|r| r.settings().wfc_timeout)
+        .unwrap_or(0);
     let timeout_s = match inv.options.iter().position(|o| o == "--timeout") {
         Some(i) => inv
             .options
@@ -474,8 +512,14 @@ fn wait_for(inv: &Invocation, resource: &str, what: &str, done: impl Fn(&Resourc
             return Ok(());
         }
         if timeout_s > 0 && start.elapsed() >= Duration::from_secs(timeout_s) {
-            let now = statuses.first().map(|s| s.cstate.to_string()).unwrap_or_default();
-            return Err(Failure::new(exit_code::FAILED, format!("{resource}: not {what} after {timeout_s} s (cs:{now})")));
+            let now = statuses
+                .first()
+                .map(|s| s.cstate.to_string())
+                .unwrap_or_default();
+            return Err(Failure::new(
+                exit_code::FAILED,
+                format!("{resource}: not {what} after {timeout_s} s (cs:{now})"),
+            ));
         }
         std::thread::sleep(Duration::from_millis(100));
     }

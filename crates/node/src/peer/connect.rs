@@ -73,10 +73,11 @@ pub async fn establish(listener: &TcpListener, local: SocketAddr, peer: SocketAd
     let mut data: Option<TcpStream> = None;
     let mut meta: Option<TcpStream> = None;
     let mut resolve_conflicts = false;
+    let mut skip_connect = false;
     loop {
         let mut randomize = false;
-        // Our own connection attempt.
-        if data.is_none() || meta.is_none() {
+        // Our own connection attempt (skipped after a crossing, by a coin flip).
+        if !std::mem::take(&mut skip_connect) && (data.is_none() || meta.is_none()) {
             if let Ok(Ok(mut s)) =
                 tokio::time::timeout(Duration::from_millis(500), connect_from(local, peer)).await
             {
@@ -105,7 +106,13 @@ pub async fn establish(listener: &TcpListener, local: SocketAddr, peer: SocketAd
         // The peer's attempt.
         let wait = Duration::from_millis(200 + u64::from(rand::random::<u8>()) * 2);
         if let Ok(Ok((mut s, from))) = tokio::time::timeout(wait, listener.accept()).await {
-            match receive_first(&mut s, Duration::from_secs(2)).await {
+            let first = receive_first(&mut s, Duration::from_secs(2)).await;
+            if first.is_some() && !socket_okay(&s).await {
+                // A stale attempt from the listen queue: the peer gave it up already.
+                tracing::debug!(%from, "dropping a connection the peer already closed");
+                continue;
+            }
+            match first {
                 Some(Packet::InitialData) => {
                     if data.is_some() {
                         tracing::info!(%from, "initial packet S crossed");
@@ -137,7 +144,7 @@ pub async fn establish(listener: &TcpListener, local: SocketAddr, peer: SocketAd
             continue;
         }
         if randomize && rand::random::<bool>() {
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            skip_connect = true;
         }
     }
     let (data, meta) = (data.expect("set"), meta.expect("set"));

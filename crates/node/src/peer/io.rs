@@ -52,10 +52,8 @@ pub type Outbox = mpsc::UnboundedSender<Outgoing>;
 /// What the writer reports back.
 #[derive(Debug)]
 pub enum Written {
-    /// These protocol-A requests are on the socket; `bytes` of data were sent.
+    /// `bytes` of data were sent.
     Sent {
-        /// Request ids.
-        ids: Vec<u64>,
         /// Data bytes.
         bytes: u64,
     },
@@ -63,11 +61,13 @@ pub enum Written {
     Failed(String),
 }
 
-/// Writes queued frames until the queue closes or the socket fails.
+/// Writes queued frames until the queue closes or the socket fails; with `link`, the
+/// protocol-A requests among them are completed once written.
 pub fn spawn_writer(
     mut sock: OwnedWriteHalf,
     mut rx: mpsc::UnboundedReceiver<Outgoing>,
     report: mpsc::UnboundedSender<Written>,
+    link: Option<std::sync::Arc<super::PeerLink>>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut buf: Vec<u8> = Vec::with_capacity(1 << 16);
@@ -106,8 +106,12 @@ pub fn spawn_writer(
                 let _ = report.send(Written::Failed(e.to_string()));
                 return;
             }
-            if !ids.is_empty() || bytes > 0 {
-                let _ = report.send(Written::Sent { ids, bytes });
+            if let (Some(link), false) = (&link, ids.is_empty()) {
+                // Protocol A: complete the requests right here, not via the session.
+                link.sent(&ids);
+            }
+            if bytes > 0 {
+                let _ = report.send(Written::Sent { bytes });
             }
         }
         let _ = sock.shutdown().await;
@@ -141,12 +145,17 @@ pub enum Incoming {
     Closed(Sock, String),
 }
 
+/// Handles a packet right in the reader task (acks: they must not queue behind data);
+/// returns false for packets the session should see.
+pub type AckHandler = Box<dyn FnMut(&Packet) -> bool + Send>;
+
 /// Reads frames from `sock` (with `dec` holding bytes already read) into `tx`.
 pub fn spawn_reader(
     which: Sock,
     mut sock: OwnedReadHalf,
     mut dec: Decoder,
     tx: mpsc::Sender<Incoming>,
+    mut handler: Option<AckHandler>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut buf = vec![0u8; 1 << 16];
@@ -154,6 +163,9 @@ pub fn spawn_reader(
             loop {
                 match dec.next_frame() {
                     Ok(Some(frame)) => {
+                        if handler.as_mut().is_some_and(|h| h(&frame.packet)) {
+                            continue;
+                        }
                         if tx.send(Incoming::Frame(which, frame)).await.is_err() {
                             return;
                         }

@@ -117,6 +117,8 @@ pub struct PeerConfig {
     pub peer: SocketAddr,
     /// The peer's host name.
     pub peer_name: String,
+    /// This node's host name.
+    pub local_name: String,
     /// The resource's settings.
     pub settings: Settings,
 }
@@ -341,8 +343,10 @@ impl PeerLink {
         }
     }
 
-    /// `down`: stops the manager; returns once it is gone.
+    /// `down`: the peer gets everything written so far (a barrier, up to 10 s), then the
+    /// manager stops; returns once it is gone.
     pub async fn shutdown(&self) {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), self.flush()).await;
         let (tx, rx) = oneshot::channel();
         if self.commands.send(Command::Shutdown(tx)).is_ok() {
             let _ = rx.await;
@@ -355,7 +359,13 @@ impl PeerLink {
         if self.commands.send(Command::RequestRole(role, tx)).is_err() {
             return Ok(());
         }
-        rx.await.unwrap_or(Ok(()))
+        match tokio::time::timeout(std::time::Duration::from_secs(10), rx).await {
+            Ok(answer) => answer.unwrap_or(Ok(())),
+            Err(_) => Err((
+                rdbd_replicator::peer_state::SS_CW_FAILED_BY_PEER,
+                "the peer did not answer the state change request within 10 s".into(),
+            )),
+        }
     }
 
     /// Our state changed: the peer is told (P_UUIDS, P_STATE).
@@ -414,4 +424,42 @@ pub fn replicates_in(cs: ConnState) -> bool {
             | ConnState::PausedSyncS
             | ConnState::PausedSyncT
     )
+}
+
+/// Starts replication for a resource that was just brought up, when its configuration
+/// names a peer. Standalone resources (one host) are left alone.
+pub fn start_for(
+    config: &rdbd_config::Config,
+    node: &str,
+    resource: &Arc<Resource>,
+    changed: Arc<Notify>,
+) -> Result<(), String> {
+    let res_cfg = config.resource(&resource.name).map_err(|e| e.to_string())?;
+    let Some(peer) = res_cfg.peer_of(node) else {
+        return Ok(());
+    };
+    let me = res_cfg.host(node).map_err(|e| e.to_string())?;
+    let local = me
+        .address
+        .ok_or_else(|| format!("no 'address' configured for this node ({node})"))?;
+    let peer_addr = peer
+        .address
+        .ok_or_else(|| format!("no 'address' configured for the peer {}", peer.name))?;
+    let settings = res_cfg.settings();
+    if settings.allow_two_primaries {
+        return Err(
+            "allow-two-primaries is not implemented by rdbd; remove it from the net section".into(),
+        );
+    }
+    let cfg = PeerConfig {
+        local,
+        peer: peer_addr,
+        peer_name: peer.name.clone(),
+        local_name: node.to_string(),
+        settings,
+    };
+    tracing::info!(resource = %resource.name, %local, peer = %peer_addr, protocol = %cfg.settings.protocol, "replication with {} starts", peer.name);
+    let link = start(Arc::clone(resource), cfg, changed);
+    resource.set_peer_link(link);
+    Ok(())
 }

@@ -51,6 +51,24 @@ pub(super) struct Receiver {
     barriers: mpsc::UnboundedSender<(u32, u32, Vec<JoinHandle<()>>)>,
     inflight: Arc<Mutex<Inflight>>,
     barrier_task: JoinHandle<()>,
+    /// Disk writes spawned and not finished.
+    writing: Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// Counts a spawned disk write for as long as it lives.
+struct Writing(Arc<std::sync::atomic::AtomicU64>);
+
+impl Writing {
+    fn new(counter: &Arc<std::sync::atomic::AtomicU64>) -> Writing {
+        counter.fetch_add(1, Ordering::SeqCst);
+        Writing(Arc::clone(counter))
+    }
+}
+
+impl Drop for Writing {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Drop for Receiver {
@@ -104,6 +122,17 @@ impl Receiver {
             barriers: tx,
             inflight: Arc::default(),
             barrier_task,
+            writing: Arc::default(),
+        }
+    }
+
+    /// Waits (up to 30 s) until every received write reached the disk.
+    pub(super) async fn drain(&self) {
+        let start = std::time::Instant::now();
+        while self.writing.load(Ordering::SeqCst) > 0
+            && start.elapsed() < std::time::Duration::from_secs(30)
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
     }
 
@@ -173,7 +202,9 @@ impl Receiver {
         if write_ack {
             unacked.counters.unacked.fetch_add(1, Ordering::Relaxed);
         }
+        let writing = Writing::new(&self.writing);
         let task = tokio::spawn(async move {
+            let _writing = writing;
             for mut w in waits {
                 let _ = w.wait_for(|d| *d).await;
             }
@@ -275,7 +306,9 @@ impl Receiver {
             Arc::clone(&self.inflight),
             events.clone(),
         );
+        let writing = Writing::new(&self.writing);
         tokio::spawn(async move {
+            let _writing = writing;
             for mut w in waits {
                 let _ = w.wait_for(|d| *d).await;
             }

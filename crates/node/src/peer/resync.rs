@@ -2,59 +2,30 @@
 //! `drbd_resync_finished`; drbd_main.c `drbd_gen_and_send_sync_uuid`).
 //!
 //! - The SyncTarget pulls: it walks its bitmap and asks for runs of out-of-sync blocks
-//!   (`P_RS_DATA_REQUEST`, up to 128 KiB each), within a byte budget per 100 ms step:
-//!   `resync-rate` with `c-plan-ahead 0`, else `c-max-rate` with at most 4 MiB in flight.
+//!   (`P_RS_DATA_REQUEST`, up to 128 KiB each), as many per 100 ms step as DRBD's rate
+//!   controller allows (`resync-rate` with `c-plan-ahead 0`, else the dynamic controller).
 //!   Each reply is written, its bits cleared, and `P_RS_WRITE_ACK` sent. The bitmap is
 //!   written back every second, so an interrupted resync resumes where it stopped.
 //! - The SyncSource answers from its disk, holding the resync lock exclusively for the
 //!   read and the queueing of the reply (no application write slips in between), and
 //!   clears its bits on `P_RS_WRITE_ACK`.
-//! - Identifiers: at the start the source sets bitmap = old bitmap + 2^48 (or a random
-//!   value after JUST_CREATED) and sends it in `P_SYNC_UUID`; the target takes it as its
-//!   current. At the end the source moves bitmap into history; the target takes the
-//!   source's current and keeps its old current in history.
+//! - Identifiers at the start and the end of a resync follow
+//!   `rdbd_replicator::sync_handshake` (`source_sync_uuid`, `target_sync_uuid_received`,
+//!   `resync_finished_source` / `resync_finished_target`).
 
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use rdbd_control::status::SyncProgress;
-use rdbd_replicator::generation::{Generations, UUID_JUST_CREATED};
+use rdbd_replicator::resync::rate::{RateConfig, RateController};
 use rdbd_wire::{BlockAck, BlockRequest, DataHeader, DataPacket, DpFlags, Packet, ID_SYNCER};
 
 use super::io::{Outbox, Outgoing};
 use super::receive::checked_range;
 use super::session::Ctx;
 
-/// `UUID_NEW_BM_OFFSET`.
-const UUID_NEW_BM_OFFSET: u64 = 1 << 48;
 /// Largest resync request, in 4 KiB blocks.
 const MAX_REQUEST_BLOCKS: u64 = 32;
-/// Bytes in flight with the dynamic controller.
-const MAX_INFLIGHT_BYTES: u64 = 4 << 20;
-
-/// The sync UUID a source generates from its bitmap UUID.
-pub(super) fn new_sync_uuid(bitmap: u64) -> u64 {
-    if bitmap != 0 && bitmap != UUID_JUST_CREATED {
-        bitmap.wrapping_add(UUID_NEW_BM_OFFSET)
-    } else {
-        rand::random::<u64>() & !1
-    }
-}
-
-/// Identifiers of a source at the end: bitmap into history.
-pub(super) fn source_finished(g: &mut Generations) {
-    if g.bitmap != 0 {
-        g.history = [g.bitmap, g.history[0]];
-    }
-    g.bitmap = 0;
-}
-
-/// Identifiers of a target at the end: the source's current, ours into history.
-pub(super) fn target_finished(g: &mut Generations, peer_current: u64) {
-    g.history = [g.current & !1, g.history[0]];
-    g.bitmap = 0;
-    g.current = peer_current & !1;
-}
 
 /// Progress bookkeeping shared by both sides.
 #[derive(Debug)]
@@ -100,50 +71,65 @@ impl Progress {
     }
 }
 
-/// The SyncTarget's request generator.
+/// The SyncTarget's request generator, paced by DRBD's rate controller
+/// (`rdbd_replicator::resync::rate`: static `resync-rate` with `c-plan-ahead 0`, else the
+/// dynamic controller; never more than `max-buffers / 2` blocks in flight).
 #[derive(Debug)]
 pub(super) struct TargetPump {
     cursor_bit: u64,
     inflight_requests: u64,
-    inflight_bytes: u64,
-    budget_bytes: u64,
+    rate: RateController,
+    /// Sectors of replies since the last step.
+    sectors_in: u64,
+    /// Blocks the controller allows in this step.
+    allowance_blocks: u64,
     /// Replies that failed (their bits stay set).
     pub(super) failed_blocks: u64,
     pub(super) progress: Progress,
 }
 
+/// The rate controller's options from the settings.
+pub(super) fn rate_config(s: &rdbd_config::Settings) -> RateConfig {
+    RateConfig {
+        resync_rate_kib: s.resync_rate_kib,
+        c_plan_ahead_ds: s.c_plan_ahead,
+        c_delay_target_ds: s.c_delay_target,
+        c_fill_target_sectors: s.c_fill_target_sect,
+        c_max_rate_kib: s.c_max_rate_kib,
+        c_min_rate_kib: s.c_min_rate_kib,
+        max_buffers: s.max_buffers,
+    }
+}
+
 impl TargetPump {
-    pub(super) fn new(total_blocks: u64) -> Self {
+    pub(super) fn new(ctx: &Ctx, total_blocks: u64) -> Self {
+        let mut rate = RateController::new(rate_config(&ctx.cfg.settings));
+        rate.reset();
         TargetPump {
             cursor_bit: 0,
             inflight_requests: 0,
-            inflight_bytes: 0,
-            budget_bytes: 0,
+            rate,
+            sectors_in: 0,
+            allowance_blocks: 0,
             failed_blocks: 0,
             progress: Progress::new(total_blocks),
         }
     }
 
-    /// The rate this target asks for, KiB/s.
-    pub(super) fn want_kib(ctx: &Ctx) -> u64 {
-        let s = &ctx.cfg.settings;
-        u64::from(if s.c_plan_ahead == 0 {
-            s.resync_rate_kib
-        } else {
-            s.c_max_rate_kib
-        })
+    /// The rate the controller asks for, KiB/s (`want:` in the status).
+    pub(super) fn want_kib(&self) -> u64 {
+        self.rate.c_sync_rate_kib()
     }
 
-    /// A 100 ms step: refill the budget.
-    pub(super) fn on_step(&mut self, ctx: &Ctx) {
-        let per_step = (Self::want_kib(ctx) * 1024 / 10).max(4096);
-        self.budget_bytes = (self.budget_bytes + per_step).min(per_step * 2);
+    /// A 100 ms step of the controller.
+    pub(super) fn on_step(&mut self) {
+        self.allowance_blocks = self.rate.step(std::mem::take(&mut self.sectors_in));
     }
 
     /// A reply was written (or failed).
     pub(super) fn on_reply(&mut self, ctx: &Ctx, bytes: u64, ok: bool) {
         self.inflight_requests = self.inflight_requests.saturating_sub(1);
-        self.inflight_bytes = self.inflight_bytes.saturating_sub(bytes);
+        self.sectors_in += bytes / 512;
         ctx.link
             .counters
             .rs_pending
@@ -153,18 +139,13 @@ impl TargetPump {
         }
     }
 
-    /// Sends requests while the budget allows. Returns true when the resync is complete
+    /// Sends requests while the controller allows. Returns true when the resync is complete
     /// (no bit left, nothing in flight).
     pub(super) fn pump(&mut self, ctx: &Ctx, data: &Outbox) -> bool {
         let meta = &ctx.resource.meta;
         let bits = meta.bitmap_bits();
         let size_sectors = ctx.resource.size_bytes / 512;
-        let window = if ctx.cfg.settings.c_plan_ahead == 0 {
-            u64::MAX
-        } else {
-            MAX_INFLIGHT_BYTES
-        };
-        while self.budget_bytes > 0 && self.inflight_bytes < window {
+        while self.allowance_blocks > 0 {
             let Some(first) = meta.next_out_of_sync(self.cursor_bit).filter(|b| *b < bits) else {
                 if self.inflight_requests == 0 {
                     if meta.bitmap_weight() <= self.failed_blocks {
@@ -180,7 +161,7 @@ impl TargetPump {
                 .next_in_sync(first)
                 .unwrap_or(bits)
                 .min(bits)
-                .min(first + MAX_REQUEST_BLOCKS);
+                .min(first + MAX_REQUEST_BLOCKS.min(self.allowance_blocks));
             let sector = first * 8;
             let end_sector = (run_end * 8).min(size_sectors);
             if end_sector <= sector {
@@ -197,8 +178,9 @@ impl TargetPump {
             })));
             self.cursor_bit = run_end;
             self.inflight_requests += 1;
-            self.inflight_bytes += u64::from(size_bytes);
-            self.budget_bytes = self.budget_bytes.saturating_sub(u64::from(size_bytes));
+            let blocks = run_end - first;
+            self.rate.requests_sent(blocks);
+            self.allowance_blocks = self.allowance_blocks.saturating_sub(blocks);
         }
         ctx.link
             .counters

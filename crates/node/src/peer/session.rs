@@ -14,30 +14,29 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rdbd_replicator::bitmap_exchange::{bitmap_packets, BitmapReceiver};
-use rdbd_replicator::generation::{FlagState, Generations};
-use rdbd_replicator::handshake::{protocol_params, Handshake, HandshakeConfig, PeerReport};
+use rdbd_replicator::handshake::{Handshake, PeerReport};
 use rdbd_replicator::liveness::{Liveness, Tick};
 use rdbd_replicator::peer_state::{
     self, check_request, convert_request, on_peer_state, PeerStateAction,
 };
-use rdbd_replicator::sync_decision::{decide, SyncDecision};
+use rdbd_replicator::resync::bitmap_xfer::BitmapReceiver;
 use rdbd_replicator::transfer_log::AckKind;
 use rdbd_types::{ConnState, DiskState, Role};
-use rdbd_wire::auth::CramHmacAlg;
-use rdbd_wire::{
-    DrbdState, HeaderKind, Packet, Sizes, StateChange, StateChangeReply, StateField, SyncParams,
-    Uuids, ID_SYNCER, UUID_FLAG_CRASHED_PRIMARY, UUID_FLAG_INCONSISTENT,
-};
+use rdbd_wire::{DrbdState, Packet, StateChange, StateChangeReply, StateField, ID_SYNCER};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, Notify, OwnedRwLockWriteGuard};
 
 use super::connect::{establish, Sockets};
-use super::io::{spawn_reader, spawn_writer, Incoming, Outbox, Outgoing, Sock, Written};
+use super::io::{
+    spawn_reader, spawn_writer, AckHandler, Incoming, Outbox, Outgoing, Sock, Written,
+};
 use super::receive::{Receiver, WriteKind};
-use super::resync::{new_sync_uuid, serve, source_finished, target_finished, Progress, TargetPump};
+use super::resync::{serve, Progress, TargetPump};
 use super::{Command, PeerConfig, PeerLink};
-use crate::resource::{Resource, ResourceState};
+use crate::resource::Resource;
+
+mod ctx;
+mod sync;
 
 /// What a session works with.
 #[derive(Clone)]
@@ -74,221 +73,34 @@ enum End {
     Shutdown(oneshot::Sender<()>),
 }
 
-impl Ctx {
-    fn name(&self) -> &str {
-        &self.resource.name
-    }
-
-    fn update(&self, f: impl FnOnce(&mut ResourceState)) {
-        self.resource.update_state(f);
-        self.changed.notify_waiters();
-    }
-
-    fn set_cstate(&self, cs: ConnState) {
-        let old = self.resource.state().cstate;
-        if old != cs {
-            tracing::info!(resource = %self.name(), "conn( {old} -> {cs} )");
-            self.update(|st| st.cstate = cs);
-        }
-    }
-
-    fn flag_state(&self) -> FlagState {
-        let st = self.resource.state();
-        FlagState {
-            role: st.role,
-            peer_role: st.peer_role,
-            cstate: st.cstate,
-            disk: st.disk,
-            peer_disk: st.peer_disk,
-            crashed_primary: false,
-        }
-    }
-
-    async fn persist(&self, f: impl FnOnce(&mut Generations) + Send + 'static) -> Generations {
-        match self
-            .resource
-            .meta
-            .update_generations(f, self.flag_state())
-            .await
-        {
-            Ok(g) => g,
-            Err(e) => {
-                tracing::error!(resource = %self.name(), error = %e, "writing the identifiers failed");
-                self.resource.meta.generations()
-            }
-        }
-    }
-
-    async fn write_bitmap(&self) {
-        match self.resource.meta.write_dirty_bitmap().await {
-            Ok(n) => {
-                self.resource.io.bm_writes.fetch_add(n, Ordering::Relaxed);
-            }
-            Err(e) => {
-                tracing::error!(resource = %self.name(), error = %e, "writing the bitmap failed")
-            }
-        }
-    }
-
-    fn our_state(&self) -> DrbdState {
-        let st = self.resource.state();
-        DrbdState {
-            role: st.role,
-            peer: st.peer_role,
-            conn: st.cstate,
-            disk: st.disk,
-            pdsk: st.peer_disk,
-            susp: false,
-            aftr_isp: false,
-            peer_isp: false,
-            user_isp: false,
-            susp_nod: false,
-            susp_fen: false,
-        }
-    }
-
-    fn our_uuids(&self) -> Uuids {
-        let g = self.resource.meta.generations();
-        let st = self.resource.state();
-        let mut flags = 0;
-        if st.disk == DiskState::Inconsistent {
-            flags |= UUID_FLAG_INCONSISTENT;
-        }
-        if self.resource.meta.superblock().flags.0
-            & rdbd_replicator::generation::md_flag::CRASHED_PRIMARY
-            != 0
-        {
-            flags |= UUID_FLAG_CRASHED_PRIMARY;
-        }
-        Uuids {
-            current: g.current,
-            bitmap: g.bitmap,
-            history: g.history,
-            dirty_bits: self.resource.meta.bitmap_weight(),
-            flags,
-        }
-    }
-
-    fn our_sizes(&self) -> Sizes {
-        let sectors = self.resource.size_bytes / 512;
-        let current = if self.resource.state().role == Role::Primary {
-            sectors
-        } else {
-            0
-        };
-        Sizes {
-            backing_sectors: sectors,
-            user_sectors: self.cfg.settings.size_sect.unwrap_or(0),
-            current_sectors: current,
-            max_bio_size_bytes: rdbd_wire::DRBD_MAX_BIO_SIZE as u32,
-            queue_order_type: 0,
-            dds_flags: 0,
-            queue_limits: None,
-        }
-    }
-
-    fn handshake_config(&self) -> Result<HandshakeConfig, String> {
-        let s = &self.cfg.settings;
-        if s.allow_two_primaries {
-            return Err(
-                rdbd_replicator::handshake::HandshakeError::TwoPrimariesUnsupported.to_string(),
-            );
-        }
-        let auth = match (&s.cram_hmac_alg, &s.shared_secret) {
-            (Some(alg), secret) => {
-                let alg = CramHmacAlg::from_name(alg).ok_or_else(|| {
-                    format!("cram-hmac-alg '{alg}' is not supported (rdbd knows sha1 and sha256)")
-                })?;
-                Some((alg, secret.clone().unwrap_or_default().into_bytes()))
-            }
-            (None, _) => None,
-        };
-        let mut challenge = [0u8; rdbd_wire::auth::CHALLENGE_BYTES];
-        for b in challenge.iter_mut() {
-            *b = rand::random();
-        }
-        let mut state = self.our_state();
-        state.conn = ConnState::WFReportParams;
-        Ok(HandshakeConfig {
-            auth,
-            protocol: protocol_params(
-                s.protocol,
-                [&s.after_sb_0pri, &s.after_sb_1pri, &s.after_sb_2pri],
-                s.allow_two_primaries,
-                s.data_integrity_alg.as_deref(),
-                false,
-            ),
-            sync: SyncParams {
-                resync_rate_kib: s.resync_rate_kib,
-                verify_alg: s.verify_alg.clone().unwrap_or_default(),
-                csums_alg: s.csums_alg.clone().unwrap_or_default(),
-                c_plan_ahead_ds: s.c_plan_ahead,
-                c_delay_target_ds: s.c_delay_target,
-                c_fill_target_sectors: s.c_fill_target_sect,
-                c_max_rate_kib: s.c_max_rate_kib,
-            },
-            sizes: self.our_sizes(),
-            uuids: self.our_uuids(),
-            state,
-            challenge,
-        })
-    }
-
-    /// After a connection: requests not acknowledged go out of sync, a Primary starts a
-    /// new generation, the peer is unknown again.
-    async fn cleanup(&self) {
-        let lost = self.link.stop_replicating();
-        for (sector, size) in &lost {
-            self.resource
-                .meta
-                .set_out_of_sync(sector * 512, u64::from(*size));
-        }
-        if !lost.is_empty() {
-            tracing::info!(resource = %self.name(), requests = lost.len(), "requests not acknowledged by the peer were marked out of sync");
-        }
-        self.link.set_sync_progress(None);
-        self.link.counters.rs_pending.store(0, Ordering::Relaxed);
-        self.update(|st| {
-            st.peer_role = Role::Unknown;
-            st.peer_disk = DiskState::DUnknown;
-        });
-        let st = self.resource.state();
-        if st.role == Role::Primary && self.resource.meta.generations().bitmap == 0 {
-            let random = rand::random::<u64>();
-            let g = self
-                .persist(move |g| {
-                    g.new_current(random, Role::Primary);
-                })
-                .await;
-            tracing::info!(resource = %self.name(), current = format!("{:016X}", g.current), bitmap = format!("{:016X}", g.bitmap), "new current UUID (Primary lost its peer)");
-        } else {
-            self.persist(|_| {}).await;
-        }
-        self.write_bitmap().await;
-    }
+fn bind(ctx: &Ctx) -> std::io::Result<TcpListener> {
+    let sock = if ctx.cfg.local.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    }?;
+    sock.set_reuseaddr(true)?;
+    sock.bind(ctx.cfg.local)?;
+    sock.listen(16)
 }
 
-async fn bind(ctx: &Ctx) -> TcpListener {
+/// Waits `connect-int` while answering commands. `Some(true)`: shut down; `Some(false)`:
+/// stop waiting (disconnect); `None`: the time is up.
+async fn wait_connect_int(
+    ctx: &Ctx,
+    commands: &mut mpsc::UnboundedReceiver<Command>,
+    want: &mut bool,
+) -> Option<bool> {
+    let wait = tokio::time::sleep(Duration::from_secs(u64::from(
+        ctx.cfg.settings.connect_int_s.max(1),
+    )));
+    tokio::pin!(wait);
     loop {
-        let sock = if ctx.cfg.local.is_ipv4() {
-            tokio::net::TcpSocket::new_v4()
-        } else {
-            tokio::net::TcpSocket::new_v6()
-        };
-        let result = sock.and_then(|s| {
-            s.set_reuseaddr(true)?;
-            s.bind(ctx.cfg.local)?;
-            s.listen(16)
-        });
-        match result {
-            Ok(l) => return l,
-            Err(e) => {
-                tracing::error!(resource = %ctx.name(), address = %ctx.cfg.local, error = %e, "cannot listen on the replication address; retrying");
-                tokio::time::sleep(Duration::from_secs(u64::from(
-                    ctx.cfg.settings.connect_int_s.max(1),
-                )))
-                .await;
-            }
+        tokio::select! {
+            _ = &mut wait => return None,
+            cmd = commands.recv() => if let Some(stop) = idle_command(cmd, want) {
+                return Some(stop);
+            },
         }
     }
 }
@@ -334,7 +146,17 @@ pub(crate) async fn manage(ctx: Ctx, mut commands: mpsc::UnboundedReceiver<Comma
         }
         let l = match &listener {
             Some(l) => l,
-            None => listener.insert(bind(&ctx).await),
+            None => match bind(&ctx) {
+                Ok(l) => listener.insert(l),
+                Err(e) => {
+                    tracing::error!(resource = %ctx.name(), address = %ctx.cfg.local, error = %e, "cannot listen on the replication address; retrying in {} s", ctx.cfg.settings.connect_int_s);
+                    ctx.set_cstate(ConnState::Unconnected);
+                    if wait_connect_int(&ctx, &mut commands, &mut want).await == Some(true) {
+                        return;
+                    }
+                    continue;
+                }
+            },
         };
         ctx.set_cstate(ConnState::WFConnection);
         let socks = tokio::select! {
@@ -348,6 +170,9 @@ pub(crate) async fn manage(ctx: Ctx, mut commands: mpsc::UnboundedReceiver<Comma
         };
         ctx.set_cstate(ConnState::WFReportParams);
         let end = Session::run(&ctx, socks, &mut commands).await;
+        // Not listening while not in WFConnection: the peer's attempts fail at once
+        // instead of waiting in our listen queue.
+        drop(listener.take());
         ctx.cleanup().await;
         match end {
             End::Lost(cs, reason) => {
@@ -360,19 +185,8 @@ pub(crate) async fn manage(ctx: Ctx, mut commands: mpsc::UnboundedReceiver<Comma
                 tracing::error!(resource = %ctx.name(), peer = %ctx.cfg.peer_name, "connection refused: {reason}; retrying in {} s", ctx.cfg.settings.connect_int_s);
                 ctx.set_cstate(ConnState::Disconnecting);
                 ctx.set_cstate(ConnState::Unconnected);
-                let wait = tokio::time::sleep(Duration::from_secs(u64::from(
-                    ctx.cfg.settings.connect_int_s.max(1),
-                )));
-                tokio::pin!(wait);
-                loop {
-                    tokio::select! {
-                        _ = &mut wait => break,
-                        cmd = commands.recv() => match idle_command(cmd, &mut want) {
-                            Some(true) => return,
-                            Some(false) => break,
-                            None => {}
-                        },
-                    }
+                if wait_connect_int(&ctx, &mut commands, &mut want).await == Some(true) {
+                    return;
                 }
             }
             End::Disconnect(tx) => {
@@ -388,6 +202,34 @@ pub(crate) async fn manage(ctx: Ctx, mut commands: mpsc::UnboundedReceiver<Comma
             }
         }
     }
+}
+
+/// Applies write and resync acks in the meta socket's reader task, like DRBD's ack
+/// receiver thread: completions do not wait behind the data socket's traffic.
+fn ack_handler(ctx: &Ctx) -> AckHandler {
+    let (resource, link) = (Arc::clone(&ctx.resource), Arc::clone(&ctx.link));
+    Box::new(move |p: &Packet| {
+        let (kind, a) = match p {
+            Packet::RecvAck(a) => (AckKind::Recv, a),
+            Packet::WriteAck(a) => (AckKind::Write, a),
+            Packet::RsWriteAck(a) if a.block_id == ID_SYNCER => {
+                resource
+                    .meta
+                    .set_in_sync(a.sector, u64::from(a.size_bytes) / 512);
+                return true;
+            }
+            Packet::RsWriteAck(a) => (AckKind::RsWrite, a),
+            Packet::NegAck(a) if a.block_id != ID_SYNCER => {
+                tracing::warn!(resource = %resource.name, sector = a.sector, size = a.size_bytes, "the peer failed to write; blocks marked out of sync");
+                (AckKind::Neg, a)
+            }
+            _ => return false,
+        };
+        if let Some((sector, size)) = link.ack(kind, a.block_id) {
+            resource.meta.set_out_of_sync(sector * 512, u64::from(size));
+        }
+        true
+    })
 }
 
 /// The resync phase of a session.
@@ -415,6 +257,7 @@ struct Session<'a> {
     receiver: Receiver,
     sync: SyncPhase,
     consider_resync: bool,
+    resolve_conflicts: bool,
     pending_role: Option<oneshot::Sender<Result<(), (i32, String)>>>,
     started: Instant,
     last_bitmap_write: Instant,
@@ -451,10 +294,27 @@ impl<'a> Session<'a> {
         let (meta_tx, meta_rx) = mpsc::unbounded_channel();
         let (in_tx, mut incoming) = mpsc::channel(256);
         let tasks = vec![
-            spawn_writer(data_w, data_rx, written_tx.clone()),
-            spawn_writer(meta_w, meta_rx, written_tx),
-            spawn_reader(Sock::Data, data_r, rdbd_wire::Decoder::new(), in_tx.clone()),
-            spawn_reader(Sock::Meta, meta_r, rdbd_wire::Decoder::new(), in_tx),
+            spawn_writer(
+                data_w,
+                data_rx,
+                written_tx.clone(),
+                Some(Arc::clone(&ctx.link)),
+            ),
+            spawn_writer(meta_w, meta_rx, written_tx, None),
+            spawn_reader(
+                Sock::Data,
+                data_r,
+                rdbd_wire::Decoder::new(),
+                in_tx.clone(),
+                None,
+            ),
+            spawn_reader(
+                Sock::Meta,
+                meta_r,
+                rdbd_wire::Decoder::new(),
+                in_tx,
+                Some(ack_handler(ctx)),
+            ),
         ];
         let guard = TaskGuard(tasks);
         // The handshake.
@@ -467,21 +327,30 @@ impl<'a> Session<'a> {
         for (kind, p) in out {
             let _ = data_tx.send(Outgoing::new(kind, p));
         }
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        // The peer's first packet must come soon (a socket pair that only looks
+        // established, e.g. left in the peer's listen queue, is given up quickly); the
+        // whole handshake has 30 s.
+        let mut deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        let mut first = true;
         let report = loop {
             tokio::select! {
                 item = incoming.recv() => match item {
-                    Some(Incoming::Frame(Sock::Data, f)) => match hs.on_packet(f.packet) {
-                        Ok((out, done)) => {
-                            for (kind, p) in out {
-                                let _ = data_tx.send(Outgoing::new(kind, p));
-                            }
-                            if let Some(r) = done {
-                                break r;
-                            }
+                    Some(Incoming::Frame(Sock::Data, f)) => {
+                        if std::mem::take(&mut first) {
+                            deadline += Duration::from_secs(25);
                         }
-                        Err(e) => return End::Refused(e.to_string()),
-                    },
+                        match hs.on_packet(f.packet) {
+                            Ok((out, done)) => {
+                                for (kind, p) in out {
+                                    let _ = data_tx.send(Outgoing::new(kind, p));
+                                }
+                                if let Some(r) = done {
+                                    break r;
+                                }
+                            }
+                            Err(e) => return End::Refused(e.to_string()),
+                        }
+                    }
                     Some(Incoming::Frame(Sock::Meta, f)) => {
                         if f.packet == Packet::Ping {
                             let _ = meta_tx.send(Outgoing::h100(Packet::PingAck));
@@ -493,7 +362,7 @@ impl<'a> Session<'a> {
                 w = written.recv() => if let Some(Written::Failed(e)) = w {
                     return End::Lost(ConnState::BrokenPipe, format!("sending during the handshake: {e}"));
                 },
-                _ = tokio::time::sleep_until(deadline) => return End::Lost(ConnState::Timeout, "the handshake did not finish within 30 s".into()),
+                _ = tokio::time::sleep_until(deadline) => return End::Lost(ConnState::Timeout, "the peer did not answer the handshake in time (5 s for its first packet, 30 s in all)".into()),
                 cmd = commands.recv() => match cmd {
                     None => return End::Lost(ConnState::TearDown, "manager gone".into()),
                     Some(Command::Disconnect(tx)) => return End::Disconnect(tx),
@@ -524,6 +393,7 @@ impl<'a> Session<'a> {
             liveness: Liveness::new(s.ping_int_s, s.ping_timeout_ds, s.timeout_ds, s.ko_count, 0),
             sync: SyncPhase::None,
             consider_resync: false,
+            resolve_conflicts,
             pending_role: None,
             started,
             last_bitmap_write: started,
@@ -534,7 +404,10 @@ impl<'a> Session<'a> {
         }
         ctx.link
             .start_replicating(session.data.clone(), s.protocol, s.max_epoch_size, features);
-        session.main_loop(commands).await
+        let end = session.main_loop(commands).await;
+        // Writes received before the end still reach the disk before anyone detaches it.
+        session.receiver.drain().await;
+        end
     }
 
     fn send_data(&self, p: Packet) {
@@ -563,8 +436,7 @@ impl<'a> Session<'a> {
                     None => Err(End::Lost(ConnState::BrokenPipe, "readers ended".into())),
                 },
                 w = self.written.recv() => match w {
-                    Some(Written::Sent { ids, bytes }) => {
-                        self.ctx.link.sent(&ids);
+                    Some(Written::Sent { bytes }) => {
                         self.ctx.resource.io.net_sent_bytes.fetch_add(bytes, Ordering::Relaxed);
                         Ok(())
                     }
@@ -654,11 +526,11 @@ impl<'a> Session<'a> {
             }
         }
         self.ctx.link.close_idle_epoch();
-        let want = TargetPump::want_kib(self.ctx);
         let weight = self.ctx.resource.meta.bitmap_weight();
         match &mut self.sync {
             SyncPhase::Target(pump) => {
-                pump.on_step(self.ctx);
+                pump.on_step();
+                let want = pump.want_kib();
                 let p = pump.progress.sample(weight, want);
                 self.ctx.link.set_sync_progress(Some(p));
                 if pump.pump(self.ctx, &self.data) {
@@ -856,6 +728,7 @@ impl<'a> Session<'a> {
         if st.role == Role::Primary && s.role == Role::Primary {
             return Err(End::Refused("the peer is Primary too; dual-primary (allow-two-primaries) is not supported by rdbd".into()));
         }
+        self.peer.state = s;
         let action = on_peer_state(
             st.cstate,
             st.disk,
@@ -889,203 +762,6 @@ impl<'a> Session<'a> {
             }
             PeerStateAction::SyncHandshake => self.sync_handshake(peer_disk).await,
         }
-    }
-
-    async fn sync_handshake(&mut self, peer_disk: DiskState) -> Result<(), End> {
-        let ctx = self.ctx;
-        let st = ctx.resource.state();
-        let own = ctx.resource.meta.generations();
-        let decision = decide(&own, st.disk, &self.peer.uuids, peer_disk);
-        tracing::info!(
-            resource = %ctx.name(),
-            own_current = format!("{:016X}", own.current),
-            own_bitmap = format!("{:016X}", own.bitmap),
-            peer_current = format!("{:016X}", self.peer.uuids.current),
-            peer_bitmap = format!("{:016X}", self.peer.uuids.bitmap),
-            "sync handshake: {decision:?}"
-        );
-        match decision {
-            SyncDecision::NoSync => {
-                let was = st.cstate;
-                ctx.update(|st| {
-                    st.cstate = ConnState::Connected;
-                    if matches!(st.disk, DiskState::Consistent | DiskState::Outdated)
-                        && peer_disk == DiskState::UpToDate
-                    {
-                        st.disk = DiskState::UpToDate;
-                    }
-                    if matches!(peer_disk, DiskState::Consistent | DiskState::Outdated)
-                        && st.disk == DiskState::UpToDate
-                    {
-                        st.peer_disk = DiskState::UpToDate;
-                    }
-                });
-                tracing::info!(resource = %ctx.name(), "conn( {was} -> Connected )");
-                ctx.persist(|_| {}).await;
-                self.send_state();
-                Ok(())
-            }
-            SyncDecision::Source { full } => {
-                // Hold application writes off until the bitmaps crossed.
-                let guard = Arc::clone(&ctx.link.resync_lock).write_owned().await;
-                if full {
-                    ctx.resource.meta.set_all_out_of_sync();
-                    ctx.write_bitmap().await;
-                }
-                ctx.set_cstate(ConnState::WFBitMapS);
-                ctx.update(|st| st.peer_disk = DiskState::Inconsistent);
-                self.send_state();
-                self.send_bitmap()?;
-                self.sync =
-                    SyncPhase::BitmapS(BitmapReceiver::new(ctx.resource.meta.bitmap_bits()), guard);
-                Ok(())
-            }
-            SyncDecision::Target { full } => {
-                if st.role == Role::Primary {
-                    return Err(End::Refused(
-                        "I shall become SyncTarget, but I am primary! (rr-conflict disconnect)"
-                            .into(),
-                    ));
-                }
-                if full {
-                    ctx.resource.meta.set_all_out_of_sync();
-                    ctx.write_bitmap().await;
-                }
-                ctx.set_cstate(ConnState::WFBitMapT);
-                ctx.update(|st| st.disk = DiskState::Inconsistent);
-                ctx.persist(|_| {}).await;
-                self.send_state();
-                self.sync =
-                    SyncPhase::BitmapT(BitmapReceiver::new(ctx.resource.meta.bitmap_bits()));
-                Ok(())
-            }
-            SyncDecision::Refuse(reason) => Err(End::Refused(reason)),
-        }
-    }
-
-    fn send_bitmap(&self) -> Result<(), End> {
-        let meta = &self.ctx.resource.meta;
-        let packets = bitmap_packets(
-            &meta.bitmap_words(),
-            meta.bitmap_bits(),
-            self.ctx.cfg.settings.use_rle,
-        )
-        .map_err(|e| {
-            End::Lost(
-                ConnState::ProtocolError,
-                format!("encoding the bitmap: {e}"),
-            )
-        })?;
-        for p in packets {
-            let _ = self.data.send(Outgoing::new(HeaderKind::H100, p));
-        }
-        Ok(())
-    }
-
-    async fn on_bitmap(&mut self, p: &Packet) -> Result<(), End> {
-        let ctx = self.ctx;
-        let (done, words) = match &mut self.sync {
-            SyncPhase::BitmapS(rx, _) | SyncPhase::BitmapT(rx) => {
-                let done = rx
-                    .on_packet(p)
-                    .map_err(|e| End::Lost(ConnState::ProtocolError, e.to_string()))?;
-                (done, None::<Vec<u64>>)
-            }
-            _ => {
-                return Err(self.protocol_error(format!(
-                    "a bitmap packet while {}",
-                    ctx.resource.state().cstate
-                )))
-            }
-        };
-        let _ = words;
-        if !done {
-            return Ok(());
-        }
-        let phase = std::mem::replace(&mut self.sync, SyncPhase::None);
-        match phase {
-            SyncPhase::BitmapS(rx, guard) => {
-                ctx.resource.meta.merge_bitmap(&rx.into_words());
-                let old_bitmap = ctx.resource.meta.generations().bitmap;
-                let sync_uuid = new_sync_uuid(old_bitmap);
-                ctx.persist(move |g| g.bitmap = sync_uuid).await;
-                ctx.write_bitmap().await;
-                self.send_data(Packet::SyncUuid { uuid: sync_uuid });
-                ctx.set_cstate(ConnState::SyncSource);
-                self.send_state();
-                let weight = ctx.resource.meta.bitmap_weight();
-                tracing::info!(resource = %ctx.name(), "Began resync as SyncSource (will sync {} KB [{weight} bits set]).", weight * 4);
-                self.sync = SyncPhase::Source(Progress::new(weight));
-                drop(guard);
-            }
-            SyncPhase::BitmapT(rx) => {
-                ctx.resource.meta.merge_bitmap(&rx.into_words());
-                ctx.write_bitmap().await;
-                self.send_bitmap()?;
-                ctx.set_cstate(ConnState::WFSyncUUID);
-                self.sync = SyncPhase::WaitSyncUuid;
-            }
-            other => self.sync = other,
-        }
-        Ok(())
-    }
-
-    async fn on_sync_uuid(&mut self, uuid: u64) -> Result<(), End> {
-        let ctx = self.ctx;
-        if !matches!(self.sync, SyncPhase::WaitSyncUuid) {
-            return Err(
-                self.protocol_error(format!("P_SYNC_UUID while {}", ctx.resource.state().cstate))
-            );
-        }
-        ctx.update(|st| st.disk = DiskState::Inconsistent);
-        ctx.persist(move |g| {
-            g.current = uuid & !1;
-            g.bitmap = 0;
-        })
-        .await;
-        ctx.set_cstate(ConnState::SyncTarget);
-        self.send_state();
-        let weight = ctx.resource.meta.bitmap_weight();
-        tracing::info!(resource = %ctx.name(), "Began resync as SyncTarget (will sync {} KB [{weight} bits set]).", weight * 4);
-        let mut pump = TargetPump::new(weight);
-        pump.on_step(ctx);
-        let complete = pump.pump(ctx, &self.data);
-        self.sync = SyncPhase::Target(pump);
-        if complete {
-            self.finish_target().await;
-        }
-        Ok(())
-    }
-
-    async fn finish_target(&mut self) {
-        let ctx = self.ctx;
-        self.sync = SyncPhase::None;
-        ctx.link.set_sync_progress(None);
-        let peer_current = self.peer.uuids.current;
-        ctx.update(|st| {
-            st.disk = DiskState::UpToDate;
-            st.peer_disk = DiskState::UpToDate;
-            st.cstate = ConnState::Connected;
-        });
-        let g = ctx.persist(move |g| target_finished(g, peer_current)).await;
-        ctx.write_bitmap().await;
-        tracing::info!(resource = %ctx.name(), current = format!("{:016X}", g.current), "Resync done; conn( SyncTarget -> Connected ) disk( Inconsistent -> UpToDate )");
-        self.send_state();
-    }
-
-    async fn finish_source(&mut self) {
-        let ctx = self.ctx;
-        self.sync = SyncPhase::None;
-        ctx.link.set_sync_progress(None);
-        ctx.update(|st| {
-            st.peer_disk = DiskState::UpToDate;
-            st.cstate = ConnState::Connected;
-        });
-        let g = ctx.persist(source_finished).await;
-        ctx.write_bitmap().await;
-        let left = ctx.resource.meta.bitmap_weight();
-        tracing::info!(resource = %ctx.name(), current = format!("{:016X}", g.current), bits_left = left, "Resync done; conn( SyncSource -> Connected ) pdsk( Inconsistent -> UpToDate )");
-        self.send_state();
     }
 }
 

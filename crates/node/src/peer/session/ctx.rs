@@ -1,0 +1,230 @@
+//! The session context's helpers: state updates, identifiers and flags written to the
+//! meta-data, the packets describing this node (P_STATE, P_UUIDS, P_SIZES, the handshake
+//! configuration), and the cleanup after a connection ends.
+
+use std::sync::atomic::Ordering;
+
+use rdbd_replicator::generation::{FlagState, Generations};
+use rdbd_replicator::handshake::{protocol_params, HandshakeConfig};
+use rdbd_replicator::sync_handshake as sh;
+use rdbd_types::{ConnState, DiskState, Role};
+use rdbd_wire::auth::CramHmacAlg;
+use rdbd_wire::{
+    DrbdState, Sizes, SyncParams, Uuids, UUID_FLAG_CRASHED_PRIMARY, UUID_FLAG_INCONSISTENT,
+};
+
+use super::Ctx;
+use crate::resource::ResourceState;
+
+impl Ctx {
+    pub(super) fn name(&self) -> &str {
+        &self.resource.name
+    }
+
+    pub(super) fn update(&self, f: impl FnOnce(&mut ResourceState)) {
+        self.resource.update_state(f);
+        self.changed.notify_waiters();
+    }
+
+    pub(super) fn set_cstate(&self, cs: ConnState) {
+        let old = self.resource.state().cstate;
+        if old != cs {
+            tracing::info!(resource = %self.name(), "conn( {old} -> {cs} )");
+            self.update(|st| st.cstate = cs);
+        }
+    }
+
+    pub(super) fn flag_state(&self) -> FlagState {
+        let st = self.resource.state();
+        FlagState {
+            role: st.role,
+            peer_role: st.peer_role,
+            cstate: st.cstate,
+            disk: st.disk,
+            peer_disk: st.peer_disk,
+            crashed_primary: false,
+        }
+    }
+
+    pub(super) async fn persist(
+        &self,
+        f: impl FnOnce(&mut Generations) + Send + 'static,
+    ) -> Generations {
+        match self
+            .resource
+            .meta
+            .update_generations(f, self.flag_state())
+            .await
+        {
+            Ok(g) => g,
+            Err(e) => {
+                tracing::error!(resource = %self.name(), error = %e, "writing the identifiers failed");
+                self.resource.meta.generations()
+            }
+        }
+    }
+
+    pub(super) async fn write_bitmap(&self) {
+        match self.resource.meta.write_dirty_bitmap().await {
+            Ok(n) => {
+                self.resource.io.bm_writes.fetch_add(n, Ordering::Relaxed);
+            }
+            Err(e) => {
+                tracing::error!(resource = %self.name(), error = %e, "writing the bitmap failed")
+            }
+        }
+    }
+
+    pub(super) fn our_state(&self) -> DrbdState {
+        let st = self.resource.state();
+        DrbdState {
+            role: st.role,
+            peer: st.peer_role,
+            conn: st.cstate,
+            disk: st.disk,
+            pdsk: st.peer_disk,
+            susp: false,
+            aftr_isp: false,
+            peer_isp: false,
+            user_isp: false,
+            susp_nod: false,
+            susp_fen: false,
+        }
+    }
+
+    pub(super) fn our_uuids(&self) -> Uuids {
+        let g = self.resource.meta.generations();
+        let st = self.resource.state();
+        let mut flags = 0;
+        if st.disk == DiskState::Inconsistent {
+            flags |= UUID_FLAG_INCONSISTENT;
+        }
+        if self.resource.meta.superblock().flags.0
+            & rdbd_replicator::generation::md_flag::CRASHED_PRIMARY
+            != 0
+        {
+            flags |= UUID_FLAG_CRASHED_PRIMARY;
+        }
+        Uuids {
+            current: g.current,
+            bitmap: g.bitmap,
+            history: g.history,
+            dirty_bits: self.resource.meta.bitmap_weight(),
+            flags,
+        }
+    }
+
+    pub(super) fn our_sizes(&self) -> Sizes {
+        let sectors = self.resource.size_bytes / 512;
+        let current = if self.resource.state().role == Role::Primary {
+            sectors
+        } else {
+            0
+        };
+        Sizes {
+            backing_sectors: sectors,
+            user_sectors: self.cfg.settings.size_sect.unwrap_or(0),
+            current_sectors: current,
+            max_bio_size_bytes: rdbd_wire::DRBD_MAX_BIO_SIZE as u32,
+            queue_order_type: 0,
+            dds_flags: 0,
+            queue_limits: None,
+        }
+    }
+
+    pub(super) fn handshake_config(&self) -> Result<HandshakeConfig, String> {
+        let s = &self.cfg.settings;
+        if s.allow_two_primaries {
+            return Err(
+                rdbd_replicator::handshake::HandshakeError::TwoPrimariesUnsupported.to_string(),
+            );
+        }
+        // Options whose packets rdbd does not produce or understand yet: refuse clearly
+        // rather than agree on something the data path would then break.
+        if let Some(alg) = &s.data_integrity_alg {
+            return Err(format!("data-integrity-alg {alg} is not implemented by rdbd yet; remove it from the net section"));
+        }
+        if let Some(alg) = &s.csums_alg {
+            return Err(format!(
+                "csums-alg {alg} is not implemented by rdbd yet; remove it from the net section"
+            ));
+        }
+        let auth = match (&s.cram_hmac_alg, &s.shared_secret) {
+            (Some(alg), secret) => {
+                let alg = CramHmacAlg::from_name(alg).ok_or_else(|| {
+                    format!("cram-hmac-alg '{alg}' is not supported (rdbd knows sha1 and sha256)")
+                })?;
+                Some((alg, secret.clone().unwrap_or_default().into_bytes()))
+            }
+            (None, _) => None,
+        };
+        let mut challenge = [0u8; rdbd_wire::auth::CHALLENGE_BYTES];
+        for b in challenge.iter_mut() {
+            *b = rand::random();
+        }
+        let mut state = self.our_state();
+        state.conn = ConnState::WFReportParams;
+        Ok(HandshakeConfig {
+            auth,
+            protocol: protocol_params(
+                s.protocol,
+                [&s.after_sb_0pri, &s.after_sb_1pri, &s.after_sb_2pri],
+                s.allow_two_primaries,
+                s.data_integrity_alg.as_deref(),
+                false,
+            ),
+            sync: SyncParams {
+                resync_rate_kib: s.resync_rate_kib,
+                verify_alg: s.verify_alg.clone().unwrap_or_default(),
+                csums_alg: s.csums_alg.clone().unwrap_or_default(),
+                c_plan_ahead_ds: s.c_plan_ahead,
+                c_delay_target_ds: s.c_delay_target,
+                c_fill_target_sectors: s.c_fill_target_sect,
+                c_max_rate_kib: s.c_max_rate_kib,
+            },
+            sizes: self.our_sizes(),
+            uuids: self.our_uuids(),
+            state,
+            challenge,
+        })
+    }
+
+    /// After a connection: requests not acknowledged go out of sync, a Primary starts a
+    /// new generation, the peer is unknown again.
+    pub(super) async fn cleanup(&self) {
+        let lost = self.link.stop_replicating();
+        for (sector, size) in &lost {
+            self.resource
+                .meta
+                .set_out_of_sync(sector * 512, u64::from(*size));
+        }
+        if !lost.is_empty() {
+            tracing::info!(resource = %self.name(), requests = lost.len(), "requests not acknowledged by the peer were marked out of sync");
+        }
+        self.link.set_sync_progress(None);
+        self.link.counters.rs_pending.store(0, Ordering::Relaxed);
+        let before = self.resource.state();
+        self.update(|st| {
+            st.peer_role = Role::Unknown;
+            st.peer_disk = DiskState::DUnknown;
+        });
+        let loss = sh::PeerLoss {
+            old_peer_disk: before.peer_disk,
+            new_peer_disk: DiskState::DUnknown,
+            role: before.role,
+            peer_role: Role::Unknown,
+            disk: before.disk,
+            suspended: false,
+        };
+        let random = rand::random::<u64>() & !1;
+        let g = self
+            .persist(move |g| {
+                sh::new_current_on_peer_loss(g, &loss, random);
+            })
+            .await;
+        if before.role == Role::Primary && g.bitmap != 0 {
+            tracing::info!(resource = %self.name(), current = format!("{:016X}", g.current), bitmap = format!("{:016X}", g.bitmap), "Primary without its peer: changes are tracked in the bitmap");
+        }
+        self.write_bitmap().await;
+    }
+}

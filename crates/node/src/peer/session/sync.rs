@@ -1,0 +1,309 @@
+//! The session's sync handshake and resync state changes (D84 drbd_receiver.c
+//! `drbd_sync_handshake`, `receive_bitmap`, `receive_sync_uuid`; drbd_worker.c
+//! `drbd_resync_finished`), with the decisions and identifier bookkeeping of
+//! `rdbd_replicator::sync_handshake`:
+//!
+//! - the handshake decides NoSync (Connected), Source (WFBitMapS) or Target (WFBitMapT),
+//!   or refuses (split brain, unrelated data, a Primary that would become SyncTarget);
+//! - WFBitMapS sends our bitmap and holds application writes off until the target's
+//!   bitmap arrived; then `P_SYNC_UUID` and SyncSource;
+//! - WFBitMapT waits for the source's bitmap, ORs it in, answers with ours, WFSyncUUID;
+//!   `P_SYNC_UUID` starts the SyncTarget's pump;
+//! - the end: the target when its bitmap is empty, the source when the target reports
+//!   Connected/UpToDate.
+
+use std::sync::Arc;
+
+use rdbd_replicator::resync::bitmap_xfer::{
+    BitmapPacket, BitmapReceiver, BitmapSender, Progress as XferProgress, XferParams,
+};
+use rdbd_replicator::sync_handshake::{
+    self as sh, AfterSb, HandshakeInput, Level, Policies, RrConflict, SyncDecision,
+};
+use rdbd_replicator::uuid_compare::generations_of;
+use rdbd_types::{ConnState, DiskState};
+use rdbd_wire::{HeaderKind, Packet};
+
+use super::{End, Session, SyncPhase};
+use crate::peer::io::Outgoing;
+use crate::peer::resync::{Progress, TargetPump};
+
+impl Session<'_> {
+    /// `drbd_sync_handshake` and the state it leads to.
+    pub(super) async fn sync_handshake(&mut self, peer_disk: DiskState) -> Result<(), End> {
+        let ctx = self.ctx;
+        let st = ctx.resource.state();
+        let own = ctx.resource.meta.generations();
+        let settings = &ctx.cfg.settings;
+        let policy = |v: &str| AfterSb::parse(v, &ctx.cfg.local_name).unwrap_or_default();
+        let mut input = HandshakeInput::from_peer_uuids(own, &self.peer.uuids);
+        input.compare.own_crashed_primary = ctx.resource.meta.superblock().flags.0
+            & rdbd_replicator::generation::md_flag::CRASHED_PRIMARY
+            != 0;
+        input.compare.own_role = st.role;
+        input.compare.peer_role = self.peer.state.role;
+        input.compare.resolve_conflicts = self.resolve_conflicts;
+        input.compare.agreed_pro_version = self.peer.agreed_version;
+        input.compare.agreed_features = self.peer.agreed_features;
+        input.own_disk = st.disk;
+        input.own_disk_now = st.disk;
+        input.peer_disk = peer_disk;
+        input.own_changed_blocks = ctx.resource.meta.bitmap_weight();
+        input.can_demote = st.open_clients == 0;
+        input.policies = Policies {
+            after_sb_0pri: policy(&settings.after_sb_0pri),
+            after_sb_1pri: policy(&settings.after_sb_1pri),
+            after_sb_2pri: policy(&settings.after_sb_2pri),
+            rr_conflict: RrConflict::parse(&settings.rr_conflict).unwrap_or_default(),
+            always_asbp: settings.always_asbp,
+            dry_run: false,
+        };
+        let hs = sh::handshake(&input);
+        for line in &hs.log {
+            match line.level {
+                Level::Info => tracing::info!(resource = %ctx.name(), "{}", line.text),
+                Level::Warn => tracing::warn!(resource = %ctx.name(), "{}", line.text),
+                Level::Err | Level::Alert => {
+                    tracing::error!(resource = %ctx.name(), "{}", line.text)
+                }
+            }
+        }
+        for h in &hs.handlers {
+            tracing::warn!(resource = %ctx.name(), handler = h.name(), "handler not run: rdbd does not run handlers yet");
+        }
+        if !hs.comparison.fixups.is_empty() {
+            let mut peer_g = generations_of(&self.peer.uuids);
+            let mut own_fixed = own;
+            hs.comparison.apply_fixups(&mut own_fixed, &mut peer_g);
+            self.peer.uuids.current = peer_g.current;
+            self.peer.uuids.bitmap = peer_g.bitmap;
+            self.peer.uuids.history = peer_g.history;
+            if own_fixed != own {
+                ctx.persist(move |g| *g = own_fixed).await;
+            }
+        }
+        if hs.demote {
+            return Err(End::Refused(
+                "call-pri-lost-after-sb would demote this Primary; rdbd does not demote by itself, disconnecting".into(),
+            ));
+        }
+        match hs.decision {
+            SyncDecision::NoSync => {
+                let was = st.cstate;
+                ctx.update(|st| {
+                    st.cstate = ConnState::Connected;
+                    if matches!(st.disk, DiskState::Consistent | DiskState::Outdated) && peer_disk == DiskState::UpToDate {
+                        st.disk = DiskState::UpToDate;
+                    }
+                    if matches!(peer_disk, DiskState::Consistent | DiskState::Outdated) && st.disk == DiskState::UpToDate {
+                        st.peer_disk = DiskState::UpToDate;
+                    }
+                });
+                tracing::info!(resource = %ctx.name(), "conn( {was} -> Connected )");
+                ctx.persist(|_| {}).await;
+                self.send_state();
+                Ok(())
+            }
+            SyncDecision::Source { full } => {
+                // Hold application writes off until the bitmaps crossed.
+                let guard = Arc::clone(&ctx.link.resync_lock).write_owned().await;
+                if full {
+                    ctx.resource.meta.set_all_out_of_sync();
+                    ctx.write_bitmap().await;
+                }
+                ctx.set_cstate(ConnState::WFBitMapS);
+                ctx.update(|st| st.peer_disk = DiskState::Inconsistent);
+                self.send_state();
+                self.send_bitmap()?;
+                self.sync = SyncPhase::BitmapS(self.bitmap_receiver()?, guard);
+                Ok(())
+            }
+            SyncDecision::Target { full } => {
+                if full {
+                    ctx.resource.meta.set_all_out_of_sync();
+                    ctx.write_bitmap().await;
+                }
+                ctx.set_cstate(ConnState::WFBitMapT);
+                ctx.update(|st| st.disk = DiskState::Inconsistent);
+                ctx.persist(|_| {}).await;
+                self.send_state();
+                self.sync = SyncPhase::BitmapT(self.bitmap_receiver()?);
+                Ok(())
+            }
+            SyncDecision::Refuse(reason) => Err(End::Refused(format!(
+                "the sync handshake refused the peer: {reason:?} (own current {:016X} bitmap {:016X}, peer current {:016X} bitmap {:016X})",
+                own.current, own.bitmap, self.peer.uuids.current, self.peer.uuids.bitmap
+            ))),
+        }
+    }
+
+    fn xfer_params(&self) -> XferParams {
+        XferParams::for_protocol(self.peer.agreed_version, self.ctx.cfg.settings.use_rle)
+    }
+
+    /// A receiver for the peer's bitmap (merged into ours once complete).
+    pub(super) fn bitmap_receiver(&self) -> Result<BitmapReceiver, End> {
+        let bits = self.ctx.resource.meta.bitmap_bits();
+        BitmapReceiver::new(
+            vec![0; bits.div_ceil(64) as usize],
+            bits,
+            self.xfer_params(),
+        )
+        .map_err(|e| End::Lost(ConnState::ProtocolError, format!("bitmap receiver: {e}")))
+    }
+
+    fn send_bitmap(&self) -> Result<(), End> {
+        let meta = &self.ctx.resource.meta;
+        let (words, bits) = (meta.bitmap_words(), meta.bitmap_bits());
+        let mut sender = BitmapSender::new(&words, bits, self.xfer_params()).map_err(|e| {
+            End::Lost(
+                ConnState::ProtocolError,
+                format!("encoding the bitmap: {e}"),
+            )
+        })?;
+        for p in sender.by_ref() {
+            let _ = self
+                .data
+                .send(Outgoing::new(HeaderKind::H100, p.into_packet()));
+        }
+        if let Some(line) = sender
+            .stats()
+            .log_line("send", bits.div_ceil(64), &self.xfer_params())
+        {
+            tracing::info!(resource = %self.ctx.name(), "{line}");
+        }
+        Ok(())
+    }
+
+    /// A `P_BITMAP` / `P_COMPRESSED_BITMAP`.
+    pub(super) async fn on_bitmap(&mut self, p: &Packet) -> Result<(), End> {
+        let ctx = self.ctx;
+        let packet = match p {
+            Packet::Bitmap(b) => BitmapPacket::Plain(b.clone()),
+            Packet::CompressedBitmap(c) => BitmapPacket::Compressed(c.clone()),
+            _ => return Ok(()),
+        };
+        let params = self.xfer_params();
+        let done = match &mut self.sync {
+            SyncPhase::BitmapS(rx, _) | SyncPhase::BitmapT(rx) => {
+                let progress = rx.receive(&packet).map_err(|e| {
+                    End::Lost(ConnState::ProtocolError, format!("the peer's bitmap: {e}"))
+                })?;
+                if progress == XferProgress::Complete {
+                    if let Some(line) = rx.stats().log_line(
+                        "receive",
+                        ctx.resource.meta.bitmap_bits().div_ceil(64),
+                        &params,
+                    ) {
+                        tracing::info!(resource = %ctx.name(), "{line}");
+                    }
+                }
+                progress == XferProgress::Complete
+            }
+            _ => {
+                return Err(self.protocol_error(format!(
+                    "a bitmap packet while {}",
+                    ctx.resource.state().cstate
+                )))
+            }
+        };
+        if !done {
+            return Ok(());
+        }
+        match std::mem::replace(&mut self.sync, SyncPhase::None) {
+            SyncPhase::BitmapS(rx, guard) => {
+                ctx.resource.meta.merge_bitmap(&rx.into_words());
+                let random = rand::random::<u64>() & !1;
+                let g = ctx
+                    .persist(move |g| {
+                        sh::source_sync_uuid(g, random);
+                    })
+                    .await;
+                ctx.write_bitmap().await;
+                self.send_data(Packet::SyncUuid { uuid: g.bitmap });
+                ctx.set_cstate(ConnState::SyncSource);
+                self.send_state();
+                let weight = ctx.resource.meta.bitmap_weight();
+                tracing::info!(resource = %ctx.name(), "Began resync as SyncSource (will sync {} KB [{weight} bits set]).", weight * 4);
+                self.sync = SyncPhase::Source(Progress::new(weight));
+                drop(guard);
+            }
+            SyncPhase::BitmapT(rx) => {
+                ctx.resource.meta.merge_bitmap(&rx.into_words());
+                ctx.write_bitmap().await;
+                self.send_bitmap()?;
+                ctx.set_cstate(ConnState::WFSyncUUID);
+                self.sync = SyncPhase::WaitSyncUuid;
+            }
+            other => self.sync = other,
+        }
+        Ok(())
+    }
+
+    /// `P_SYNC_UUID`: the target starts pulling.
+    pub(super) async fn on_sync_uuid(&mut self, uuid: u64) -> Result<(), End> {
+        let ctx = self.ctx;
+        if !matches!(self.sync, SyncPhase::WaitSyncUuid) {
+            return Err(
+                self.protocol_error(format!("P_SYNC_UUID while {}", ctx.resource.state().cstate))
+            );
+        }
+        ctx.update(|st| st.disk = DiskState::Inconsistent);
+        let role = ctx.resource.state().role;
+        ctx.persist(move |g| sh::target_sync_uuid_received(g, uuid, role))
+            .await;
+        ctx.set_cstate(ConnState::SyncTarget);
+        self.send_state();
+        let weight = ctx.resource.meta.bitmap_weight();
+        tracing::info!(resource = %ctx.name(), "Began resync as SyncTarget (will sync {} KB [{weight} bits set]).", weight * 4);
+        let mut pump = TargetPump::new(ctx, weight);
+        pump.on_step();
+        let complete = pump.pump(ctx, &self.data);
+        self.sync = SyncPhase::Target(pump);
+        if complete {
+            self.finish_target().await;
+        }
+        Ok(())
+    }
+
+    /// The target's bitmap is empty: UpToDate, the source's identifiers, Connected.
+    pub(super) async fn finish_target(&mut self) {
+        let ctx = self.ctx;
+        self.sync = SyncPhase::None;
+        ctx.link.set_sync_progress(None);
+        ctx.update(|st| {
+            st.disk = DiskState::UpToDate;
+            st.peer_disk = DiskState::UpToDate;
+            st.cstate = ConnState::Connected;
+        });
+        let mut peer = generations_of(&self.peer.uuids);
+        let role = ctx.resource.state().role;
+        let g = ctx
+            .persist(move |g| sh::resync_finished_target(g, &mut peer, role))
+            .await;
+        ctx.write_bitmap().await;
+        tracing::info!(resource = %ctx.name(), current = format!("{:016X}", g.current), "Resync done; conn( SyncTarget -> Connected ) disk( Inconsistent -> UpToDate )");
+        self.send_state();
+    }
+
+    /// The target reported the end: the peer is UpToDate, our bitmap identifier retires.
+    pub(super) async fn finish_source(&mut self) {
+        let ctx = self.ctx;
+        self.sync = SyncPhase::None;
+        ctx.link.set_sync_progress(None);
+        ctx.update(|st| {
+            st.peer_disk = DiskState::UpToDate;
+            st.cstate = ConnState::Connected;
+        });
+        let g = ctx
+            .persist(|g| {
+                let mut peer = *g;
+                sh::resync_finished_source(g, &mut peer);
+            })
+            .await;
+        ctx.write_bitmap().await;
+        let left = ctx.resource.meta.bitmap_weight();
+        tracing::info!(resource = %ctx.name(), current = format!("{:016X}", g.current), bits_left = left, "Resync done; conn( SyncSource -> Connected ) pdsk( Inconsistent -> UpToDate )");
+        self.send_state();
+    }
+}

@@ -1,0 +1,454 @@
+//! Two rdbd nodes on loopback replicating one resource: real `rdbd`/`rdbdadm` processes,
+//! real sockets, real NBD clients.
+//!
+//! - protocols A, B, C: initial sync after `primary --force`, fio with verify through NBD
+//!   on the primary, `down` both, the data areas of both backing files equal;
+//! - SIGKILL of the secondary during writes, restart: reconnects, resyncs, data equal;
+//! - switch-over: the data written on one node is read back through NBD on the other;
+//! - a wrong shared secret / a protocol mismatch is refused with a log line that says why,
+//!   and the node keeps retrying;
+//! - a peer sending garbage is disconnected with a clear log line while the primary
+//!   keeps serving its client.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use rdbd_tests::fixture::scratch_dir;
+use rdbd_tests::node::Node;
+use rdbd_tests::tools::{require, run, run_ok, sha256_prefix, stdout};
+
+/// A 64 MiB file with internal meta-data leaves 130992 sectors of data.
+const DATA_BYTES: u64 = 130_992 * 512;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Pair {
+    dir: tempfile::TempDir,
+    a: Node,
+    b: Node,
+    disk_a: PathBuf,
+    disk_b: PathBuf,
+    port_a: u16,
+}
+
+fn write_config(dir: &Path, name: &str, net: &str, port_a: u16, port_b: u16) -> PathBuf {
+    let path = dir.join(name);
+    let text = format!(
+        "global {{ usage-count no; }}\n\
+         common {{ net {{ connect-int 1; ping-int 2; max-buffers 8000; {net} }} disk {{ c-plan-ahead 0; resync-rate 400M; }} }}\n\
+         resource r0 {{\n\
+           on alice {{ device /dev/drbd0; disk {d}/alice.img; address 127.0.0.1:{port_a}; meta-disk internal; }}\n\
+           on bob {{ device /dev/drbd0; disk {d}/bob.img; address 127.0.0.1:{port_b}; meta-disk internal; }}\n\
+         }}\n",
+        d = dir.display()
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+impl Pair {
+    /// Files, meta-data and configuration; `net_a`/`net_b` are extra net options per node.
+    fn new(net_a: &str, net_b: &str) -> Pair {
+        let dir = scratch_dir();
+        let (port_a, port_b) = (free_port(), free_port());
+        let conf_a = write_config(dir.path(), "a.conf", net_a, port_a, port_b);
+        let conf_b = write_config(dir.path(), "b.conf", net_b, port_a, port_b);
+        let disk_a = dir.path().join("alice.img");
+        let disk_b = dir.path().join("bob.img");
+        for d in [&disk_a, &disk_b] {
+            std::fs::File::create(d).unwrap().set_len(64 << 20).unwrap();
+        }
+        let a = Node::new(dir.path(), "alice", &conf_a);
+        let b = Node::new(dir.path(), "bob", &conf_b);
+        a.adm_ok(&["create-md", "--force", "r0"]);
+        b.adm_ok(&["create-md", "--force", "r0"]);
+        Pair {
+            dir,
+            a,
+            b,
+            disk_a,
+            disk_b,
+            port_a,
+        }
+    }
+
+    /// Up both, `primary --force` on a, wait for the initial sync.
+    fn synced(net: &str) -> Pair {
+        let p = Pair::new(net, net);
+        p.a.adm_ok(&["up", "r0"]);
+        p.b.adm_ok(&["up", "r0"]);
+        wait_line(&p.a, "cs:Connected ro:Secondary/Secondary", 30);
+        p.a.adm_ok(&["primary", "--force", "r0"]);
+        wait_line(
+            &p.a,
+            "cs:Connected ro:Primary/Secondary ds:UpToDate/UpToDate",
+            60,
+        );
+        wait_line(
+            &p.b,
+            "cs:Connected ro:Secondary/Primary ds:UpToDate/UpToDate",
+            30,
+        );
+        p
+    }
+
+    fn log(node: &Node) -> String {
+        std::fs::read_to_string(node.run_dir.join("rdbd.log")).unwrap_or_default()
+    }
+}
+
+fn wait_line(node: &Node, what: &str, secs: u64) -> String {
+    node.wait_status(what, Duration::from_secs(secs), |t| t.contains(what))
+}
+
+fn wait_log(node: &Node, what: &str, secs: u64) -> String {
+    let start = Instant::now();
+    loop {
+        let log = Pair::log(node);
+        if log.contains(what) {
+            return log;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(secs),
+            "no {what:?} in {}'s log:\n{log}",
+            node.name
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn fio_verify(uri: &str, rw: &str, bs: &str, qd: &str, size: &str) {
+    let out = run(Command::new("fio")
+        .args([
+            "--name=verify",
+            "--ioengine=nbd",
+            "--verify=crc32c",
+            "--do_verify=1",
+            "--output-format=json",
+        ])
+        .arg(format!("--size={size}"))
+        .arg(format!("--uri={uri}"))
+        .arg(format!("--rw={rw}"))
+        .arg(format!("--bs={bs}"))
+        .arg(format!("--iodepth={qd}")));
+    assert!(
+        out.status.success(),
+        "fio {rw} {bs} QD{qd} failed: {}\n{}",
+        stdout(&out),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn replicate_with_protocol(protocol: &str) {
+    require("fio");
+    let p = Pair::synced(&format!("protocol {protocol};"));
+    let uri = p.a.nbd_uri("r0");
+    fio_verify(&uri, "randwrite", "4k", "32", "16M");
+    fio_verify(&uri, "write", "64k", "8", "32M");
+    let status = wait_line(&p.a, "ds:UpToDate/UpToDate", 10);
+    assert!(
+        status.contains(&format!(" {protocol} r")),
+        "protocol {protocol} in the status:\n{status}"
+    );
+    // Everything sent has arrived: the secondary received what the primary sent.
+    p.a.adm_ok(&["secondary", "r0"]);
+    p.a.adm_ok(&["down", "r0"]);
+    p.b.adm_ok(&["down", "r0"]);
+    assert_eq!(
+        sha256_prefix(&p.disk_a, DATA_BYTES),
+        sha256_prefix(&p.disk_b, DATA_BYTES),
+        "protocol {protocol}: the data areas differ after down"
+    );
+}
+
+#[test]
+fn protocol_a_replicates_fio_verified_writes() {
+    replicate_with_protocol("A");
+}
+
+#[test]
+fn protocol_b_replicates_fio_verified_writes() {
+    replicate_with_protocol("B");
+}
+
+#[test]
+fn protocol_c_replicates_fio_verified_writes() {
+    replicate_with_protocol("C");
+}
+
+#[test]
+fn killed_secondary_reconnects_and_resyncs() {
+    require("nbdcopy");
+    let p = Pair::synced("protocol C;");
+    let uri = p.a.nbd_uri("r0");
+    let data = p.dir.path().join("data.bin");
+    run_ok(
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!("head -c 48M /dev/urandom > {}", data.display())),
+    );
+    // Write while the secondary dies.
+    let mut copy = Command::new("nbdcopy")
+        .arg(&data)
+        .arg(&uri)
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(150));
+    p.b.crash();
+    assert!(
+        copy.wait().unwrap().success(),
+        "the primary must keep serving while its peer is gone"
+    );
+    let status = wait_line(&p.a, "ro:Primary/Unknown", 20);
+    assert!(
+        status.contains("cs:WFConnection") || status.contains("cs:Unconnected"),
+        "{status}"
+    );
+    let oos: u64 = status
+        .split("oos:")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        oos > 0,
+        "writes after the peer died are out of sync:\n{status}"
+    );
+    // Restart the secondary: it reconnects by itself and resyncs.
+    p.b.adm_ok(&["up", "r0"]);
+    wait_line(
+        &p.a,
+        "cs:Connected ro:Primary/Secondary ds:UpToDate/UpToDate",
+        60,
+    );
+    let status = wait_line(&p.a, "oos:0", 30);
+    assert!(
+        Pair::log(&p.a).contains("Began resync as SyncSource"),
+        "a resync ran:\n{status}"
+    );
+    p.a.adm_ok(&["secondary", "r0"]);
+    p.a.adm_ok(&["down", "r0"]);
+    p.b.adm_ok(&["down", "r0"]);
+    assert_eq!(
+        sha256_prefix(&data, 48 << 20),
+        sha256_prefix(&p.disk_a, 48 << 20)
+    );
+    assert_eq!(
+        sha256_prefix(&p.disk_a, DATA_BYTES),
+        sha256_prefix(&p.disk_b, DATA_BYTES),
+        "data equal after the resync"
+    );
+}
+
+#[test]
+fn switch_over_reads_the_data_back_on_the_other_node() {
+    require("nbdcopy");
+    let p = Pair::synced("protocol C;");
+    let data = p.dir.path().join("data.bin");
+    let back = p.dir.path().join("back.bin");
+    run_ok(
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!("head -c 20M /dev/urandom > {}", data.display())),
+    );
+    run_ok(Command::new("nbdcopy").arg(&data).arg(p.a.nbd_uri("r0")));
+    // Both primary: refused.
+    let out = p.b.adm_run(&["primary", "r0"]);
+    assert!(!out.status.success(), "two primaries must be refused");
+    p.a.adm_ok(&["secondary", "r0"]);
+    wait_line(&p.b, "ro:Secondary/Secondary", 10);
+    p.b.adm_ok(&["primary", "r0"]);
+    wait_line(&p.a, "ro:Secondary/Primary ds:UpToDate/UpToDate", 10);
+    run_ok(Command::new("nbdcopy").arg(p.b.nbd_uri("r0")).arg(&back));
+    assert_eq!(
+        sha256_prefix(&data, 20 << 20),
+        sha256_prefix(&back, 20 << 20),
+        "data read back on the new primary"
+    );
+}
+
+#[test]
+fn wrong_secret_is_refused_and_retried() {
+    let p = Pair::new(
+        "cram-hmac-alg sha256; shared-secret one;",
+        "cram-hmac-alg sha256; shared-secret two;",
+    );
+    p.a.adm_ok(&["up", "r0"]);
+    p.b.adm_ok(&["up", "r0"]);
+    let log = wait_log(
+        &p.a,
+        "connection refused: authentication of peer failed",
+        30,
+    );
+    assert!(log.contains("wrong shared-secret?"), "{log}");
+    // Still trying, never Connected.
+    let start = Instant::now();
+    while Pair::log(&p.a).matches("connection refused").count() < 2 {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "it retries:\n{}",
+            Pair::log(&p.a)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let status = p.a.status_file();
+    assert!(!status.contains("cs:Connected"), "{status}");
+}
+
+#[test]
+fn matching_secret_connects_with_sha1() {
+    let p = Pair::new(
+        "cram-hmac-alg sha1; shared-secret s3cr3t;",
+        "cram-hmac-alg sha1; shared-secret s3cr3t;",
+    );
+    p.a.adm_ok(&["up", "r0"]);
+    p.b.adm_ok(&["up", "r0"]);
+    wait_line(&p.a, "cs:Connected", 30);
+    assert!(Pair::log(&p.a).contains("Peer authenticated"));
+}
+
+#[test]
+fn protocol_mismatch_is_refused_with_the_reason() {
+    let p = Pair::new("protocol A;", "protocol C;");
+    p.a.adm_ok(&["up", "r0"]);
+    p.b.adm_ok(&["up", "r0"]);
+    let log = wait_log(
+        &p.a,
+        "incompatible replication protocol: this node has protocol A, the peer has protocol C",
+        30,
+    );
+    assert!(log.contains("retrying"), "{log}");
+    let log = wait_log(
+        &p.b,
+        "incompatible replication protocol: this node has protocol C, the peer has protocol A",
+        30,
+    );
+    assert!(log.contains("connection refused"), "{log}");
+    assert!(!p.a.status_file().contains("cs:Connected"));
+}
+
+#[test]
+fn garbage_from_the_peer_is_refused_and_the_primary_keeps_serving() {
+    require("nbdcopy");
+    let p = Pair::new("", "");
+    p.a.adm_ok(&["up", "r0"]);
+    p.a.adm_ok(&["primary", "--force", "r0"]);
+    // Pretend to be bob: open the data socket properly, the meta socket too, then garbage.
+    let addr = format!("127.0.0.1:{}", p.port_a);
+    let mut data = std::net::TcpStream::connect(&addr).unwrap();
+    data.write_all(&[0x83, 0x74, 0x02, 0x67, 0xff, 0xf2, 0, 0])
+        .unwrap();
+    let mut meta = std::net::TcpStream::connect(&addr).unwrap();
+    meta.write_all(&[0x83, 0x74, 0x02, 0x67, 0xff, 0xf1, 0, 0])
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    data.write_all(b"this is not DRBD at all, but a long line of garbage bytes ..........")
+        .unwrap();
+    let log = wait_log(
+        &p.a,
+        "the peer sent an invalid packet on the data socket",
+        20,
+    );
+    assert!(log.contains("connection lost"), "{log}");
+    // Oversized length in a well-formed h100 header.
+    drop((data, meta));
+    let data = p.dir.path().join("data.bin");
+    let back = p.dir.path().join("back.bin");
+    run_ok(
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!("head -c 4M /dev/urandom > {}", data.display())),
+    );
+    let uri = p.a.nbd_uri("r0");
+    run_ok(Command::new("nbdcopy").arg(&data).arg(&uri));
+    run_ok(Command::new("nbdcopy").arg(&uri).arg(&back));
+    assert_eq!(sha256_prefix(&data, 4 << 20), sha256_prefix(&back, 4 << 20));
+    let status = p.a.status_file();
+    assert!(
+        status.contains("cs:WFConnection") || status.contains("cs:Unconnected"),
+        "{status}"
+    );
+}
+
+/// The writer of the failover test: writes 4 KiB blocks one at a time (QD1), each
+/// stamped with its number, and records a number only after the write returned.
+const ACKED_WRITER: &str = r#"
+import sys
+h = nbd.NBD()
+h.connect_uri(sys.argv[1])
+log = open(sys.argv[2], "w")
+for i in range(int(sys.argv[3])):
+    block = (b"rdbd-block-%08d-" % i) * 200
+    block = block + b"x" * (4096 - len(block))
+    h.pwrite(block, i * 4096)
+    log.write("%d\n" % i)
+    log.flush()
+"#;
+
+#[test]
+fn protocol_c_loses_no_acknowledged_write_when_the_primary_dies() {
+    let p = Pair::synced("protocol C;");
+    let script = p.dir.path().join("writer.py");
+    let acked = p.dir.path().join("acked.txt");
+    std::fs::write(&script, format!("import nbd\n{ACKED_WRITER}")).unwrap();
+    let mut writer = Command::new("/usr/bin/python3")
+        .arg(&script)
+        .arg(p.a.nbd_uri("r0"))
+        .arg(&acked)
+        .arg("12000")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Let it write a while, then the primary dies mid-stream.
+    let start = Instant::now();
+    while std::fs::read_to_string(&acked)
+        .unwrap_or_default()
+        .lines()
+        .count()
+        < 300
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the writer made no progress"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    p.a.crash();
+    let _ = writer.wait();
+    let acked: Vec<u64> = std::fs::read_to_string(&acked)
+        .unwrap()
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect();
+    assert!(
+        acked.len() >= 300 && acked.len() < 12000,
+        "the crash interrupted the writer ({} acked)",
+        acked.len()
+    );
+    // Failover: bob notices, becomes Primary, and has every acknowledged block.
+    wait_line(&p.b, "ro:Secondary/Unknown", 20);
+    p.b.adm_ok(&["primary", "r0"]);
+    let back = p.dir.path().join("back.bin");
+    run_ok(Command::new("nbdcopy").arg(p.b.nbd_uri("r0")).arg(&back));
+    let data = std::fs::read(&back).unwrap();
+    for i in &acked {
+        let at = (*i as usize) * 4096;
+        let want = format!("rdbd-block-{i:08}-");
+        assert_eq!(
+            &data[at..at + want.len()],
+            want.as_bytes(),
+            "acknowledged block {i} is missing on the new primary"
+        );
+    }
+}
