@@ -59,19 +59,21 @@ fn rdbd_extensions_and_standalone_resources() {
 fn unimplemented_options_are_reported_once_with_location() {
     let c = load(&fixture("own-common-inherit.conf")).unwrap();
     let report = c.unimplemented_options();
-    // ping-timeout is written once in common and inherited by two resources.
-    let ping: Vec<&String> = report
+    // disk-barrier is written once in common and inherited by two resources.
+    let barrier: Vec<&String> = report
         .iter()
-        .filter(|m| m.contains("'ping-timeout'"))
+        .filter(|m| m.contains("'disk-barrier'"))
         .collect();
-    assert_eq!(ping.len(), 1, "{report:#?}");
+    assert_eq!(barrier.len(), 1, "{report:#?}");
     assert!(
-        ping[0].ends_with(
-            "own-common-inherit.conf:9:5: net option 'ping-timeout' is not implemented by rdbd yet"
+        barrier[0].ends_with(
+            "own-common-inherit.conf:11:45: disk option 'disk-barrier' is not implemented by rdbd yet"
         ),
         "{}",
-        ping[0]
+        barrier[0]
     );
+    // ping-timeout is implemented (replication): not reported.
+    assert!(!report.iter().any(|m| m.contains("'ping-timeout'")), "{report:#?}");
     for implemented in [
         "'protocol'",
         "'shared-secret'",
