@@ -30,20 +30,22 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// Field order matters: the nodes (whose drop stops their daemons) go before the
+/// directory that holds their configuration and run directories.
 struct Pair {
-    dir: tempfile::TempDir,
     a: Node,
     b: Node,
     disk_a: PathBuf,
     disk_b: PathBuf,
     port_a: u16,
+    dir: tempfile::TempDir,
 }
 
-fn write_config(dir: &Path, name: &str, net: &str, port_a: u16, port_b: u16) -> PathBuf {
+fn write_config(dir: &Path, name: &str, net: &str, disk: &str, port_a: u16, port_b: u16) -> PathBuf {
     let path = dir.join(name);
     let text = format!(
         "global {{ usage-count no; }}\n\
-         common {{ net {{ connect-int 1; ping-int 2; max-buffers 8000; {net} }} disk {{ c-plan-ahead 0; resync-rate 400M; }} }}\n\
+         common {{ net {{ connect-int 1; ping-int 2; max-buffers 8000; {net} }} disk {{ c-plan-ahead 0; resync-rate 400M; {disk} }} }}\n\
          resource r0 {{\n\
            on alice {{ device /dev/drbd0; disk {d}/alice.img; address 127.0.0.1:{port_a}; meta-disk internal; }}\n\
            on bob {{ device /dev/drbd0; disk {d}/bob.img; address 127.0.0.1:{port_b}; meta-disk internal; }}\n\
@@ -57,10 +59,15 @@ fn write_config(dir: &Path, name: &str, net: &str, port_a: u16, port_b: u16) -> 
 impl Pair {
     /// Files, meta-data and configuration; `net_a`/`net_b` are extra net options per node.
     fn new(net_a: &str, net_b: &str) -> Pair {
+        Pair::with_disk_options(net_a, net_b, "")
+    }
+
+    /// As [`Pair::new`], with extra disk options on both nodes.
+    fn with_disk_options(net_a: &str, net_b: &str, disk: &str) -> Pair {
         let dir = scratch_dir();
         let (port_a, port_b) = (free_port(), free_port());
-        let conf_a = write_config(dir.path(), "a.conf", net_a, port_a, port_b);
-        let conf_b = write_config(dir.path(), "b.conf", net_b, port_a, port_b);
+        let conf_a = write_config(dir.path(), "a.conf", net_a, disk, port_a, port_b);
+        let conf_b = write_config(dir.path(), "b.conf", net_b, disk, port_a, port_b);
         let disk_a = dir.path().join("alice.img");
         let disk_b = dir.path().join("bob.img");
         for d in [&disk_a, &disk_b] {
@@ -82,7 +89,12 @@ impl Pair {
 
     /// Up both, `primary --force` on a, wait for the initial sync.
     fn synced(net: &str) -> Pair {
-        let p = Pair::new(net, net);
+        Pair::synced_with(net, "")
+    }
+
+    /// As [`Pair::synced`], with extra disk options.
+    fn synced_with(net: &str, disk: &str) -> Pair {
+        let p = Pair::with_disk_options(net, net, disk);
         p.a.adm_ok(&["up", "r0"]);
         p.b.adm_ok(&["up", "r0"]);
         wait_line(&p.a, "cs:Connected ro:Secondary/Secondary", 30);
@@ -132,6 +144,7 @@ fn fio_verify(uri: &str, rw: &str, bs: &str, qd: &str, size: &str) {
             "--ioengine=nbd",
             "--verify=crc32c",
             "--do_verify=1",
+            "--verify_state_save=0",
             "--output-format=json",
         ])
         .arg(format!("--size={size}"))
@@ -148,8 +161,14 @@ fn fio_verify(uri: &str, rw: &str, bs: &str, qd: &str, size: &str) {
 }
 
 fn replicate_with_protocol(protocol: &str) {
+    replicate_with(protocol, "", 'f');
+}
+
+/// Replicates fio-verified writes; the status must show `wo:<write_ordering>`, and
+/// both data areas must be equal after `down`.
+fn replicate_with(protocol: &str, disk_options: &str, write_ordering: char) {
     require("fio");
-    let p = Pair::synced(&format!("protocol {protocol};"));
+    let p = Pair::synced_with(&format!("protocol {protocol};"), disk_options);
     let uri = p.a.nbd_uri("r0");
     fio_verify(&uri, "randwrite", "4k", "32", "16M");
     fio_verify(&uri, "write", "64k", "8", "32M");
@@ -158,6 +177,7 @@ fn replicate_with_protocol(protocol: &str) {
         status.contains(&format!(" {protocol} r")),
         "protocol {protocol} in the status:\n{status}"
     );
+    assert!(status.contains(&format!(" wo:{write_ordering} ")), "wo:{write_ordering} in the status:\n{status}");
     // Everything sent has arrived: the secondary received what the primary sent.
     p.a.adm_ok(&["secondary", "r0"]);
     p.a.adm_ok(&["down", "r0"]);
@@ -167,6 +187,19 @@ fn replicate_with_protocol(protocol: &str) {
         sha256_prefix(&p.disk_b, DATA_BYTES),
         "protocol {protocol}: the data areas differ after down"
     );
+}
+
+/// Write ordering `d` (disk-flushes no): the secondary drains each epoch before
+/// the next one's writes (DRBD's WO_DRAIN_IO), without flushes.
+#[test]
+fn drain_write_ordering_replicates() {
+    replicate_with("C", "disk-flushes no;", 'd');
+}
+
+/// Write ordering `n` (no flushes, no drain).
+#[test]
+fn no_write_ordering_replicates() {
+    replicate_with("C", "disk-flushes no; disk-drain no;", 'n');
 }
 
 #[test]

@@ -172,6 +172,16 @@ pub trait BlockDevice: Send + Sync + 'static {
         offset: u64,
         len: u32,
     ) -> impl Future<Output = Result<Vec<Extent>, DeviceError>> + Send;
+    /// Runs `f`, which starts requests (polls their futures once) without
+    /// waiting for them, with the device's I/O submissions on this thread
+    /// deferred until [`BlockDevice::submit_deferred`]: a burst of requests
+    /// can then reach the kernel with one system call. Default: just `f()`.
+    fn defer_submissions<T>(&self, f: impl FnOnce() -> T) -> T {
+        f()
+    }
+    /// Submits every I/O deferred on this thread. The server calls it before
+    /// its task can be suspended, on the thread that deferred.
+    fn submit_deferred(&self) {}
 }
 
 /// Devices shared behind an `Arc` are devices too.
@@ -219,6 +229,12 @@ impl<T: BlockDevice> BlockDevice for Arc<T> {
         len: u32,
     ) -> impl Future<Output = Result<Vec<Extent>, DeviceError>> + Send {
         (**self).block_status(offset, len)
+    }
+    fn defer_submissions<U>(&self, f: impl FnOnce() -> U) -> U {
+        (**self).defer_submissions(f)
+    }
+    fn submit_deferred(&self) {
+        (**self).submit_deferred()
     }
 }
 

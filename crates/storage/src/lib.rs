@@ -24,6 +24,9 @@
 //! `fallocate(ZERO_RANGE/PUNCH_HOLE)`, block status `SEEK_DATA/SEEK_HOLE`.
 //! Unaligned reads and writes go through a (slow, rare) bounce buffer.
 //!
+//! [`defer_submissions`] and [`submit_deferred`] batch the inline ring's
+//! `io_uring_enter` calls over a burst of requests started on one thread.
+//!
 //! The `*_blocking` methods (for tools) perform reads, writes and flushes
 //! directly on the calling thread.
 //!
@@ -40,5 +43,6 @@ pub mod options;
 pub(crate) mod sys;
 
 pub use disk::{LocalDisk, MAX_IN_FLIGHT};
+pub use engine::uring::plug::{defer_submissions, submit_deferred};
 pub use error::{IoOp, StorageError};
 pub use options::{DiskOptions, Engine};

@@ -255,13 +255,6 @@ pub(crate) fn eventfd_nonblocking() -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// Resets a non-blocking eventfd's counter (reads until it would block).
-pub(crate) fn eventfd_drain(fd: RawFd) {
-    let mut value: u64 = 0;
-    // SAFETY: reads at most 8 bytes into a valid u64.
-    while unsafe { libc::read(fd, &mut value as *mut u64 as *mut libc::c_void, 8) } == 8 {}
-}
-
 /// Adds 1 to an eventfd's counter, waking its reader.
 pub(crate) fn eventfd_signal(fd: RawFd) {
     let one: u64 = 1;

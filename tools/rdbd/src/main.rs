@@ -34,13 +34,28 @@ fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     init_logging(&args.log_format);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("rdbd")
-        .build()
-        .context("cannot start the async runtime")?;
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all().thread_name("rdbd");
+    if std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
+        builder.worker_threads(default_worker_threads());
+    }
+    let runtime = builder.build().context("cannot start the async runtime")?;
     runtime.block_on(rdbd_node::run(opts))?;
     Ok(())
+}
+
+/// Runtime worker threads unless `TOKIO_WORKER_THREADS` says otherwise: half
+/// the CPUs, at least one. The per-request work in user space is small (the
+/// kernel does the copying, on the thread that submits), so a client and
+/// its NBD connection fit on one core; a second worker on a 2-CPU machine
+/// only adds cross-thread wakeups (futex, eventfd, work stealing) to every
+/// request and competes with the client for the other CPU. Measured on 2
+/// CPUs with fio over NBD at 4k QD32: daemon CPU per request 10.7 vs 14.5 us
+/// (reads) and 15 vs 29 us (writes) for one worker vs two, higher IOPS; QD1
+/// unchanged within noise.
+fn default_worker_threads() -> usize {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (cpus / 2).max(1)
 }
 
 fn init_logging(format: &str) {

@@ -2,9 +2,16 @@
 //!
 //! The loop takes an in-flight slot (a semaphore permit; none free = stop
 //! reading = backpressure), reads and validates one request, reads a WRITE's
-//! payload straight into an [`AlignedBuf`], and spawns a task that runs the
-//! device operation and writes the reply through the shared
-//! [`ReplyWriter`]. Replies therefore leave in completion order.
+//! payload into an [`AlignedBuf`], and starts the request: its future (device
+//! operation, then the reply through the shared [`ReplyWriter`]) is polled
+//! once right here, inside [`BlockDevice::defer_submissions`], and only
+//! spawned as a task if it did not finish. Replies leave in completion order.
+//!
+//! Submission batching: the loop calls [`BlockDevice::submit_deferred`]
+//! whenever it is about to be suspended (every await of the loop goes
+//! through [`submit_before_suspending`]), so the requests that one socket
+//! read brought in reach the kernel with one system call, and nothing
+//! deferred waits on a suspended loop.
 //!
 //! FLUSH ordering: a reply is written only after its device operation has
 //! completed, so every write the client has seen answered was completed at
@@ -16,7 +23,10 @@
 //! large to drain (EINVAL reply, then close) or when a reply cannot be sent.
 //! The device handle is dropped only after every request task has finished.
 
+use std::future::{poll_fn, Future};
+use std::pin::pin;
 use std::sync::Arc;
+use std::task::Poll;
 
 use rdbd_types::AlignedBuf;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -45,6 +55,8 @@ struct Connection<D, W> {
     device: D,
     writer: ReplyWriter<W>,
     params: TransmissionParams,
+    /// Size of the in-flight semaphore.
+    slots_total: usize,
 }
 
 /// What a request produced.
@@ -72,33 +84,47 @@ where
     D: BlockDevice,
 {
     let params = negotiated.params;
+    let slots_total = limits
+        .max_requests_in_flight
+        .clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize));
     let conn = Arc::new(Connection {
         device: negotiated.device,
         writer: ReplyWriter::new(writer),
         params,
+        slots_total,
     });
-    let slots_total = limits
-        .max_requests_in_flight
-        .clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize));
     let slots = Arc::new(Semaphore::new(slots_total));
     let drain_max_bytes = params.payload_max_bytes.max(MIN_DRAIN_BYTES);
     let mut frames = FrameReader::new(reader);
 
+    let device = &conn.device;
     let result = loop {
         let permit = match slots.clone().try_acquire_owned() {
             Ok(permit) => permit,
-            Err(_) => tokio::select! {
-                permit = slots.clone().acquire_owned() => match permit {
-                    Ok(permit) => permit,
-                    Err(_closed) => break Ok(()),
-                },
-                _ = conn.writer.failed() => break Err(reply_failure(&conn.writer)),
-            },
+            Err(_) => {
+                let acquire = async {
+                    tokio::select! {
+                        permit = slots.clone().acquire_owned() => permit.ok(),
+                        _ = conn.writer.failed() => None,
+                    }
+                };
+                match submit_before_suspending(device, acquire).await {
+                    Some(permit) => permit,
+                    None if slots.is_closed() => break Ok(()),
+                    None => break Err(reply_failure(&conn.writer)),
+                }
+            }
         };
-        let header = tokio::select! {
-            biased;
-            _ = conn.writer.failed() => break Err(reply_failure(&conn.writer)),
-            header = frames.read_header() => header,
+        let header = submit_before_suspending(device, async {
+            tokio::select! {
+                biased;
+                _ = conn.writer.failed() => None,
+                header = frames.read_header() => Some(header),
+            }
+        })
+        .await;
+        let Some(header) = header else {
+            break Err(reply_failure(&conn.writer));
         };
         let header = match header {
             Ok(Some(header)) => header,
@@ -133,18 +159,22 @@ where
                         errno: errno::EINVAL,
                         reason: "WRITE payload too large",
                     };
+                    device.submit_deferred();
                     reply(&conn, &req, Err(Failure::Rejected(rejection)), permit).await;
                     break Err(NbdError::WriteTooLarge {
                         length_bytes: req.length,
                         max_bytes: drain_max_bytes,
                     });
                 }
-                if let Err(e) = frames.skip(u64::from(req.length)).await {
+                let skipped =
+                    submit_before_suspending(device, frames.skip(u64::from(req.length))).await;
+                if let Err(e) = skipped {
                     break Err(e.into());
                 }
             } else {
                 let mut data = AlignedBuf::zeroed(req.length as usize);
-                if let Err(e) = frames.read_payload(&mut data).await {
+                let read = submit_before_suspending(device, frames.read_payload(&mut data)).await;
+                if let Err(e) = read {
                     break Err(e.into());
                 }
                 payload = Some(data);
@@ -157,13 +187,36 @@ where
             offset = req.offset,
             len = req.length
         );
-        tokio::spawn(execute(conn.clone(), req, verdict, payload, permit).instrument(span));
+        let mut request =
+            Box::pin(execute(conn.clone(), req, verdict, payload, permit).instrument(span));
+        let first_poll =
+            poll_fn(|cx| Poll::Ready(device.defer_submissions(|| request.as_mut().poll(cx)))).await;
+        if first_poll.is_pending() {
+            // Its wakers now name this task; the spawned task's first poll
+            // re-registers them (every future updates a changed waker).
+            tokio::spawn(request);
+        }
     };
+    device.submit_deferred();
 
     // Let every outstanding request finish and send its reply.
     let _all_slots = slots.acquire_many(slots_total as u32).await;
     conn.writer.finish().await;
     result
+}
+
+/// Awaits `fut`, first submitting the device's deferred I/O whenever `fut`
+/// is about to suspend the loop (so it is done on the deferring thread).
+async fn submit_before_suspending<D: BlockDevice, F: Future>(device: &D, fut: F) -> F::Output {
+    let mut fut = pin!(fut);
+    poll_fn(|cx| {
+        let poll = fut.as_mut().poll(cx);
+        if poll.is_pending() {
+            device.submit_deferred();
+        }
+        poll
+    })
+    .await
 }
 
 fn reply_failure<W: AsyncWrite + Send + Unpin>(writer: &ReplyWriter<W>) -> NbdError {
@@ -233,13 +286,15 @@ async fn reply<D, W: AsyncWrite + Send + Unpin>(
     outcome: Result<Outcome, Failure>,
     permit: OwnedSemaphorePermit,
 ) {
+    // Other requests hold slots: their replies may be about to join ours.
+    let linger = permit.semaphore().available_permits() + 1 < conn.slots_total;
     let permit = Some(permit);
     let structured = conn.params.structured;
     let cookie = req.cookie;
     let failure = match outcome {
         Ok(Outcome::Done) => {
             conn.writer
-                .send(|b| put_simple_reply(b, cookie, 0), None, permit)
+                .send(|b| put_simple_reply(b, cookie, 0), None, permit, linger)
                 .await;
             return;
         }
@@ -249,10 +304,15 @@ async fn reply<D, W: AsyncWrite + Send + Unpin>(
                     // The length is at most the payload maximum, far below u32::MAX - 8.
                     let _ = put_offset_data_header(b, cookie, req.offset, req.length);
                 };
-                conn.writer.send(encode, Some(data), permit).await;
+                conn.writer.send(encode, Some(data), permit, linger).await;
             } else {
                 conn.writer
-                    .send(|b| put_simple_reply(b, cookie, 0), Some(data), permit)
+                    .send(
+                        |b| put_simple_reply(b, cookie, 0),
+                        Some(data),
+                        permit,
+                        linger,
+                    )
                     .await;
             }
             return;
@@ -276,6 +336,7 @@ async fn reply<D, W: AsyncWrite + Send + Unpin>(
                                 |b| put_block_status_chunk(b, cookie, context_id, &extents),
                                 None,
                                 permit,
+                                linger,
                             )
                             .await;
                         return;
@@ -316,11 +377,12 @@ async fn reply<D, W: AsyncWrite + Send + Unpin>(
                 |b| put_error_chunk(b, cookie, error, &message),
                 None,
                 permit,
+                linger,
             )
             .await;
     } else {
         conn.writer
-            .send(|b| put_simple_reply(b, cookie, error), None, permit)
+            .send(|b| put_simple_reply(b, cookie, error), None, permit, linger)
             .await;
     }
 }

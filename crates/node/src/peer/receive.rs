@@ -53,6 +53,12 @@ pub(super) struct Receiver {
     barrier_task: JoinHandle<()>,
     /// Disk writes spawned and not finished.
     writing: Arc<std::sync::atomic::AtomicU64>,
+    /// Write ordering `f` or `d`: drain each epoch before reading on.
+    drain_epochs: bool,
+    /// Flush the disk at each barrier (`disk-flushes`).
+    flushes: bool,
+    /// Where barrier acks go.
+    meta: Outbox,
 }
 
 /// Counts a spawned disk write for as long as it lives.
@@ -100,6 +106,8 @@ impl Receiver {
         let (tx, mut rx) = mpsc::unbounded_channel::<(u32, u32, Vec<JoinHandle<()>>)>();
         let resource = Arc::clone(&ctx.resource);
         let flushes = ctx.cfg.settings.disk_flushes;
+        let drain_epochs = ctx.resource.write_ordering != 'n';
+        let ack_meta = meta.clone();
         let barrier_task = tokio::spawn(async move {
             while let Some((nr, set_size, tasks)) = rx.recv().await {
                 for t in tasks {
@@ -123,6 +131,9 @@ impl Receiver {
             inflight: Arc::default(),
             barrier_task,
             writing: Arc::default(),
+            drain_epochs,
+            flushes,
+            meta: ack_meta,
         }
     }
 
@@ -265,10 +276,28 @@ impl Receiver {
     }
 
     /// A `P_BARRIER`: the epoch's writes, a flush, then the ack (in order).
-    pub(super) fn on_barrier(&mut self, nr: u32) {
+    ///
+    /// With write ordering `f` or `d` (DRBD's WO_BDEV_FLUSH / WO_DRAIN_IO) the
+    /// receiver drains, as receive_Barrier does with conn_wait_active_ee_empty: no
+    /// write of the next epoch reaches the disk before every write of this epoch has
+    /// completed (and, with `f`, the disk is flushed). With `n` the ack waits for the
+    /// epoch in the background and the next epoch's writes proceed at once.
+    pub(super) async fn on_barrier(&mut self, ctx: &Ctx, nr: u32) {
         let set_size = self.epoch.on_barrier();
         let tasks = std::mem::take(&mut self.epoch_tasks);
-        let _ = self.barriers.send((nr, set_size, tasks));
+        if !self.drain_epochs {
+            let _ = self.barriers.send((nr, set_size, tasks));
+            return;
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
+        if self.flushes {
+            if let Err(e) = ctx.resource.disk.flush().await {
+                tracing::error!(resource = %ctx.resource.name, error = %e, "flushing the disk for a barrier failed");
+            }
+        }
+        let _ = self.meta.send(Outgoing::h100(Packet::BarrierAck(BarrierAck { barrier: nr, set_size })));
     }
 
     /// A `P_RS_DATA_REPLY` (we are SyncTarget).

@@ -641,7 +641,7 @@ impl<'a> Session<'a> {
                     &self.events_tx,
                 );
             }
-            Packet::Barrier(b) => self.receiver.on_barrier(b.barrier),
+            Packet::Barrier(b) => self.receiver.on_barrier(ctx, b.barrier).await,
             Packet::RsDataRequest(r) => {
                 if !matches!(cs, ConnState::SyncSource | ConnState::PausedSyncS) {
                     return Err(self.protocol_error(format!("P_RS_DATA_REQUEST while {cs}")));

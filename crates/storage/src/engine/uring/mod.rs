@@ -35,6 +35,7 @@ use crate::sys;
 use sqe::{FileRef, Outcome};
 
 pub(crate) mod inline;
+pub(crate) mod plug;
 mod sqe;
 
 /// `user_data` of the eventfd read.
