@@ -15,7 +15,12 @@ fn oos_kib(s: &Standalone) -> u64 {
 
 /// The fields of `rdbdadm get-gi`: current, bitmap, history... then the flag bits.
 fn gi(s: &Standalone) -> Vec<String> {
-    s.node.adm_ok(&["get-gi", "r0"]).trim().split(':').map(String::from).collect()
+    s.node
+        .adm_ok(&["get-gi", "r0"])
+        .trim()
+        .split(':')
+        .map(String::from)
+        .collect()
 }
 
 #[test]
@@ -28,7 +33,11 @@ fn outdate_refuses_a_primary_and_survives_down_and_up() {
     s.node.adm_ok(&["outdate", "r0"]);
     assert_eq!(s.node.adm_ok(&["dstate", "r0"]).trim(), "Outdated/DUnknown");
     let out = s.node.adm_run(&["primary", "r0"]);
-    assert_eq!(out.status.code(), Some(11), "an Outdated disk must not be promoted without --force");
+    assert_eq!(
+        out.status.code(),
+        Some(11),
+        "an Outdated disk must not be promoted without --force"
+    );
     s.node.adm_ok(&["down", "r0"]);
     // Down: the meta-data says Outdated (consistent, not was-up-to-date).
     assert_eq!(s.node.adm_ok(&["dstate", "r0"]).trim(), "Outdated");
@@ -43,8 +52,15 @@ fn invalidate_marks_everything_out_of_sync_up_or_down() {
     let size_kib = s.node_size_bytes() / 1024;
     s.node.adm_ok(&["secondary", "r0"]);
     s.node.adm_ok(&["invalidate", "r0"]);
-    assert_eq!(s.node.adm_ok(&["dstate", "r0"]).trim(), "Inconsistent/DUnknown");
-    assert_eq!(oos_kib(&s), size_kib.div_ceil(4) * 4, "invalidate must mark the whole device");
+    assert_eq!(
+        s.node.adm_ok(&["dstate", "r0"]).trim(),
+        "Inconsistent/DUnknown"
+    );
+    assert_eq!(
+        oos_kib(&s),
+        size_kib.div_ceil(4) * 4,
+        "invalidate must mark the whole device"
+    );
     s.node.adm_ok(&["down", "r0"]);
     assert_eq!(s.node.adm_ok(&["dstate", "r0"]).trim(), "Inconsistent");
 
@@ -64,15 +80,27 @@ fn new_current_uuid_clear_bitmap_forgets_out_of_sync_blocks() {
     let s = Standalone::up(16);
     let data = s.dir.path().join("data.bin");
     std::fs::write(&data, vec![3u8; 1 << 20]).unwrap();
-    rdbd_tests::tools::run_ok(std::process::Command::new("nbdcopy").arg(&data).arg(s.uri()));
-    s.node.wait_status("writes in the bitmap", Duration::from_secs(3), |t| !t.contains("oos:0\n"));
+    rdbd_tests::tools::run_ok(
+        std::process::Command::new("nbdcopy")
+            .arg(&data)
+            .arg(s.uri()),
+    );
+    s.node
+        .wait_status("writes in the bitmap", Duration::from_secs(3), |t| {
+            !t.contains("oos:0\n")
+        });
     s.node.adm_ok(&["new-current-uuid", "--clear-bitmap", "r0"]);
     s.node.adm_ok(&["secondary", "r0"]);
-    let text = s.node.wait_status("oos:0", Duration::from_secs(3), |t| t.contains("oos:0\n"));
+    let text = s
+        .node
+        .wait_status("oos:0", Duration::from_secs(3), |t| t.contains("oos:0\n"));
     assert!(text.contains("oos:0"), "{text}");
     s.node.adm_ok(&["down", "r0"]);
     let g = gi(&s);
-    assert_eq!(g[1], "0000000000000000", "bitmap UUID must be cleared: {g:?}");
+    assert_eq!(
+        g[1], "0000000000000000",
+        "bitmap UUID must be cleared: {g:?}"
+    );
     assert_ne!(g[0], "0000000000000004", "current UUID must be new: {g:?}");
     let dump = s.node.adm_ok(&["dump-md", "r0"]);
     assert!(dump.contains("# bits-set 0;"), "{dump}");
