@@ -4,10 +4,16 @@
 #   scripts/fuzz-smoke.sh [SECONDS]
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
+mkdir -p target
 seconds=${1:-20}
 command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
 export RUSTC_BOOTSTRAP=1
 for target in $(cargo fuzz list); do
   echo "== fuzz $target (${seconds}s)"
-  cargo fuzz run "$target" -- -max_total_time="$seconds" -rss_limit_mb=2048 2>&1 | tail -3
+  if ! cargo fuzz run "$target" -- -max_total_time="$seconds" -rss_limit_mb=2048 > "target/fuzz-$target.log" 2>&1; then
+    tail -40 "target/fuzz-$target.log"
+    echo "fuzz target $target failed"
+    exit 1
+  fi
+  tail -1 "target/fuzz-$target.log"
 done

@@ -14,3 +14,5 @@ echo "== cargo build (binaries used by the integration tests)"
 cargo build --workspace --bins --locked
 echo "== cargo nextest"
 cargo nextest run --workspace --locked --no-fail-fast --profile ci
+echo "== fuzz smoke (every decoder's cargo-fuzz target, 10 s each)"
+scripts/fuzz-smoke.sh 10

@@ -38,6 +38,7 @@ pub const IMPLEMENTED_OPTIONS: &[(SectionKind, &str)] = &[
     (SectionKind::Disk, "c-delay-target"),
     (SectionKind::Disk, "c-max-rate"),
     (SectionKind::Disk, "disk-flushes"),
+    (SectionKind::Disk, "disk-drain"),
     (SectionKind::Disk, "al-updates"),
     (SectionKind::Disk, "md-flushes"),
 ];
