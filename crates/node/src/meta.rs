@@ -589,3 +589,121 @@ impl ResourceMeta {
         Ok(n)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdbd_metadata::layout::AlStripes;
+
+    const EXTENT_BYTES: u64 = 4 << 20;
+
+    /// A 512 MiB sparse file with fresh internal meta-data, attached.
+    fn attached(al_extents: u32) -> (tempfile::TempDir, std::path::PathBuf, ResourceMeta) {
+        let dir = tempfile::tempdir_in("/var/tmp").unwrap();
+        let path = dir.path().join("disk.img");
+        std::fs::File::create(&path)
+            .unwrap()
+            .set_len(512 << 20)
+            .unwrap();
+        MetaDataDevice::create(
+            &path,
+            &MetaDiskKind::Internal,
+            AlStripes::default(),
+            OpenOptions::default(),
+        )
+        .unwrap();
+        // create-md leaves la_size_sect 0; attach sets it, as the kernel does.
+        let (meta, info) =
+            ResourceMeta::attach(&path, &MetaDiskKind::Internal, al_extents, true, true, true)
+                .unwrap();
+        assert_eq!(info.disk_state, DiskState::Inconsistent);
+        (dir, path, meta)
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn concurrent_writes_to_one_cold_extent_share_one_transaction() {
+        let (_dir, _path, meta) = attached(67);
+        let meta = Arc::new(meta);
+        let total = runtime().block_on(async {
+            let tasks: Vec<_> = (0..16u64)
+                .map(|i| {
+                    let meta = Arc::clone(&meta);
+                    tokio::spawn(async move {
+                        meta.begin_write(3 * EXTENT_BYTES + i * 4096, 4096)
+                            .await
+                            .unwrap()
+                    })
+                })
+                .collect();
+            let mut total = 0;
+            for t in tasks {
+                total += t.await.unwrap().al_transactions;
+            }
+            total
+        });
+        assert_eq!(
+            total, 1,
+            "16 writes to one cold extent must cost one AL transaction"
+        );
+        for i in 0..16u64 {
+            meta.end_write(3 * EXTENT_BYTES + i * 4096, 4096);
+        }
+        // Hot now: no transaction at all.
+        let again = runtime()
+            .block_on(meta.begin_write(3 * EXTENT_BYTES, 4096))
+            .unwrap();
+        assert_eq!(again, MetaWrites::default());
+        meta.end_write(3 * EXTENT_BYTES, 4096);
+    }
+
+    #[test]
+    fn an_evicted_extent_has_its_bitmap_page_on_disk_first() {
+        let (_dir, path, meta) = attached(67);
+        let rt = runtime();
+        // Extent 0 gets a write not replicated to anyone: its bit is set in memory.
+        rt.block_on(meta.begin_write(0, 4096)).unwrap();
+        meta.set_out_of_sync(0, 4096);
+        meta.end_write(0, 4096);
+        let on_disk_bit0 = |path: &Path| {
+            let dev = MetaDataDevice::open(
+                path,
+                &MetaDiskKind::Internal,
+                OpenOptions {
+                    writable: false,
+                    md_flushes: false,
+                },
+            )
+            .unwrap();
+            dev.read_data_bitmap().unwrap().test(0)
+        };
+        assert!(
+            !on_disk_bit0(&path),
+            "the bitmap page is written lazily, not on every write"
+        );
+        // 67 more distinct extents, in another bitmap page (extents 40..107): extent 0,
+        // the least recently used, is evicted, and its page must reach the disk first.
+        let mut pages_written = 0;
+        for e in 40..(40 + 67u64) {
+            let w = rt
+                .block_on(meta.begin_write(e * EXTENT_BYTES, 4096))
+                .unwrap();
+            pages_written += w.bitmap_pages;
+            meta.end_write(e * EXTENT_BYTES, 4096);
+        }
+        assert_eq!(
+            pages_written, 1,
+            "exactly the evicted extent's page is written"
+        );
+        assert!(
+            on_disk_bit0(&path),
+            "extent 0 left the activity log before its bitmap page was on disk"
+        );
+    }
+}
