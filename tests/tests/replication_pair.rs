@@ -41,7 +41,14 @@ struct Pair {
     dir: tempfile::TempDir,
 }
 
-fn write_config(dir: &Path, name: &str, net: &str, disk: &str, port_a: u16, port_b: u16) -> PathBuf {
+fn write_config(
+    dir: &Path,
+    name: &str,
+    net: &str,
+    disk: &str,
+    port_a: u16,
+    port_b: u16,
+) -> PathBuf {
     let path = dir.join(name);
     let text = format!(
         "global {{ usage-count no; }}\n\
@@ -177,7 +184,10 @@ fn replicate_with(protocol: &str, disk_options: &str, write_ordering: char) {
         status.contains(&format!(" {protocol} r")),
         "protocol {protocol} in the status:\n{status}"
     );
-    assert!(status.contains(&format!(" wo:{write_ordering} ")), "wo:{write_ordering} in the status:\n{status}");
+    assert!(
+        status.contains(&format!(" wo:{write_ordering} ")),
+        "wo:{write_ordering} in the status:\n{status}"
+    );
     // Everything sent has arrived: the secondary received what the primary sent.
     p.a.adm_ok(&["secondary", "r0"]);
     p.a.adm_ok(&["down", "r0"]);

@@ -73,7 +73,10 @@ fn unimplemented_options_are_reported_once_with_location() {
         barrier[0]
     );
     // ping-timeout is implemented (replication): not reported.
-    assert!(!report.iter().any(|m| m.contains("'ping-timeout'")), "{report:#?}");
+    assert!(
+        !report.iter().any(|m| m.contains("'ping-timeout'")),
+        "{report:#?}"
+    );
     for implemented in [
         "'protocol'",
         "'shared-secret'",

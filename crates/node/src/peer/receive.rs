@@ -297,7 +297,12 @@ impl Receiver {
                 tracing::error!(resource = %ctx.resource.name, error = %e, "flushing the disk for a barrier failed");
             }
         }
-        let _ = self.meta.send(Outgoing::h100(Packet::BarrierAck(BarrierAck { barrier: nr, set_size })));
+        let _ = self
+            .meta
+            .send(Outgoing::h100(Packet::BarrierAck(BarrierAck {
+                barrier: nr,
+                set_size,
+            })));
     }
 
     /// A `P_RS_DATA_REPLY` (we are SyncTarget).
