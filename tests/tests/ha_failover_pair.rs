@@ -21,26 +21,11 @@ use std::time::{Duration, Instant};
 use rdbd_tests::bins::bin;
 use rdbd_tests::fixture::scratch_dir;
 use rdbd_tests::node::Node;
+use rdbd_tests::tools::{free_tcp_port, free_udp_port};
 use rdbd_tests::tools::{require, run, run_ok, stdout};
 
 const DEADTIME_MS: u64 = 2500;
 const NAMES: [&str; 2] = ["alice", "bob"];
-
-fn free_tcp_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn write_exec(path: &Path, text: &str) {
     std::fs::write(path, text).unwrap();

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use rdbd_tests::bins::bin;
 use rdbd_tests::fixture::Standalone;
+use rdbd_tests::tools::free_udp_port;
 use rdbd_tests::tools::{require, run, run_ok, stdout};
 
 /// Stops the node's rdbd before the fixture's directory (and its pid file) goes.
@@ -142,14 +143,6 @@ impl Drop for Ha {
             let _ = c.wait();
         }
     }
-}
-
-fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 const SVC: &str = "#!/bin/sh\nm=\"$1\"\ncase \"$2\" in\n start) echo up > \"$m/service-was-here\" && touch \"$m.active\" ;;\n stop) rm -f \"$m.active\" ;;\n status) [ -f \"$m.active\" ] || exit 3 ;;\n *) exit 2 ;;\nesac\n";

@@ -8,7 +8,6 @@
 #![allow(dead_code)]
 
 use std::io::Write;
-use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -22,13 +21,7 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// A free TCP port on 127.0.0.1 (bound and released; fine for tests).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind 127.0.0.1:0")
-        .port()
-}
+pub use rdbd_tests::tools::free_tcp_port as free_port;
 
 /// What to boot.
 pub struct VmConfig {

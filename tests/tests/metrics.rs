@@ -7,15 +7,8 @@ use std::process::Command;
 
 use rdbd_tests::fixture::{scratch_dir, standalone_config};
 use rdbd_tests::node::Node;
+use rdbd_tests::tools::free_tcp_port as free_port;
 use rdbd_tests::tools::{require, run_ok};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn get(port: u16, path: &str) -> String {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to metrics");

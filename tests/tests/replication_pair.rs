@@ -17,18 +17,11 @@ use std::time::{Duration, Instant};
 
 use rdbd_tests::fixture::scratch_dir;
 use rdbd_tests::node::Node;
+use rdbd_tests::tools::free_tcp_port as free_port;
 use rdbd_tests::tools::{require, run, run_ok, sha256_prefix, stdout};
 
 /// A 64 MiB file with internal meta-data leaves 130992 sectors of data.
 const DATA_BYTES: u64 = 130_992 * 512;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// Field order matters: the nodes (whose drop stops their daemons) go before the
 /// directory that holds their configuration and run directories.
