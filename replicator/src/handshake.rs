@@ -339,29 +339,6 @@ pub fn mirror_after_sb(p: AfterSbPolicy) -> AfterSbPolicy {
     }
 }
 
-/// The policy for a drbd.conf name (`disconnect`, `discard-zero-changes`, ...).
-pub fn after_sb_from_name(name: &str) -> Option<AfterSbPolicy> {
-    use AfterSbPolicy::*;
-    Some(match name {
-        "disconnect" => Disconnect,
-        "discard-younger-primary" => DiscardYoungerPrimary,
-        "discard-older-primary" => DiscardOlderPrimary,
-        "discard-zero-changes" => DiscardZeroChanges,
-        "discard-least-changes" => DiscardLeastChanges,
-        "discard-local" => DiscardLocal,
-        "discard-remote" => DiscardRemote,
-        "consensus" => Consensus,
-        "discard-secondary" => DiscardSecondary,
-        "call-pri-lost-after-sb" => CallHelper,
-        "violently-as0p" => Violently,
-        _ => return None,
-    })
-}
-
-fn policy_name(p: AfterSbPolicy) -> String {
-    format!("{p:?}")
-}
-
 /// The checks the kernel makes on a received `P_PROTOCOL` (D84 `receive_protocol`).
 pub fn check_protocol(ours: &ProtocolParams, peer: &ProtocolParams) -> Result<(), HandshakeError> {
     let differ = |what: &'static str, o: String, p: String| {
@@ -384,7 +361,7 @@ pub fn check_protocol(ours: &ProtocolParams, peer: &ProtocolParams) -> Result<()
         ("after-sb-2pri", ours.after_sb_2p, peer.after_sb_2p),
     ] {
         if mirror_after_sb(p) != o {
-            return differ(what, policy_name(o), policy_name(p));
+            return differ(what, o.name().to_string(), p.name().to_string());
         }
     }
     if ours.conn_flags & peer.conn_flags & CF_DISCARD_MY_DATA != 0 {
@@ -449,7 +426,7 @@ pub fn protocol_params(
     integrity_alg: Option<&str>,
     discard_my_data: bool,
 ) -> ProtocolParams {
-    let p = |s: &str| after_sb_from_name(s).unwrap_or_default();
+    let p = |s: &str| AfterSbPolicy::from_name(s).unwrap_or_default();
     ProtocolParams {
         protocol,
         after_sb_0p: p(after_sb[0]),

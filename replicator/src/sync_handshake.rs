@@ -12,7 +12,7 @@
 //!   [`Handshake::comparison`]'s fix-ups (`apply_fixups`) and, for a full sync, sets every bit
 //!   of the bitmap (DRBD: `drbd_bmio_set_n_write`, meta-data flag FULL_SYNC) before it sends
 //!   the bitmap.
-//! - [`AfterSb::parse`] / [`RrConflict::parse`]: the drbd.conf values, including
+//! - [`parse_after_sb`] / [`RrConflict::parse`]: the drbd.conf values, including
 //!   `discard-node-NAME`, which drbdadm rewrites to `discard-local` / `discard-remote`.
 //! - Bookkeeping over [`Generations`] (drbd_main.c, drbd_worker.c, drbd_state.c):
 //!   - [`source_sync_uuid`]: at resync start on the SyncSource (`drbd_gen_and_send_sync_uuid`):
@@ -31,8 +31,6 @@
 //!     peer adopts the announced current identifier (`receive_uuids`).
 //!   - [`new_current_uuid_cmd`]: `drbdadm new-current-uuid` (`drbd_adm_new_c_uuid`).
 
-use std::fmt;
-
 use rdbd_types::{ConnState, DiskState, Role};
 
 use crate::uuid_compare::{compare, hg, uuid_flag, CompareInput, Comparison};
@@ -45,33 +43,9 @@ pub use bookkeeping::{
     target_sync_uuid_received, PeerLoss, PeerLossAction,
 };
 
-/// An after-split-brain policy (`after-sb-0pri`, `after-sb-1pri`, `after-sb-2pri`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum AfterSb {
-    /// `disconnect`: no automatic recovery.
-    #[default]
-    Disconnect,
-    /// `discard-younger-primary` (0pri).
-    DiscardYoungerPrimary,
-    /// `discard-older-primary` (0pri).
-    DiscardOlderPrimary,
-    /// `discard-zero-changes` (0pri).
-    DiscardZeroChanges,
-    /// `discard-least-changes` (0pri).
-    DiscardLeastChanges,
-    /// `discard-local` (0pri; `discard-node-THIS-HOST`).
-    DiscardLocal,
-    /// `discard-remote` (0pri; `discard-node-OTHER-HOST`).
-    DiscardRemote,
-    /// `consensus` (1pri).
-    Consensus,
-    /// `discard-secondary` (1pri).
-    DiscardSecondary,
-    /// `call-pri-lost-after-sb` (1pri, 2pri).
-    CallPriLostAfterSb,
-    /// `violently-as0p` (1pri, 2pri).
-    ViolentlyAs0p,
-}
+/// An after-split-brain policy (`after-sb-0pri`, `after-sb-1pri`, `after-sb-2pri`): the
+/// wire crate's `P_PROTOCOL` enum, which also knows the drbd.conf names.
+pub use rdbd_wire::AfterSbPolicy as AfterSb;
 
 /// A policy value that is not one of DRBD's.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -83,55 +57,20 @@ pub struct UnknownPolicy {
     pub value: String,
 }
 
-impl AfterSb {
-    /// Every policy with its drbd.conf name.
-    pub const ALL: [(AfterSb, &'static str); 11] = [
-        (AfterSb::Disconnect, "disconnect"),
-        (AfterSb::DiscardYoungerPrimary, "discard-younger-primary"),
-        (AfterSb::DiscardOlderPrimary, "discard-older-primary"),
-        (AfterSb::DiscardZeroChanges, "discard-zero-changes"),
-        (AfterSb::DiscardLeastChanges, "discard-least-changes"),
-        (AfterSb::DiscardLocal, "discard-local"),
-        (AfterSb::DiscardRemote, "discard-remote"),
-        (AfterSb::Consensus, "consensus"),
-        (AfterSb::DiscardSecondary, "discard-secondary"),
-        (AfterSb::CallPriLostAfterSb, "call-pri-lost-after-sb"),
-        (AfterSb::ViolentlyAs0p, "violently-as0p"),
-    ];
-
-    /// The drbd.conf name.
-    pub fn name(self) -> &'static str {
-        AfterSb::ALL
-            .iter()
-            .find(|(p, _)| *p == self)
-            .map_or("disconnect", |(_, n)| n)
+/// Parses an after-sb drbd.conf value. `discard-node-NAME` becomes `discard-local` when
+/// NAME is `own_host` and `discard-remote` otherwise, as drbdadm rewrites it.
+pub fn parse_after_sb(value: &str, own_host: &str) -> Result<AfterSb, UnknownPolicy> {
+    if let Some(node) = value.strip_prefix("discard-node-") {
+        return Ok(if node == own_host {
+            AfterSb::DiscardLocal
+        } else {
+            AfterSb::DiscardRemote
+        });
     }
-
-    /// Parses a drbd.conf value. `discard-node-NAME` becomes `discard-local` when NAME is
-    /// `own_host` and `discard-remote` otherwise, as drbdadm rewrites it.
-    pub fn parse(value: &str, own_host: &str) -> Result<AfterSb, UnknownPolicy> {
-        if let Some(node) = value.strip_prefix("discard-node-") {
-            return Ok(if node == own_host {
-                AfterSb::DiscardLocal
-            } else {
-                AfterSb::DiscardRemote
-            });
-        }
-        AfterSb::ALL
-            .iter()
-            .find(|(_, n)| *n == value)
-            .map(|(p, _)| *p)
-            .ok_or_else(|| UnknownPolicy {
-                option: "after-sb",
-                value: value.to_string(),
-            })
-    }
-}
-
-impl fmt::Display for AfterSb {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
+    AfterSb::from_name(value).ok_or_else(|| UnknownPolicy {
+        option: "after-sb",
+        value: value.to_string(),
+    })
 }
 
 /// `rr-conflict`: what a Primary does when the handshake makes it SyncTarget.
@@ -383,8 +322,8 @@ impl Ctx<'_> {
         match policy {
             AfterSb::Consensus
             | AfterSb::DiscardSecondary
-            | AfterSb::CallPriLostAfterSb
-            | AfterSb::ViolentlyAs0p => {
+            | AfterSb::CallHelper
+            | AfterSb::Violently => {
                 self.log(Level::Err, "Configuration error.");
                 hg::SPLIT_BRAIN_DISCONNECT
             }
@@ -460,7 +399,7 @@ impl Ctx<'_> {
                     _ => hg::SPLIT_BRAIN_DISCONNECT,
                 }
             }
-            AfterSb::ViolentlyAs0p => self.recover_0p(),
+            AfterSb::Violently => self.recover_0p(),
             AfterSb::DiscardSecondary => {
                 if self.role == Role::Primary {
                     1
@@ -468,7 +407,7 @@ impl Ctx<'_> {
                     -1
                 }
             }
-            AfterSb::CallPriLostAfterSb => {
+            AfterSb::CallHelper => {
                 let h = self.recover_0p();
                 let primary = self.role == Role::Primary;
                 self.call_pri_lost(h == -1 && primary, h)
@@ -484,8 +423,8 @@ impl Ctx<'_> {
     fn recover_2p(&mut self) -> i32 {
         match self.input.policies.after_sb_2pri {
             AfterSb::Disconnect => hg::SPLIT_BRAIN_DISCONNECT,
-            AfterSb::ViolentlyAs0p => self.recover_0p(),
-            AfterSb::CallPriLostAfterSb => {
+            AfterSb::Violently => self.recover_0p(),
+            AfterSb::CallHelper => {
                 let h = self.recover_0p();
                 self.call_pri_lost(h == -1, h)
             }

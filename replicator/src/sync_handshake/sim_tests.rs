@@ -311,9 +311,9 @@ proptest! {
     fn simulated_pair(ops in proptest::collection::vec(op(), 1..40), p0 in 0usize..7, p1 in 0usize..5, p2 in 0usize..3) {
         let zero = [AfterSb::Disconnect, AfterSb::DiscardYoungerPrimary, AfterSb::DiscardOlderPrimary,
             AfterSb::DiscardZeroChanges, AfterSb::DiscardLeastChanges, AfterSb::DiscardLocal, AfterSb::DiscardRemote];
-        let one = [AfterSb::Disconnect, AfterSb::Consensus, AfterSb::DiscardSecondary, AfterSb::ViolentlyAs0p,
-            AfterSb::CallPriLostAfterSb];
-        let two = [AfterSb::Disconnect, AfterSb::ViolentlyAs0p, AfterSb::CallPriLostAfterSb];
+        let one = [AfterSb::Disconnect, AfterSb::Consensus, AfterSb::DiscardSecondary, AfterSb::Violently,
+            AfterSb::CallHelper];
+        let two = [AfterSb::Disconnect, AfterSb::Violently, AfterSb::CallHelper];
         let policies = Policies {
             after_sb_0pri: zero[p0],
             after_sb_1pri: one[p1],

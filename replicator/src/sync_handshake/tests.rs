@@ -278,7 +278,7 @@ fn policy_cases() -> Vec<Case> {
             "1pri violently-as0p, primary loses, rr-conflict violently",
             with(split_brain(), |i| {
                 i.policies.after_sb_0pri = DiscardLeastChanges;
-                i.policies.after_sb_1pri = AfterSb::ViolentlyAs0p;
+                i.policies.after_sb_1pri = AfterSb::Violently;
                 i.policies.rr_conflict = RrConflict::Violently;
                 primary(i);
             }),
@@ -291,7 +291,7 @@ fn policy_cases() -> Vec<Case> {
             "1pri violently-as0p, primary loses, rr-conflict disconnect",
             with(split_brain(), |i| {
                 i.policies.after_sb_0pri = DiscardLeastChanges;
-                i.policies.after_sb_1pri = AfterSb::ViolentlyAs0p;
+                i.policies.after_sb_1pri = AfterSb::Violently;
                 primary(i);
             }),
             SyncDecision::Refuse(Refusal::PrimaryWouldBeTarget),
@@ -327,7 +327,7 @@ fn policy_cases() -> Vec<Case> {
                 "1pri call-pri-lost-after-sb, primary demotes",
                 with(split_brain(), |i| {
                     i.policies.after_sb_0pri = DiscardLeastChanges;
-                    i.policies.after_sb_1pri = AfterSb::CallPriLostAfterSb;
+                    i.policies.after_sb_1pri = AfterSb::CallHelper;
                     primary(i);
                 }),
                 TARGET,
@@ -340,7 +340,7 @@ fn policy_cases() -> Vec<Case> {
             "1pri call-pri-lost-after-sb, cannot demote",
             with(split_brain(), |i| {
                 i.policies.after_sb_0pri = DiscardLeastChanges;
-                i.policies.after_sb_1pri = AfterSb::CallPriLostAfterSb;
+                i.policies.after_sb_1pri = AfterSb::CallHelper;
                 i.can_demote = false;
                 primary(i);
             }),
@@ -353,7 +353,7 @@ fn policy_cases() -> Vec<Case> {
             "1pri call-pri-lost-after-sb, secondary loses",
             with(split_brain(), |i| {
                 i.policies.after_sb_0pri = DiscardLeastChanges;
-                i.policies.after_sb_1pri = AfterSb::CallPriLostAfterSb;
+                i.policies.after_sb_1pri = AfterSb::CallHelper;
                 peer_primary(i);
             }),
             TARGET,
@@ -386,7 +386,7 @@ fn policy_cases() -> Vec<Case> {
             "2pri violently-as0p, we win",
             with(split_brain(), |i| {
                 i.policies.after_sb_0pri = DiscardRemote;
-                i.policies.after_sb_2pri = AfterSb::ViolentlyAs0p;
+                i.policies.after_sb_2pri = AfterSb::Violently;
                 primary(i);
                 peer_primary(i);
             }),
@@ -400,7 +400,7 @@ fn policy_cases() -> Vec<Case> {
                 "2pri call-pri-lost-after-sb, we lose and demote",
                 with(split_brain(), |i| {
                     i.policies.after_sb_0pri = DiscardLocal;
-                    i.policies.after_sb_2pri = AfterSb::CallPriLostAfterSb;
+                    i.policies.after_sb_2pri = AfterSb::CallHelper;
                     primary(i);
                     peer_primary(i);
                 }),
@@ -413,7 +413,7 @@ fn policy_cases() -> Vec<Case> {
             "2pri call-pri-lost-after-sb, we win",
             with(split_brain(), |i| {
                 i.policies.after_sb_0pri = DiscardRemote;
-                i.policies.after_sb_2pri = AfterSb::CallPriLostAfterSb;
+                i.policies.after_sb_2pri = AfterSb::CallHelper;
                 primary(i);
                 peer_primary(i);
             }),
@@ -738,18 +738,18 @@ fn next_states() {
 #[test]
 fn policy_names() {
     for (p, name) in AfterSb::ALL {
-        assert_eq!(AfterSb::parse(name, "alice"), Ok(p));
+        assert_eq!(parse_after_sb(name, "alice"), Ok(p));
         assert_eq!(p.to_string(), name);
     }
     assert_eq!(
-        AfterSb::parse("discard-node-alice", "alice"),
+        parse_after_sb("discard-node-alice", "alice"),
         Ok(AfterSb::DiscardLocal)
     );
     assert_eq!(
-        AfterSb::parse("discard-node-bob", "alice"),
+        parse_after_sb("discard-node-bob", "alice"),
         Ok(AfterSb::DiscardRemote)
     );
-    assert!(AfterSb::parse("discard-everything", "alice").is_err());
+    assert!(parse_after_sb("discard-everything", "alice").is_err());
     assert_eq!(
         RrConflict::parse("call-pri-lost"),
         Ok(RrConflict::CallPriLost)

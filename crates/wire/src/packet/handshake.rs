@@ -66,6 +66,12 @@ impl ConnectionFeatures {
     }
 }
 
+impl std::fmt::Display for AfterSbPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// After-split-brain policy (`enum drbd_after_sb_p`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[repr(u32)]
@@ -96,6 +102,40 @@ pub enum AfterSbPolicy {
 }
 
 impl AfterSbPolicy {
+    /// Every policy with its drbd.conf name.
+    pub const ALL: [(AfterSbPolicy, &'static str); 11] = [
+        (AfterSbPolicy::Disconnect, "disconnect"),
+        (
+            AfterSbPolicy::DiscardYoungerPrimary,
+            "discard-younger-primary",
+        ),
+        (AfterSbPolicy::DiscardOlderPrimary, "discard-older-primary"),
+        (AfterSbPolicy::DiscardZeroChanges, "discard-zero-changes"),
+        (AfterSbPolicy::DiscardLeastChanges, "discard-least-changes"),
+        (AfterSbPolicy::DiscardLocal, "discard-local"),
+        (AfterSbPolicy::DiscardRemote, "discard-remote"),
+        (AfterSbPolicy::Consensus, "consensus"),
+        (AfterSbPolicy::DiscardSecondary, "discard-secondary"),
+        (AfterSbPolicy::CallHelper, "call-pri-lost-after-sb"),
+        (AfterSbPolicy::Violently, "violently-as0p"),
+    ];
+
+    /// The drbd.conf name.
+    pub fn name(self) -> &'static str {
+        AfterSbPolicy::ALL
+            .iter()
+            .find(|(p, _)| *p == self)
+            .map_or("disconnect", |(_, n)| n)
+    }
+
+    /// The policy of a drbd.conf name (`discard-node-NAME` is resolved by the caller).
+    pub fn from_name(name: &str) -> Option<AfterSbPolicy> {
+        AfterSbPolicy::ALL
+            .iter()
+            .find(|(_, n)| *n == name)
+            .map(|(p, _)| *p)
+    }
+
     /// The policy with this DRBD number.
     pub fn from_u32(value: u32) -> Option<AfterSbPolicy> {
         use AfterSbPolicy::*;

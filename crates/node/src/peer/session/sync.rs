@@ -18,7 +18,7 @@ use rdbd_replicator::resync::bitmap_xfer::{
     BitmapPacket, BitmapReceiver, BitmapSender, Progress as XferProgress, XferParams,
 };
 use rdbd_replicator::sync_handshake::{
-    self as sh, AfterSb, HandshakeInput, Level, Policies, RrConflict, SyncDecision,
+    self as sh, HandshakeInput, Level, Policies, RrConflict, SyncDecision,
 };
 use rdbd_replicator::uuid_compare::generations_of;
 use rdbd_types::{ConnState, DiskState};
@@ -35,7 +35,7 @@ impl Session<'_> {
         let st = ctx.resource.state();
         let own = ctx.resource.meta.generations();
         let settings = &ctx.cfg.settings;
-        let policy = |v: &str| AfterSb::parse(v, &ctx.cfg.local_name).unwrap_or_default();
+        let policy = |v: &str| sh::parse_after_sb(v, &ctx.cfg.local_name).unwrap_or_default();
         let mut input = HandshakeInput::from_peer_uuids(own, &self.peer.uuids);
         input.compare.own_crashed_primary = ctx.resource.meta.superblock().flags.0
             & rdbd_replicator::generation::md_flag::CRASHED_PRIMARY
