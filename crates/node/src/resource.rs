@@ -402,20 +402,32 @@ impl Resource {
             .peer_link()
             .filter(|l| l.is_replicating())
             .map(|_| crate::peer::WritePayload::Data(bytes::Bytes::copy_from_slice(&data)));
-        self.modify(offset, len, self.disk.write(offset, data, fua), remote, fua)
-            .await
+        self.modify(
+            offset,
+            len,
+            || self.disk.write(offset, data, fua),
+            remote,
+            fua,
+        )
+        .await
     }
 
     /// The path of every request that changes data: the activity log first, the
     /// out-of-sync mark (no up-to-date peer receives the change), then the data.
-    async fn modify<T>(
+    ///
+    /// `data_io` is only called once the activity-log transaction covering the range is
+    /// durable, so no engine can start the data write early.
+    async fn modify<T, F>(
         &self,
         offset: u64,
         len: u64,
-        data_io: impl std::future::Future<Output = Result<T, StorageError>>,
+        data_io: impl FnOnce() -> F,
         remote: Option<crate::peer::WritePayload>,
         fua: bool,
-    ) -> Result<(), ResourceIoError> {
+    ) -> Result<(), ResourceIoError>
+    where
+        F: std::future::Future<Output = Result<T, StorageError>>,
+    {
         self.check_range(offset, len);
         let started = std::time::Instant::now();
         let _app = Pending::new(&self.io.app_pending);
@@ -441,7 +453,7 @@ impl Resource {
         }
         let result = {
             let _pending = Pending::new(&self.io.local_pending);
-            data_io.await
+            data_io().await
         };
         drop(resync_guard);
         if let Some(rx) = to_peer {
@@ -483,7 +495,7 @@ impl Resource {
         self.modify(
             offset,
             len,
-            async move {
+            move || async move {
                 disk.discard(offset, len).await?;
                 if fua {
                     disk.flush().await?;
@@ -508,7 +520,7 @@ impl Resource {
         self.modify(
             offset,
             len,
-            async move {
+            move || async move {
                 disk.write_zeroes(offset, len, may_punch_hole).await?;
                 if fua {
                     disk.flush().await?;
