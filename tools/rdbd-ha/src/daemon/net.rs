@@ -30,58 +30,30 @@ pub struct Net {
     pub targets: Vec<SocketAddr>,
 }
 
-fn broadcast_of(interface: &str) -> Ipv4Addr {
-    match run(
-        &[
-            "ip".into(),
-            "-o".into(),
-            "-4".into(),
-            "addr".into(),
-            "show".into(),
-            "dev".into(),
-            interface.into(),
-        ],
-        &[],
-        Duration::from_secs(5),
-    ) {
+/// The word after `key` (`brd`, `inet`) in `ip -o -4 addr show dev INTERFACE`.
+fn ip_addr_field(interface: &str, key: &str) -> Option<String> {
+    let argv = ["ip", "-o", "-4", "addr", "show", "dev", interface].map(String::from);
+    match run(&argv, &[], Duration::from_secs(5)) {
         Finished::Exit {
             code: 0, stdout, ..
         } => {
             let w: Vec<&str> = stdout.split_whitespace().collect();
-            w.windows(2)
-                .find(|p| p[0] == "brd")
-                .and_then(|p| p[1].parse().ok())
-                .unwrap_or(Ipv4Addr::BROADCAST)
+            w.windows(2).find(|p| p[0] == key).map(|p| p[1].to_string())
         }
-        _ => Ipv4Addr::BROADCAST,
+        _ => None,
     }
 }
 
+fn broadcast_of(interface: &str) -> Ipv4Addr {
+    ip_addr_field(interface, "brd")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(Ipv4Addr::BROADCAST)
+}
+
 fn interface_v4(interface: &str) -> Ipv4Addr {
-    match run(
-        &[
-            "ip".into(),
-            "-o".into(),
-            "-4".into(),
-            "addr".into(),
-            "show".into(),
-            "dev".into(),
-            interface.into(),
-        ],
-        &[],
-        Duration::from_secs(5),
-    ) {
-        Finished::Exit {
-            code: 0, stdout, ..
-        } => {
-            let w: Vec<&str> = stdout.split_whitespace().collect();
-            w.windows(2)
-                .find(|p| p[0] == "inet")
-                .and_then(|p| p[1].split('/').next()?.parse().ok())
-                .unwrap_or(Ipv4Addr::UNSPECIFIED)
-        }
-        _ => Ipv4Addr::UNSPECIFIED,
-    }
+    ip_addr_field(interface, "inet")
+        .and_then(|v| v.split('/').next()?.parse().ok())
+        .unwrap_or(Ipv4Addr::UNSPECIFIED)
 }
 
 impl Net {
