@@ -4,6 +4,7 @@
 //! - [`bins`]: where the workspace's binaries are (built by `cargo build --bins`).
 //! - [`node`]: one rdbd node in a temporary directory, with its own config, run
 //!   directory and backing files, driven through `rdbdadm`.
+//! - [`pair`]: two nodes replicating `r0`, on loopback or in two network namespaces.
 //! - [`tools`]: running external tools (nbdinfo, nbdcopy, qemu-io, fio, ...) with
 //!   their output captured and failures reported with that output.
 
@@ -12,4 +13,5 @@ pub mod fixture;
 pub mod fuse;
 pub mod netns;
 pub mod node;
+pub mod pair;
 pub mod tools;
