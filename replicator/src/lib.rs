@@ -10,12 +10,15 @@
 //! - [`uuid_compare`] / [`sync_handshake`]: who syncs from whom (`drbd_uuid_compare`,
 //!   `drbd_sync_handshake`) and the identifiers' bookkeeping around a resync.
 //! - [`resync`]: the bitmap exchange, the resync rate controller, request planning, progress.
+//! - [`state`]: the node-level state machine (connection, role and disk states with DRBD's
+//!   validity rules) as `step(event) -> actions`; run by the simulation in `tests/simulation.rs`.
 
 pub mod generation;
 pub mod handshake;
 pub mod liveness;
 pub mod peer_state;
 pub mod resync;
+pub mod state;
 pub mod sync_handshake;
 pub mod transfer_log;
 pub mod uuid_compare;
