@@ -5,12 +5,17 @@
 //! - [`node`]: one rdbd node in a temporary directory, with its own config, run
 //!   directory and backing files, driven through `rdbdadm`.
 //! - [`pair`]: two nodes replicating `r0`, on loopback or in two network namespaces.
+//! - [`kernel_peer`]: a real kernel DRBD 8.4.11 peer in qemu and an rdbd node paired with it.
+//! - [`ha`]: helpers of the HA tests (process reapers, rdbd-ha configuration, the OCF
+//!   agent run as Pacemaker runs it).
 //! - [`tools`]: running external tools (nbdinfo, nbdcopy, qemu-io, fio, ...) with
 //!   their output captured and failures reported with that output.
 
 pub mod bins;
 pub mod fixture;
 pub mod fuse;
+pub mod ha;
+pub mod kernel_peer;
 pub mod netns;
 pub mod node;
 pub mod pair;

@@ -1,9 +1,8 @@
 //! Two test hosts joined by a veth pair, each in a network namespace this test
 //! creates (and deletes on drop). Traffic between them never leaves the machine.
 //!
-//! Addresses come from 10.213.N.0/30 with N unique per pair, so pairs of tests that
-//! run concurrently do not collide. Links can be cut and restored to partition the
-//! hosts.
+//! Namespace and interface names are unique per process and pair, so tests that run
+//! concurrently do not collide. Links can be cut and restored to partition the hosts.
 
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -24,14 +23,20 @@ pub struct NetPair {
 impl NetPair {
     /// Creates the namespaces, the veth pair, addresses and loopback.
     pub fn new() -> NetPair {
-        let n = std::process::id() % 200 * 10 + NEXT_PAIR.fetch_add(1, Ordering::SeqCst) % 10;
-        let (hi, lo) = (n / 250, n % 250);
+        // Names carry the whole pid (unique among live processes) and a per-process
+        // counter, so concurrent test processes never share (or delete) a namespace; a
+        // leftover of the same name can only come from a dead process that had our pid.
+        // Interface names stay within IFNAMSIZ: "rv" + 7 pid digits + counter + side.
+        let n = format!(
+            "{}x{}",
+            std::process::id(),
+            NEXT_PAIR.fetch_add(1, Ordering::SeqCst) % 100
+        );
         let ns = [format!("rdbd{n}a"), format!("rdbd{n}b")];
         let veth = [format!("rv{n}a"), format!("rv{n}b")];
-        let addr = [
-            format!("10.213.{hi}.{}", lo + 1),
-            format!("10.214.{hi}.{}", lo + 1),
-        ];
+        // Each pair has namespaces of its own, so the addresses only need to differ
+        // between the two sides.
+        let addr = ["10.213.0.1".to_string(), "10.214.0.1".to_string()];
         for name in &ns {
             let _ = run(Command::new("ip").args(["netns", "del", name]));
             run_ok(Command::new("ip").args(["netns", "add", name]));

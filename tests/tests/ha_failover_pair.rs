@@ -13,24 +13,19 @@
 //!   survivor refuses to take over even though it could fence, and no second Primary
 //!   appears.
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rdbd_tests::bins::bin;
 use rdbd_tests::fixture::scratch_dir;
+use rdbd_tests::ha::{rdbdadm_args, write_exec, HaConfig};
 use rdbd_tests::node::Node;
 use rdbd_tests::tools::{free_tcp_port, free_udp_port};
 use rdbd_tests::tools::{require, run, run_ok, stdout};
 
 const DEADTIME_MS: u64 = 2500;
 const NAMES: [&str; 2] = ["alice", "bob"];
-
-fn write_exec(path: &Path, text: &str) {
-    std::fs::write(path, text).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
-}
 
 /// The service: writes a marker into the mounted file system; `DIR/NODE.active` while up;
 /// `DIR/NODE.broken` makes `status` fail.
@@ -142,31 +137,9 @@ impl Cluster {
         write_exec(&d.join("svc"), SVC);
         write_exec(&d.join("stonith"), STONITH);
         let (ha_a, ha_b) = (free_udp_port(), free_udp_port());
-        for n in NAMES {
-            let text = format!(
-                r#"auto_failback = {auto_failback}
-stonith = ["{d}/stonith", "{{peer}}"]
-run_dir = "{d}/{n}/ha-run"
-[timings]
-keepalive_ms = 200
-warntime_ms = 1000
-deadtime_ms = {DEADTIME_MS}
-initdead_ms = 5000
-[auth]
-method = "sha256"
-secret = "HA_DB"
-[[nodes]]
-name = "alice"
-heartbeat = ["127.0.0.1:{ha_a}"]
-[[nodes]]
-name = "bob"
-heartbeat = ["127.0.0.1:{ha_b}"]
-[commands]
-rdbdadm = "{rdbdadm}"
-rdbdadm_args = ["-c", "{conf}", "--node", "{n}", "--run-dir", "{d}/run-{n}"]
-start_timeout_ms = 60000
-stop_timeout_ms = 30000
-[[groups]]
+        for (i, n) in NAMES.iter().enumerate() {
+            let groups = format!(
+                r#"[[groups]]
 name = "r0"
 preferred_node = "alice"
 {monitor}
@@ -184,10 +157,22 @@ name = "{d}/svc"
 args = ["{d}/{n}/mnt", "{d}/{n}"]
 "#,
                 d = d.display(),
-                rdbdadm = bin("rdbdadm").display(),
-                conf = conf.display(),
             );
-            std::fs::write(d.join(format!("{n}.toml")), text).unwrap();
+            HaConfig {
+                auto_failback: Some(auto_failback),
+                stonith: vec![format!("{}/stonith", d.display()), "{peer}".into()],
+                run_dir: Some(d.join(n).join("ha-run")),
+                timings_ms: [200, 1000, DEADTIME_MS, 5000],
+                auth: ("sha256".into(), "HA_DB".into()),
+                nodes: vec![
+                    ("alice".into(), format!("127.0.0.1:{ha_a}")),
+                    ("bob".into(), format!("127.0.0.1:{ha_b}")),
+                ],
+                rdbdadm_args: rdbdadm_args(&nodes[i]),
+                start_stop_timeout_ms: (60000, 30000),
+                groups,
+            }
+            .write(&d.join(format!("{n}.toml")));
         }
         Cluster {
             ha: [None, None],

@@ -2,59 +2,14 @@
 //! rdbd resource: `ocf-tester` (resource-agents), then exit codes and master scores
 //! through a recording `crm_master`.
 //!
-//! What needs the pair (not testable on a standalone resource): scores with a known
-//! peer (10000 while Secondary), Consistent + peer Outdated, promote refused while the
-//! peer is Primary, notify with real peer transitions.
+//! With a peer (scores with a known peer, promote refused while the peer is Primary,
+//! notify with real peer transitions, ocf-tester with clone parameters): ha_ocf_pair.rs.
 
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
-use rdbd_tests::bins::bin;
 use rdbd_tests::fixture::{scratch_dir, Standalone};
+use rdbd_tests::ha::{ocf_agent_copy as agent, ocf_params, OcfAgent, Reap};
 use rdbd_tests::tools::{require, stderr, stdout};
-
-/// Stops the node's rdbd before the fixture's directory (and its pid file) goes.
-struct Reap<'a>(&'a rdbd_tests::node::Node, Vec<PathBuf>);
-
-impl Drop for Reap<'_> {
-    fn drop(&mut self) {
-        for m in &self.1 {
-            let _ = Command::new("umount").arg("-l").arg(m).output();
-            let _ = Command::new("fusermount3")
-                .args(["-u", "-z"])
-                .arg(m)
-                .output();
-        }
-        let _ = self.0.adm().args(["down", "r0"]).output();
-        let _ = self.0.adm().arg("shutdown").output();
-        self.0.crash();
-    }
-}
-
-/// The agent copied into a directory `nobody` can read (ocf-tester checks that).
-fn agent(dir: &Path) -> PathBuf {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/ocf/rdbd");
-    let d = dir.join("agent");
-    std::fs::create_dir_all(&d).unwrap();
-    for p in [dir, d.as_path()] {
-        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    let dst = d.join("rdbd");
-    std::fs::copy(&src, &dst).unwrap();
-    std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(0o755)).unwrap();
-    dst
-}
-
-fn params(s: &Standalone) -> Vec<(String, String)> {
-    vec![
-        ("drbd_resource".into(), "r0".into()),
-        ("config".into(), s.node.config.display().to_string()),
-        ("node".into(), s.node.name.clone()),
-        ("run_dir".into(), s.node.run_dir.display().to_string()),
-        ("rdbdadm".into(), bin("rdbdadm").display().to_string()),
-    ]
-}
 
 /// A standalone r0 with UpToDate data, down (as Pacemaker finds it before `start`).
 fn uptodate_down() -> Standalone {
@@ -74,7 +29,7 @@ fn ocf_tester_passes_on_a_standalone_resource() {
     let agent = agent(dir.path());
     let mut cmd = Command::new("ocf-tester");
     cmd.arg("-n").arg("rdbd_r0");
-    for (k, v) in params(&s) {
+    for (k, v) in ocf_params(&s.node) {
         cmd.arg("-o").arg(format!("{k}={v}"));
     }
     let out = cmd.arg(&agent).output().expect("run ocf-tester");
@@ -90,80 +45,12 @@ fn ocf_tester_passes_on_a_standalone_resource() {
     );
 }
 
-struct Agent {
-    path: PathBuf,
-    env: Vec<(String, String)>,
-    crm_log: PathBuf,
-}
-
-impl Agent {
-    fn new(dir: &Path, s: &Standalone) -> Agent {
-        let path = agent(dir);
-        // A crm_master that records its arguments; present in PATH, used because the
-        // clone meta attributes say we run under Pacemaker.
-        let bindir = dir.join("bin");
-        std::fs::create_dir_all(&bindir).unwrap();
-        let crm_log = dir.join("crm_master.log");
-        std::fs::write(
-            bindir.join("crm_master"),
-            format!("#!/bin/sh\necho \"$*\" >> {}\n", crm_log.display()),
-        )
-        .unwrap();
-        std::fs::set_permissions(
-            bindir.join("crm_master"),
-            std::fs::Permissions::from_mode(0o755),
-        )
-        .unwrap();
-        let mut env: Vec<(String, String)> = params(s)
-            .into_iter()
-            .map(|(k, v)| (format!("OCF_RESKEY_{k}"), v))
-            .collect();
-        env.push(("OCF_ROOT".into(), "/usr/lib/ocf".into()));
-        env.push(("OCF_RESOURCE_INSTANCE".into(), "p_rdbd_r0".into()));
-        env.push(("OCF_RESKEY_CRM_meta_clone_max".into(), "2".into()));
-        env.push(("OCF_RESKEY_CRM_meta_master_max".into(), "1".into()));
-        env.push((
-            "PATH".into(),
-            format!(
-                "{}:{}",
-                bindir.display(),
-                std::env::var("PATH").unwrap_or_default()
-            ),
-        ));
-        Agent { path, env, crm_log }
-    }
-
-    fn run_with(&self, action: &str, extra: &[(&str, &str)]) -> (i32, String) {
-        let mut cmd = Command::new(&self.path);
-        cmd.arg(action).envs(self.env.iter().map(|(k, v)| (k, v)));
-        for (k, v) in extra {
-            cmd.env(k, v);
-        }
-        let out: Output = cmd.output().unwrap();
-        (
-            out.status.code().unwrap_or(-1),
-            format!("{}{}", stdout(&out), stderr(&out)),
-        )
-    }
-
-    fn run(&self, action: &str) -> i32 {
-        self.run_with(action, &[]).0
-    }
-
-    /// crm_master calls since the last look.
-    fn crm_calls(&self) -> Vec<String> {
-        let text = std::fs::read_to_string(&self.crm_log).unwrap_or_default();
-        let _ = std::fs::remove_file(&self.crm_log);
-        text.lines().map(String::from).collect()
-    }
-}
-
 #[test]
 fn exit_codes_and_master_scores() {
     let s = uptodate_down();
     let _reap = Reap(&s.node, vec![]);
     let dir = scratch_dir();
-    let a = Agent::new(dir.path(), &s);
+    let a = OcfAgent::new(dir.path(), &s.node, "p_rdbd_r0");
 
     assert_eq!(a.run("validate-all"), 0);
     assert_eq!(a.run("monitor"), 7, "down: OCF_NOT_RUNNING");
@@ -271,7 +158,7 @@ fn inconsistent_data_gets_no_score_and_is_not_promoted() {
     let _reap = Reap(&s.node, vec![]);
     s.node.adm_ok(&["create-md", "--force", "r0"]);
     let dir = scratch_dir();
-    let a = Agent::new(dir.path(), &s);
+    let a = OcfAgent::new(dir.path(), &s.node, "p_rdbd_r0");
     assert_eq!(a.run("start"), 0);
     assert_eq!(
         s.node.adm_ok(&["dstate", "r0"]).trim(),

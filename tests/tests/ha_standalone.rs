@@ -13,26 +13,9 @@ use std::time::{Duration, Instant};
 
 use rdbd_tests::bins::bin;
 use rdbd_tests::fixture::Standalone;
+use rdbd_tests::ha::{mounted, rdbdadm_args, write_exec, HaConfig, Reap};
 use rdbd_tests::tools::free_udp_port;
 use rdbd_tests::tools::{require, run, run_ok, stdout};
-
-/// Stops the node's rdbd before the fixture's directory (and its pid file) goes.
-struct Reap<'a>(&'a rdbd_tests::node::Node, Vec<PathBuf>);
-
-impl Drop for Reap<'_> {
-    fn drop(&mut self) {
-        for m in &self.1 {
-            let _ = Command::new("umount").arg("-l").arg(m).output();
-            let _ = Command::new("fusermount3")
-                .args(["-u", "-z"])
-                .arg(m)
-                .output();
-        }
-        let _ = self.0.adm().args(["down", "r0"]).output();
-        let _ = self.0.adm().arg("shutdown").output();
-        self.0.crash();
-    }
-}
 
 /// A network namespace with only `lo`, deleted on drop.
 struct Netns(String);
@@ -149,44 +132,26 @@ const SVC: &str = "#!/bin/sh\nm=\"$1\"\ncase \"$2\" in\n start) echo up > \"$m/s
 
 fn config(s: &Standalone, resources: &str) -> PathBuf {
     let dir = s.dir.path();
-    let svc = dir.join("svc");
-    std::fs::write(&svc, SVC).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&svc, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let text = format!(
-        r#"stonith = ["true"]
-[timings]
-keepalive_ms = 200
-warntime_ms = 600
-deadtime_ms = 1000
-initdead_ms = 1000
-[auth]
-method = "sha1"
-secret = "HA_DB"
-[[nodes]]
-name = "alice"
-heartbeat = ["127.0.0.1:{}"]
-[[nodes]]
-name = "ghost"
-heartbeat = ["127.0.0.1:{}"]
-[commands]
-rdbdadm = "{}"
-rdbdadm_args = ["-c", "{}", "--node", "alice", "--run-dir", "{}"]
-start_timeout_ms = 30000
-stop_timeout_ms = 30000
-[[groups]]
-name = "r0"
-preferred_node = "alice"
-monitor_interval_ms = 500
-{resources}"#,
-        free_udp_port(),
-        free_udp_port(),
-        bin("rdbdadm").display(),
-        s.node.config.display(),
-        s.node.run_dir.display(),
+    write_exec(&dir.join("svc"), SVC);
+    let groups = format!(
+        "[[groups]]\nname = \"r0\"\npreferred_node = \"alice\"\nmonitor_interval_ms = 500\n{resources}"
     );
     let p = dir.join("rdbd-ha.toml");
-    std::fs::write(&p, text.replace("{DIR}", &dir.display().to_string())).unwrap();
+    HaConfig {
+        auto_failback: None,
+        stonith: vec!["true".into()],
+        run_dir: None,
+        timings_ms: [200, 600, 1000, 1000],
+        auth: ("sha1".into(), "HA_DB".into()),
+        nodes: vec![
+            ("alice".into(), format!("127.0.0.1:{}", free_udp_port())),
+            ("ghost".into(), format!("127.0.0.1:{}", free_udp_port())),
+        ],
+        rdbdadm_args: rdbdadm_args(&s.node),
+        start_stop_timeout_ms: (30000, 30000),
+        groups: groups.replace("{DIR}", &dir.display().to_string()),
+    }
+    .write(&p);
     p
 }
 
@@ -208,15 +173,6 @@ type = "script"
 name = "{DIR}/svc"
 args = ["{DIR}/mnt"]
 "#;
-
-fn mounted(p: &Path) -> bool {
-    Command::new("mountpoint")
-        .arg("-q")
-        .arg(p)
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-}
 
 #[test]
 fn group_on_a_standalone_resource_starts_and_stops_for_real() {

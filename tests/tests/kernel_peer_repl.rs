@@ -10,21 +10,15 @@
 //!
 //! Run alone: `cargo nextest run -p rdbd-tests --test kernel_peer_repl`.
 
-#[path = "kernel_peer_vm.rs"]
-mod kernel_peer_vm;
-
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use kernel_peer_vm::{free_port, repo_root, KernelPeerVm, VmConfig};
-use rdbd_tests::fixture::scratch_dir;
-use rdbd_tests::node::Node;
+use rdbd_tests::kernel_peer::node::{Auth, RdbdNode, SECRET};
+use rdbd_tests::kernel_peer::vm::{KernelPeerVm, VmConfig};
+use rdbd_tests::kernel_peer::DATA_BLOCKS;
 use rdbd_tests::tools::{require, run_ok, sha256_prefix};
 
-/// 64 MiB with internal meta-data: 16374 blocks of 4 KiB (kernel fact).
-const DATA_BLOCKS: u64 = 16_374;
-const SECRET: &str = "kernel-peer-secret";
 /// Writes a file at an offset through NBD (python3-libnbd): URI FILE OFFSET.
 /// An NBD flush (python3-libnbd): URI. On a replicating primary it returns once the
 /// peer acknowledged the barrier, i.e. has everything on its disk.
@@ -32,42 +26,10 @@ const FLUSH: &str =
     "import nbd, sys\nh = nbd.NBD()\nh.connect_uri(sys.argv[1])\nh.flush()\nh.shutdown()\n";
 const PWRITE: &str = "import nbd, sys\nh = nbd.NBD()\nh.connect_uri(sys.argv[1])\nh.pwrite(open(sys.argv[2], 'rb').read(), int(sys.argv[3]))\nh.flush()\nh.shutdown()\n";
 
-struct Setup {
-    dir: tempfile::TempDir,
-    node: Node,
-    disk: std::path::PathBuf,
-}
-
-/// An rdbd node "alice" at 127.0.0.1:`port` whose peer "guest" is the VM's forwarded port.
-fn rdbd_node(port: u16, fwd_port: u16, protocol: &str, auth: bool) -> Setup {
-    let dir = scratch_dir();
-    let disk = dir.path().join("alice.img");
-    std::fs::File::create(&disk)
-        .unwrap()
-        .set_len(64 << 20)
-        .unwrap();
-    let auth = if auth {
-        format!("cram-hmac-alg sha1; shared-secret {SECRET};")
-    } else {
-        String::new()
-    };
-    let config = dir.path().join("rdbd.conf");
-    std::fs::write(
-        &config,
-        format!(
-            "global {{ usage-count no; }}\n\
-             common {{ net {{ protocol {protocol}; connect-int 2; {auth} }} disk {{ c-plan-ahead 0; resync-rate 100M; }} }}\n\
-             resource r0 {{\n\
-               on alice {{ device /dev/drbd0; disk {}; address 127.0.0.1:{port}; meta-disk internal; }}\n\
-               on guest {{ device /dev/drbd0; disk /dev/vda; address 127.0.0.1:{fwd_port}; meta-disk internal; }}\n\
-             }}\n",
-            disk.display()
-        ),
-    )
-    .unwrap();
-    let node = Node::new(dir.path(), "alice", &config);
-    node.adm_ok(&["create-md", "--force", "r0"]);
-    Setup { dir, node, disk }
+/// An rdbd node "alice" whose peer "guest" is the VM's forwarded port (sha1 when `auth`).
+fn rdbd_node(protocol: &str, auth: bool) -> RdbdNode {
+    let auth = if auth { Auth::Sha1 } else { Auth::None };
+    RdbdNode::new(protocol, auth, "connect-int 2;")
 }
 
 fn guest_connect_line(protocol: &str, auth: bool) -> String {
@@ -81,44 +43,8 @@ fn guest_connect_line(protocol: &str, auth: bool) -> String {
     )
 }
 
-fn wait_status(vm: &KernelPeerVm, node: &Node, what: &str, secs: u64) -> String {
-    let start = Instant::now();
-    loop {
-        let s = node.status_file();
-        if s.contains(what) {
-            return s;
-        }
-        if start.elapsed() > Duration::from_secs(secs) {
-            let log = std::fs::read_to_string(node.run_dir.join("rdbd.log")).unwrap_or_default();
-            vm.fail(&format!(
-                "rdbd never showed {what:?}; status:\n{s}\nrdbd log:\n{log}"
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 fn guest_result(vm: &KernelPeerVm, key: &str) -> String {
-    let console = vm.console();
-    console
-        .lines()
-        .find_map(|l| {
-            l.trim()
-                .strip_prefix(&format!("KP-RESULT {key} "))
-                .map(|v| v.trim().to_string())
-        })
-        .unwrap_or_else(|| vm.fail(&format!("no KP-RESULT {key} on the console")))
-}
-
-/// Keeps the console and rdbd's log in target/kernel-peer/ for reading after the test.
-fn save_logs(vm: &KernelPeerVm, node: &Node, name: &str) {
-    let dir = repo_root().join("target/kernel-peer");
-    let _ = std::fs::create_dir_all(&dir);
-    let _ = std::fs::write(dir.join(format!("{name}-console.log")), vm.console());
-    let _ = std::fs::copy(
-        node.run_dir.join("rdbd.log"),
-        dir.join(format!("{name}-rdbd.log")),
-    );
+    vm.result_in(&vm.console(), key)
 }
 
 fn file_sha256(path: &Path, bytes: u64) -> String {
@@ -127,9 +53,7 @@ fn file_sha256(path: &Path, bytes: u64) -> String {
 
 fn rdbd_primary_kernel_secondary(protocol: &str, auth: bool, cut_off: bool) {
     require("nbdcopy");
-    let port = free_port();
-    let fwd_port = free_port();
-    let s = rdbd_node(port, fwd_port, protocol, auth);
+    let s = rdbd_node(protocol, auth);
     let script = format!(
         "{}\nkp_wait_cs 0 Connected 120 || exit 1\nkp_proc_drbd\nKP_QUIET=1 kp_wait_stop 600 1\nkp_proc_drbd\nkp_sha256 /dev/vda {DATA_BLOCKS} data\n",
         guest_connect_line(protocol, auth)
@@ -137,22 +61,20 @@ fn rdbd_primary_kernel_secondary(protocol: &str, auth: bool, cut_off: bool) {
     let mut vm = KernelPeerVm::boot(VmConfig {
         script,
         disk_mib: 64,
-        fwd_port,
-        env: vec![("PEER".into(), format!("10.0.2.2:{port}"))],
+        fwd_port: s.fwd_port,
+        env: vec![("PEER".into(), s.guest_peer_addr())],
         timeout: Duration::from_secs(600),
     });
     vm.wait_console("KP-BOOTED", Duration::from_secs(120));
     s.node.adm_ok(&["up", "r0"]);
-    wait_status(
+    s.wait_status(
         &vm,
-        &s.node,
         "cs:Connected ro:Secondary/Secondary ds:Inconsistent/Inconsistent",
         120,
     );
     s.node.adm_ok(&["primary", "--force", "r0"]);
-    wait_status(
+    s.wait_status(
         &vm,
-        &s.node,
         "cs:Connected ro:Primary/Secondary ds:UpToDate/UpToDate",
         300,
     );
@@ -166,12 +88,12 @@ fn rdbd_primary_kernel_secondary(protocol: &str, auth: bool, cut_off: bool) {
     let uri = s.node.nbd_uri("r0");
     run_ok(Command::new("nbdcopy").arg(&data).arg(&uri));
     // The kernel acknowledged everything: the primary has no out-of-sync blocks.
-    let status = wait_status(&vm, &s.node, "oos:0", 30);
+    let status = s.wait_status(&vm, "oos:0", 30);
     assert!(status.contains(&format!(" {protocol} r")), "{status}");
     if cut_off {
         // The peer is cut off: writes go to the bitmap; back: a bitmap-based resync.
         s.node.adm_ok(&["disconnect", "r0"]);
-        wait_status(&vm, &s.node, "cs:StandAlone ro:Primary/Unknown", 30);
+        s.wait_status(&vm, "cs:StandAlone ro:Primary/Unknown", 30);
         let more = s.dir.path().join("more.bin");
         run_ok(
             Command::new("sh")
@@ -191,14 +113,13 @@ fn rdbd_primary_kernel_secondary(protocol: &str, auth: bool, cut_off: bool) {
             "writes while disconnected are out of sync:\n{status}"
         );
         s.node.adm_ok(&["connect", "r0"]);
-        wait_status(
+        s.wait_status(
             &vm,
-            &s.node,
             "cs:Connected ro:Primary/Secondary ds:UpToDate/UpToDate",
             120,
         );
-        wait_status(&vm, &s.node, "oos:0", 30);
-        let log = std::fs::read_to_string(s.node.run_dir.join("rdbd.log")).unwrap_or_default();
+        s.wait_status(&vm, "oos:0", 30);
+        let log = s.log();
         // Bitmap-based: the 4 MiB (plus blocks of writes not yet barrier-acked when the
         // connection went), not a full sync.
         let kb: u64 = log
@@ -224,7 +145,7 @@ fn rdbd_primary_kernel_secondary(protocol: &str, auth: bool, cut_off: bool) {
     vm.wait_console("KP-RESULT data ", Duration::from_secs(120));
     let guest = guest_result(&vm, "data");
     s.node.adm_ok(&["down", "r0"]);
-    save_logs(&vm, &s.node, &format!("repl-rdbd-primary-{protocol}"));
+    s.save_logs(&vm, &format!("repl-rdbd-primary-{protocol}"));
     let ours = file_sha256(&s.disk, DATA_BLOCKS * 4096);
     assert_eq!(guest, ours, "the kernel's data area differs from rdbd's");
     assert_eq!(
@@ -248,9 +169,7 @@ fn rdbd_primary_kernel_secondary(protocol: &str, auth: bool, cut_off: bool) {
 }
 
 fn kernel_primary_rdbd_secondary(protocol: &str, cut_off: bool) {
-    let port = free_port();
-    let fwd_port = free_port();
-    let s = rdbd_node(port, fwd_port, protocol, false);
+    let s = rdbd_node(protocol, false);
     let script = format!(
         "{}\nkp_wait_cs 0 Connected 120 || exit 1\n\
          kp_run drbdsetup primary 0 --force || exit 1\n\
@@ -281,23 +200,40 @@ fn kernel_primary_rdbd_secondary(protocol: &str, cut_off: bool) {
     let mut vm = KernelPeerVm::boot(VmConfig {
         script,
         disk_mib: 64,
-        fwd_port,
-        env: vec![("PEER".into(), format!("10.0.2.2:{port}"))],
+        fwd_port: s.fwd_port,
+        env: vec![("PEER".into(), s.guest_peer_addr())],
         timeout: Duration::from_secs(600),
     });
     vm.wait_console("KP-BOOTED", Duration::from_secs(120));
     s.node.adm_ok(&["up", "r0"]);
     vm.wait_console("KP-DD-DONE", Duration::from_secs(400));
     if cut_off {
-        let log = std::fs::read_to_string(s.node.run_dir.join("rdbd.log")).unwrap_or_default();
+        // rdbd's log is written asynchronously: give the line a moment.
+        let start = std::time::Instant::now();
+        // The initial full sync, then the one after the cut-off.
+        while s
+            .log()
+            .matches("Began resync as SyncTarget (will sync ")
+            .count()
+            < 2
+        {
+            if start.elapsed() > Duration::from_secs(15) {
+                vm.fail(&format!(
+                    "no resync after the cut-off; rdbd log:\n{}",
+                    s.log()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let log = s.log();
+        let resyncs: Vec<&str> = log.lines().filter(|l| l.contains("Began resync")).collect();
         assert!(
             log.contains("Began resync as SyncTarget (will sync 4096 KB"),
-            "a bitmap-based resync after the cut-off:\n{log}"
+            "a bitmap-based resync of the 4 MiB written while cut off, not {resyncs:#?}\nrdbd log:\n{log}"
         );
     }
-    wait_status(
+    s.wait_status(
         &vm,
-        &s.node,
         "cs:Connected ro:Secondary/Primary ds:UpToDate/UpToDate",
         60,
     );
@@ -306,7 +242,7 @@ fn kernel_primary_rdbd_secondary(protocol: &str, cut_off: bool) {
     vm.wait_console("KP-RESULT data ", Duration::from_secs(120));
     let guest = guest_result(&vm, "data");
     s.node.adm_ok(&["down", "r0"]);
-    save_logs(&vm, &s.node, &format!("repl-kernel-primary-{protocol}"));
+    s.save_logs(&vm, &format!("repl-kernel-primary-{protocol}"));
     assert_eq!(
         guest,
         file_sha256(&s.disk, DATA_BLOCKS * 4096),

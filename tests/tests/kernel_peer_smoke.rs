@@ -6,16 +6,13 @@
 //!
 //! Run alone: `cargo test -p rdbd-tests --test kernel_peer_smoke -- --nocapture`.
 
-#[path = "kernel_peer_vm.rs"]
-mod kernel_peer_vm;
-
 use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use kernel_peer_vm::{free_port, repo_root, KernelPeerVm, VmConfig};
+use rdbd_tests::kernel_peer::vm::{free_port, repo_root, KernelPeerVm, VmConfig};
 use rdbd_types::{ConnState, DiskState, Protocol, Role};
 use rdbd_wire::auth::{auth_response, verify_response, CramHmacAlg, CHALLENGE_BYTES};
 use rdbd_wire::*;

@@ -85,6 +85,7 @@ fn unimplemented_options_are_reported_once_with_location() {
         "'resync-rate'",
         "'after-sb-0pri'",
         "'usage-count'",
+        "'split-brain'",
     ] {
         assert!(
             !report.iter().any(|m| m.contains(implemented)),
@@ -95,7 +96,6 @@ fn unimplemented_options_are_reported_once_with_location() {
         "'disk-barrier'",
         "'wfc-timeout'",
         "'become-primary-on'",
-        "'split-brain'",
         "'on-no-data-accessible'",
     ] {
         assert!(

@@ -47,6 +47,9 @@ pub enum Request {
     Connect {
         /// The resource name.
         resource: String,
+        /// `--discard-my-data`: in a split brain, this node's data loses.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        discard_my_data: bool,
     },
     /// Drop the connection to the peer and stay StandAlone.
     Disconnect {
@@ -62,6 +65,30 @@ pub enum Request {
     Detach {
         /// The resource name.
         resource: String,
+    },
+    /// `invalidate-remote`: a full sync with this node as source (connected only).
+    InvalidateRemote {
+        /// The resource name.
+        resource: String,
+    },
+    /// `resize`: grow with the backing device (the meta-data moves to its new end).
+    Resize {
+        /// The resource name.
+        resource: String,
+        /// `--size` in bytes (default: what the backing devices offer).
+        size_bytes: Option<u64>,
+        /// `--assume-clean`: the new area is not resynced.
+        assume_clean: bool,
+        /// `--assume-peer-has-space`: grow even without a connected peer.
+        assume_peer_has_space: bool,
+    },
+    /// `adjust`: compare the configuration file with what runs and apply the
+    /// difference (bring up, attach, connect, reconnect with new net options).
+    Adjust {
+        /// The resource name.
+        resource: String,
+        /// `-d`: only say what would be done (one line per command).
+        dry_run: bool,
     },
     /// A state or meta-data command on a resource that is up (`outdate`,
     /// `invalidate`, `new-current-uuid`).
@@ -95,6 +122,9 @@ impl Request {
             Request::Disconnect { .. } => "disconnect",
             Request::Attach { .. } => "attach",
             Request::Detach { .. } => "detach",
+            Request::InvalidateRemote { .. } => "invalidate-remote",
+            Request::Adjust { .. } => "adjust",
+            Request::Resize { .. } => "resize",
             Request::Events { .. } => "events2",
             Request::Admin { command, .. } => command.name(),
         }
@@ -103,12 +133,15 @@ impl Request {
     /// The resource a request names, if any (for log lines).
     pub fn resource(&self) -> Option<&str> {
         match self {
-            Request::Admin { resource, .. } => Some(resource),
+            Request::Admin { resource, .. } | Request::Adjust { resource, .. } => Some(resource),
+            Request::InvalidateRemote { resource } | Request::Resize { resource, .. } => {
+                Some(resource)
+            }
             Request::Up { resource }
             | Request::Down { resource }
             | Request::Primary { resource, .. }
             | Request::Secondary { resource }
-            | Request::Connect { resource }
+            | Request::Connect { resource, .. }
             | Request::Disconnect { resource }
             | Request::Attach { resource }
             | Request::Detach { resource } => Some(resource),
@@ -132,6 +165,19 @@ pub enum AdminCommand {
         /// `--clear-bitmap`.
         clear_bitmap: bool,
     },
+    /// Start online verify against the connected peer (this node becomes VerifyS).
+    Verify {
+        /// `--start`: the first sector to verify (rounded down to a 4 KiB block).
+        start_sector: Option<u64>,
+        /// `--stop`: verify stops once this sector is reached.
+        stop_sector: Option<u64>,
+    },
+    /// Set the user's sync-pause flag (`user_isp`): a running resync pauses.
+    PauseSync,
+    /// Clear the user's sync-pause flag: a paused resync continues where it stopped.
+    ResumeSync,
+    /// End an I/O freeze (`susp-fen` after a failed fence-peer): writes continue.
+    ResumeIo,
 }
 
 impl AdminCommand {
@@ -141,6 +187,10 @@ impl AdminCommand {
             AdminCommand::Outdate => "outdate",
             AdminCommand::Invalidate => "invalidate",
             AdminCommand::NewCurrentUuid { .. } => "new-current-uuid",
+            AdminCommand::Verify { .. } => "verify",
+            AdminCommand::PauseSync => "pause-sync",
+            AdminCommand::ResumeSync => "resume-sync",
+            AdminCommand::ResumeIo => "resume-io",
         }
     }
 }

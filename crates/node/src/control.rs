@@ -32,6 +32,8 @@ pub struct Controller {
     pub stopping: std::sync::atomic::AtomicBool,
     /// Per-resource TCP NBD listeners (`nbd-address` in an `on` section).
     tcp_listeners: Mutex<HashMap<String, JoinHandle<()>>>,
+    /// The configuration each resource runs with (for `adjust`).
+    pub running: crate::lifecycle::RunningConfigs,
 }
 
 impl Controller {
@@ -49,6 +51,7 @@ impl Controller {
             shutdown,
             stopping: std::sync::atomic::AtomicBool::new(false),
             tcp_listeners: Mutex::new(HashMap::new()),
+            running: crate::lifecycle::RunningConfigs::default(),
         }
     }
 
@@ -74,16 +77,63 @@ impl Controller {
                     None => not_up(&resource),
                 },
                 Request::Status { resource } => self.status(resource.as_deref()),
+                Request::Admin {
+                    resource,
+                    command:
+                        command @ (rdbd_control::AdminCommand::Verify { .. }
+                        | rdbd_control::AdminCommand::PauseSync
+                        | rdbd_control::AdminCommand::ResumeSync),
+                } => match self.exports.get(&resource) {
+                    Some(r) => crate::peer::sync_admin(&r, command).await,
+                    None => not_up(&resource),
+                },
                 Request::Admin { resource, command } => match self.exports.get(&resource) {
                     Some(r) => state_result(&r, r.admin(command).await),
                     None => not_up(&resource),
                 },
-                Request::Connect { resource } => self.connect(&resource, true).await,
+                Request::Connect {
+                    resource,
+                    discard_my_data,
+                } => {
+                    if let Some(r) = self.exports.get(&resource) {
+                        r.hooks.set_discard_my_data(discard_my_data);
+                    }
+                    self.connect(&resource, true).await
+                }
                 Request::Disconnect { resource } => self.connect(&resource, false).await,
-                Request::Attach { resource } | Request::Detach { resource } => Response::error(
-                    exit_code::FAILED,
-                    format!("{resource}: attach/detach of a resource that is up is not implemented yet; use 'down' and 'up'"),
-                ),
+                Request::Attach { resource } => self.attach(&resource).await,
+                Request::Detach { resource } => match self.exports.get(&resource) {
+                    Some(r) => {
+                        lifecycle_result(&resource, crate::lifecycle::detach::detach(&r).await)
+                    }
+                    None => not_up(&resource),
+                },
+                Request::InvalidateRemote { resource } => match self.exports.get(&resource) {
+                    Some(r) => {
+                        lifecycle_result(&resource, crate::lifecycle::invalidate_remote(&r).await)
+                    }
+                    None => not_up(&resource),
+                },
+                Request::Adjust { resource, dry_run } => self.adjust(&resource, dry_run).await,
+                Request::Resize {
+                    resource,
+                    size_bytes,
+                    assume_clean,
+                    assume_peer_has_space,
+                } => match self.exports.get(&resource) {
+                    Some(r) => {
+                        let opts = crate::lifecycle::resize::ResizeOptions {
+                            size_bytes,
+                            assume_clean,
+                            assume_peer_has_space,
+                        };
+                        lifecycle_result(
+                            &resource,
+                            crate::lifecycle::resize::resize(&r, opts).await,
+                        )
+                    }
+                    None => not_up(&resource),
+                },
                 Request::Shutdown => self.shutdown_all().await,
                 // Streamed by the connection loop (crate::events), never handled here.
                 Request::Events { .. } => Response::error(
@@ -119,7 +169,7 @@ impl Controller {
         }
     }
 
-    async fn up(&self, name: &str) -> Response {
+    pub(crate) async fn up(&self, name: &str) -> Response {
         if self.exports.get(name).is_some() {
             return Response::error(
                 exit_code::CONFIG,
@@ -141,6 +191,14 @@ impl Controller {
         };
         let nbd_address = setup.1;
         let resource = Arc::new(Resource::new(setup.0));
+        if let Ok(res_cfg) = config.resource(name) {
+            resource.hooks.configure(crate::handlers::HandlerConfig::new(
+                res_cfg,
+                &self.opts,
+                resource.minor,
+                resource.disk.path().display().to_string(),
+            ));
+        }
         tracing::info!(
             resource = name,
             minor = resource.minor,
@@ -159,6 +217,9 @@ impl Controller {
             return Response::error(exit_code::CONFIG, format!("{name}: {message}"));
         }
         self.exports.insert(resource);
+        if let Ok(res_cfg) = config.resource(name) {
+            self.running.set(name, res_cfg.clone());
+        }
         if let Some(addr) = nbd_address {
             match tokio::net::TcpListener::bind(addr).await {
                 Ok(listener) => {
@@ -282,6 +343,7 @@ impl Controller {
             link.shutdown().await;
         }
         self.exports.remove(name);
+        self.running.remove(name);
         if let Some(task) = self.listeners().remove(name) {
             task.abort();
         }
@@ -335,6 +397,14 @@ fn state_result(resource: &Resource, result: Result<(), crate::resource::StateEr
             exit_code::STATE_CHANGE_FAILED,
             format!("{}: {e}", resource.name),
         ),
+    }
+}
+
+/// The answer to a lifecycle command (crate::lifecycle).
+fn lifecycle_result(name: &str, result: Result<String, String>) -> Response {
+    match result {
+        Ok(message) => Response::Ok { message },
+        Err(e) => Response::error(exit_code::STATE_CHANGE_FAILED, format!("{name}: {e}")),
     }
 }
 

@@ -53,9 +53,17 @@ where
         return Ok(());
     }
     let mut probe = [0u8; 64];
+    // `call helper` / `response helper` lines of the handlers (crate::handlers).
+    let mut helpers = crate::handlers::helper_events();
     loop {
         tokio::select! {
             _ = tokio::time::timeout(POLL, controller.changed.notified()) => {}
+            line = helpers.recv() => {
+                if let Ok(line) = line {
+                    send(write, vec![line]).await?;
+                }
+                continue;
+            }
             n = read.read(&mut probe) => {
                 if n? == 0 {
                     return Ok(());

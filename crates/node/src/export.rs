@@ -64,7 +64,7 @@ impl NodeExports {
 fn export_info(resource: &Resource) -> ExportInfo {
     let block = resource.disk.logical_block_size().max(512);
     ExportInfo {
-        size_bytes: resource.size_bytes,
+        size_bytes: resource.size_bytes_now(),
         read_only: false,
         description: format!("rdbd resource {} (minor {})", resource.name, resource.minor),
         block_size_min: block,
@@ -122,6 +122,7 @@ impl ExportHandle {
     fn local_error(&self, op: &str, offset: u64, err: impl Into<ResourceIoError>) -> DeviceError {
         let err: ResourceIoError = err.into();
         tracing::error!(resource = %self.resource().name, op, offset, error = %err, "local I/O error");
+        crate::handlers::on_local_io_error(self.guard.resource());
         DeviceError::Io(std::io::Error::other(err.to_string()))
     }
 }

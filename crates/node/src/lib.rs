@@ -7,6 +7,8 @@
 //! - [`events`]: the `events2` stream on the control socket.
 //! - [`export`]: the NBD side: which exports exist, who may open them, and the
 //!   per-request path from an NBD command to the local disk.
+//! - [`handlers`]: DRBD's handlers (split-brain, fence-peer, resync, ...) and fencing.
+//! - [`lifecycle`]: `attach`, `detach`, `invalidate-remote`, `adjust` on a resource that is up.
 //! - [`control`]: the handlers of `rdbdadm`'s requests on `<run-dir>/control.sock`.
 //! - [`metrics`]: Prometheus metrics over HTTP (`metrics-address`).
 //! - [`status_file`]: `<run-dir>/drbd`, the `/proc/drbd`-format status file.
@@ -17,6 +19,8 @@ pub mod control;
 pub mod daemon;
 pub mod events;
 pub mod export;
+pub mod handlers;
+pub mod lifecycle;
 pub mod meta;
 pub mod metrics;
 pub mod options;

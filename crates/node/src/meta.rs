@@ -26,6 +26,11 @@ use rdbd_metadata::{
 use rdbd_replicator::generation::{self, FlagState, Generations};
 use rdbd_types::{DiskState, Role};
 
+mod reattach;
+mod resize;
+pub use reattach::AttachSettings;
+pub use resize::{capacity_sectors, Grown};
+
 /// The sector size of DRBD's meta-data arithmetic.
 const SECTOR_BYTES: u64 = 512;
 /// Bytes per bitmap bit.
@@ -40,6 +45,12 @@ pub enum MetaIoError {
     /// A blocking meta-data task failed to run.
     #[error("meta-data task failed: {0}")]
     Task(String),
+    /// The disk was detached (Diskless): there is no meta-data to write.
+    #[error("the disk is detached (Diskless); attach it first")]
+    Detached,
+    /// A re-attached disk does not match the running resource.
+    #[error("{0}")]
+    Mismatch(String),
 }
 
 /// Meta-data writes a data write caused.
@@ -79,17 +90,21 @@ pub struct ResourceMeta {
     commit: tokio::sync::Mutex<()>,
     /// Woken when an extent is released (for writes waiting on a full AL).
     released: tokio::sync::Notify,
-    data_sectors: u64,
+    /// Data sectors covered by the bitmap (grows with `resize`).
+    data_sectors: std::sync::atomic::AtomicU64,
     /// `al-updates yes` (default): writes go through AL transactions.
     al_updates: bool,
     /// Exclusive claims on the data and meta-data devices, held while attached.
-    _claims: Vec<claim::DeviceClaim>,
+    claims: Mutex<Vec<claim::DeviceClaim>>,
+    /// Set by `detach` (the disk is no longer used): meta-data writes become no-ops
+    /// until [`ResourceMeta::reattach`].
+    detached: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for ResourceMeta {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ResourceMeta")
-            .field("data_sectors", &self.data_sectors)
+            .field("data_sectors", &self.data_sectors())
             .finish()
     }
 }
@@ -189,9 +204,10 @@ impl ResourceMeta {
             bitmap: Mutex::new(bitmap),
             commit: tokio::sync::Mutex::new(()),
             released: tokio::sync::Notify::new(),
-            data_sectors,
+            data_sectors: std::sync::atomic::AtomicU64::new(data_sectors),
             al_updates,
-            _claims: claims,
+            claims: Mutex::new(claims),
+            detached: std::sync::atomic::AtomicBool::new(false),
         };
         Ok((meta, info))
     }
@@ -210,6 +226,9 @@ impl ResourceMeta {
     /// transaction naming them (if one was needed) is durable. Returns what this
     /// call wrote.
     pub async fn begin_write(&self, offset: u64, len: u64) -> Result<MetaWrites, MetaIoError> {
+        if self.is_detached() {
+            return Err(MetaIoError::Detached);
+        }
         if !self.al_updates {
             return Ok(MetaWrites::default());
         }
@@ -324,6 +343,9 @@ impl ResourceMeta {
 
     /// Records a role or disk-state change: identifiers and flags, written durably.
     pub async fn record_state(&self, change: StateChange) -> Result<(), MetaIoError> {
+        if self.is_detached() {
+            return Ok(());
+        }
         let dev = Arc::clone(&self.dev);
         blocking(move || {
             let mut dev = lock(&dev);
@@ -355,6 +377,9 @@ impl ResourceMeta {
 
     /// Marks every block out of sync and writes the whole bitmap (invalidate).
     pub async fn invalidate_bitmap(&self) -> Result<(), MetaIoError> {
+        if self.is_detached() {
+            return Err(MetaIoError::Detached);
+        }
         self.set_all_out_of_sync();
         let pages = self.take_dirty_pages();
         let dev = Arc::clone(&self.dev);
@@ -369,6 +394,9 @@ impl ResourceMeta {
         role: Role,
         clear_bitmap: bool,
     ) -> Result<(), MetaIoError> {
+        if self.is_detached() {
+            return Err(MetaIoError::Detached);
+        }
         if clear_bitmap {
             let mut bm = lock(&self.bitmap);
             let bits = bm.bits();
@@ -404,6 +432,9 @@ impl ResourceMeta {
 
     /// Writes the dirty bitmap pages and the clean superblock. No write may be in flight.
     pub async fn detach(&self) -> Result<(), MetaIoError> {
+        if self.is_detached() {
+            return Ok(());
+        }
         let pages = self.take_dirty_pages();
         let dev = Arc::clone(&self.dev);
         blocking(move || {
@@ -416,7 +447,7 @@ impl ResourceMeta {
 
     /// Data sectors covered by the bitmap.
     pub fn data_sectors(&self) -> u64 {
-        self.data_sectors
+        self.data_sectors.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 
@@ -502,6 +533,9 @@ impl ResourceMeta {
         f: impl FnOnce(&mut Generations) + Send + 'static,
         state: FlagState,
     ) -> Result<Generations, MetaIoError> {
+        if self.is_detached() {
+            return Ok(self.generations());
+        }
         let dev = Arc::clone(&self.dev);
         blocking(move || {
             let mut dev = lock(&dev);
@@ -582,6 +616,9 @@ impl ResourceMeta {
 
     /// Writes the dirty bitmap pages durably (resync progress survives a crash).
     pub async fn write_dirty_bitmap(&self) -> Result<u64, MetaIoError> {
+        if self.is_detached() {
+            return Ok(0);
+        }
         let pages = self.take_dirty_pages();
         let n = pages.len() as u64;
         let dev = Arc::clone(&self.dev);

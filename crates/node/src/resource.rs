@@ -37,6 +37,9 @@ pub enum StateError {
     /// Promotion without UpToDate data and without `--force`.
     #[error("State change failed: (-2) Need access to UpToDate data (disk is {0}; use 'primary --force' to make it UpToDate)")]
     NeedUpToDate(DiskState),
+    /// Promotion without a connection while fencing could not outdate the peer.
+    #[error("State change failed: (-7) Refusing to be Primary while peer is not outdated")]
+    PrimaryNop,
     /// The peer refused the change (two-phase state change, or it is Primary).
     #[error("State change failed: ({0}) {1}")]
     PeerRefused(i32, String),
@@ -120,8 +123,13 @@ pub struct Resource {
     pub minor: u32,
     /// The backing device.
     pub disk: Arc<LocalDisk>,
-    /// The usable size exported to clients, in bytes.
+    /// The usable size at `up`, in bytes ([`Resource::size_bytes_now`] after a resize).
     pub size_bytes: u64,
+    /// The usable size now (grows with `resize`, crate::lifecycle::resize).
+    size_now_bytes: AtomicU64,
+    /// Every data-changing request holds it shared; `resize` holds it exclusively while
+    /// the meta-data moves.
+    pub io_gate: tokio::sync::RwLock<()>,
     /// The replication protocol, `None` for a standalone resource.
     pub protocol: Option<Protocol>,
     /// The peer's host name, `None` for a standalone resource.
@@ -139,6 +147,8 @@ pub struct Resource {
     role_change: tokio::sync::Mutex<()>,
     /// The connection to the peer (replicated resources, once `up` started it).
     peer: std::sync::OnceLock<Arc<crate::peer::PeerLink>>,
+    /// Handlers, fencing freeze, `--discard-my-data` ([`crate::handlers`]).
+    pub hooks: crate::handlers::Hooks,
 }
 
 /// Everything needed to bring a resource up.
@@ -176,6 +186,8 @@ impl Resource {
             minor: setup.minor,
             disk: setup.disk,
             size_bytes: setup.size_bytes,
+            size_now_bytes: AtomicU64::new(setup.size_bytes),
+            io_gate: tokio::sync::RwLock::new(()),
             protocol: setup.protocol,
             peer_name: setup.peer_name,
             nbd_uri: setup.nbd_uri,
@@ -192,6 +204,7 @@ impl Resource {
             }),
             role_change: tokio::sync::Mutex::new(()),
             peer: std::sync::OnceLock::new(),
+            hooks: crate::handlers::Hooks::default(),
         }
     }
 
@@ -225,6 +238,7 @@ impl Resource {
     /// PRIMARY_IND before any client can open the device.
     pub async fn promote(&self, force: bool) -> Result<(), StateError> {
         let _serial = self.role_change.lock().await;
+        crate::handlers::fence_peer::before_promote(self, force).await?;
         let (disk, peer_disk) = {
             let st = self.lock();
             if st.role == Role::Primary {
@@ -343,6 +357,9 @@ impl Resource {
                     .await
                     .map_err(meta_err)?;
             }
+            // control.rs hands these to crate::peer::sync_admin; nothing to do here.
+            AdminCommand::Verify { .. } | AdminCommand::PauseSync | AdminCommand::ResumeSync => {}
+            AdminCommand::ResumeIo => crate::handlers::resume_io(self),
         }
         Ok(())
     }
@@ -353,6 +370,12 @@ impl Resource {
         if st.role != Role::Primary {
             return Err(StateError::NotPrimary(self.name.clone()));
         }
+        // A diskless Primary serves through an UpToDate peer only (crate::lifecycle).
+        if st.disk == DiskState::Diskless
+            && !crate::lifecycle::diskless_io::serves_through_peer(&st)
+        {
+            return Err(StateError::Diskless(self.name.clone()));
+        }
         st.open_clients += 1;
         Ok(OpenGuard {
             resource: Arc::clone(self),
@@ -361,10 +384,26 @@ impl Resource {
 
     /// Refuses an open without registering one (NBD_OPT_INFO).
     pub fn check_openable(&self) -> Result<(), StateError> {
-        if self.lock().role != Role::Primary {
+        let st = self.lock();
+        if st.role != Role::Primary {
             return Err(StateError::NotPrimary(self.name.clone()));
         }
+        if st.disk == DiskState::Diskless
+            && !crate::lifecycle::diskless_io::serves_through_peer(&st)
+        {
+            return Err(StateError::Diskless(self.name.clone()));
+        }
         Ok(())
+    }
+
+    /// The usable size now, in bytes.
+    pub fn size_bytes_now(&self) -> u64 {
+        self.size_now_bytes.load(Ordering::SeqCst)
+    }
+
+    /// Records a new usable size (`resize`; only ever grows).
+    pub fn set_size_bytes(&self, size_bytes: u64) {
+        self.size_now_bytes.fetch_max(size_bytes, Ordering::SeqCst);
     }
 
     /// Panics unless `[offset, offset+len)` lies inside the device: the NBD layer
@@ -372,15 +411,18 @@ impl Resource {
     pub fn check_range(&self, offset: u64, len: u64) {
         let end = offset.checked_add(len).expect("range overflows u64");
         assert!(
-            end <= self.size_bytes,
+            end <= self.size_bytes_now(),
             "I/O beyond the device end reached the resource: {offset}+{len} > {}",
-            self.size_bytes
+            self.size_bytes_now()
         );
     }
 
     /// Reads from the local disk.
     pub async fn read(&self, offset: u64, len: u32) -> Result<AlignedBuf, StorageError> {
         self.check_range(offset, u64::from(len));
+        if self.lock().disk == DiskState::Diskless {
+            return self.read_through_peer(offset, len).await;
+        }
         let _pending = Pending::new(&self.io.local_pending);
         let buf = self.disk.read(offset, len as usize).await?;
         self.io
@@ -398,15 +440,25 @@ impl Resource {
         fua: bool,
     ) -> Result<(), ResourceIoError> {
         let len = data.len() as u64;
-        let remote = self
-            .peer_link()
-            .filter(|l| l.is_replicating())
-            .map(|_| crate::peer::WritePayload::Data(bytes::Bytes::copy_from_slice(&data)));
+        if !self.peer_link().is_some_and(|l| l.is_replicating()) {
+            return self
+                .modify(
+                    offset,
+                    len,
+                    || self.disk.write(offset, data, fua),
+                    None,
+                    fua,
+                )
+                .await;
+        }
+        // The local write and the P_DATA send read the same memory: no copy.
+        let shared = rdbd_types::SharedBuf::from(data);
+        let remote = crate::peer::WritePayload::Data(bytes::Bytes::from_owner(shared.clone()));
         self.modify(
             offset,
             len,
-            || self.disk.write(offset, data, fua),
-            remote,
+            || self.disk.write_shared(offset, shared, fua),
+            Some(remote),
             fua,
         )
         .await
@@ -431,6 +483,12 @@ impl Resource {
         self.check_range(offset, len);
         let started = std::time::Instant::now();
         let _app = Pending::new(&self.io.app_pending);
+        let _gate = self.io_gate.read().await;
+        if self.lock().disk == DiskState::Diskless {
+            return self.write_through_peer(offset, len, remote, fua).await;
+        }
+        // susp-fen: no write starts while the peer is being fenced.
+        self.hooks.fence.wait_resumed().await;
         let meta_writes = self.meta.begin_write(offset, len).await?;
         self.io
             .al_writes
@@ -445,7 +503,10 @@ impl Resource {
             None => None,
         };
         let to_peer = match (self.peer_link(), remote) {
-            (Some(link), Some(remote)) => link.submit_write(offset, remote, fua),
+            // A peer without a usable disk (detached, attaching) gets no data.
+            (Some(link), Some(remote)) if self.lock().peer_disk >= DiskState::Inconsistent => {
+                link.submit_write_split(offset, remote, fua)
+            }
             _ => None,
         };
         if to_peer.is_none() {
@@ -456,9 +517,15 @@ impl Resource {
             data_io().await
         };
         drop(resync_guard);
-        if let Some(rx) = to_peer {
-            if rx.await != Ok(crate::peer::PeerOutcome::Acked) {
+        if let Some(receivers) = to_peer {
+            let mut acked = true;
+            for rx in receivers {
+                acked &= rx.await == Ok(crate::peer::PeerOutcome::Acked);
+            }
+            if !acked {
                 self.meta.set_out_of_sync(offset, len);
+                // susp-fen: a write the peer may lack completes only once it is fenced.
+                self.hooks.fence.wait_resumed().await;
             }
         }
         self.meta.end_write(offset, len);
@@ -546,12 +613,18 @@ impl Resource {
             cstate: st.cstate,
             disk: st.disk,
             peer_disk: st.peer_disk,
-            protocol: self.protocol,
+            protocol: self.peer_link().map(|l| l.protocol()).or(self.protocol),
             peer_name: self.peer_name.clone(),
-            suspended: false,
-            aftr_isp: false,
-            peer_isp: false,
-            user_isp: false,
+            suspended: self.hooks.fence.is_frozen(),
+            aftr_isp: self
+                .peer_link()
+                .is_some_and(|l| l.aftr_isp.load(Ordering::SeqCst)),
+            peer_isp: self
+                .peer_link()
+                .is_some_and(|l| l.peer_isp.load(Ordering::SeqCst) && st.cstate.is_connected()),
+            user_isp: self
+                .peer_link()
+                .is_some_and(|l| l.user_isp.load(Ordering::SeqCst)),
             write_ordering: self.write_ordering,
             counters: Counters {
                 ns_kib: kib(&self.io.net_sent_bytes),
@@ -570,7 +643,7 @@ impl Resource {
                 out_of_sync_kib: self.meta.out_of_sync_kib(),
             },
             sync: self.peer_link().and_then(|l| l.sync_progress()),
-            size_bytes: self.size_bytes,
+            size_bytes: self.size_bytes_now(),
             open_clients: st.open_clients,
             nbd_uri: self.nbd_uri.clone(),
             backing_disk: self.disk.path().display().to_string(),

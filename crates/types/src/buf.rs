@@ -1,12 +1,24 @@
-//! An owned, zero-initialised heap buffer aligned for `O_DIRECT`.
+//! An owned heap buffer aligned for `O_DIRECT`, and its shared read-only form.
 //!
 //! Direct I/O needs the buffer address, the file offset and the length to be
 //! multiples of the device's logical block size. [`AlignedBuf`] always aligns
 //! its address to [`ALIGNMENT`] (4096, enough for every device we meet), so a
 //! buffer can move from the socket to the disk and back without a copy.
+//!
+//! Buffers up to [`crate::pool::MAX_CLASS_BYTES`] are recycled through
+//! [`crate::pool`] when dropped. [`AlignedBuf::zeroed`] always hands out zeroes;
+//! [`AlignedBuf::for_overwrite`] skips the zeroing for a buffer that the caller
+//! fills completely (a disk read that fails unless it transfers every byte, a
+//! socket `read_exact`) before anyone reads it. Its bytes are never
+//! uninitialised memory: they are zeroes or data of an earlier buffer.
+//! [`SharedBuf`] lets a local disk write and the replication send use the same
+//! memory.
 
 use std::alloc::{self, Layout};
 use std::ptr::NonNull;
+use std::sync::Arc;
+
+use crate::pool;
 
 /// The address alignment of every [`AlignedBuf`], in bytes.
 pub const ALIGNMENT: usize = 4096;
@@ -24,10 +36,38 @@ unsafe impl Send for AlignedBuf {}
 unsafe impl Sync for AlignedBuf {}
 
 impl AlignedBuf {
-    /// A zeroed buffer of `len` bytes; its capacity is `len` rounded up to
-    /// [`ALIGNMENT`] so that a direct read may fill a whole last block.
+    /// A zeroed buffer of `len` bytes (the whole capacity is zero); its
+    /// capacity is at least `len` rounded up to [`ALIGNMENT`] so that a direct
+    /// read may fill a whole last block.
     pub fn zeroed(len: usize) -> Self {
-        let capacity = len.div_ceil(ALIGNMENT).max(1) * ALIGNMENT;
+        match AlignedBuf::recycled(len) {
+            Some(mut buf) => {
+                buf.as_mut_capacity_slice().fill(0);
+                buf
+            }
+            None => AlignedBuf::fresh(len),
+        }
+    }
+
+    /// A buffer of `len` bytes whose contents are unspecified: zeroes, or the
+    /// bytes of an earlier (recycled) buffer, never uninitialised memory. For
+    /// buffers the caller overwrites completely before exposing them; a read
+    /// that may stop short must not use it (or must fail when it does).
+    pub fn for_overwrite(len: usize) -> Self {
+        AlignedBuf::recycled(len).unwrap_or_else(|| AlignedBuf::fresh(len))
+    }
+
+    /// A buffer from the pool, when its class has one.
+    fn recycled(len: usize) -> Option<Self> {
+        let capacity = pool::class_capacity(len)?;
+        let ptr = pool::take(capacity)?;
+        Some(AlignedBuf { ptr, len, capacity })
+    }
+
+    /// A newly allocated zeroed buffer: a pool class size when `len` has one.
+    fn fresh(len: usize) -> Self {
+        let capacity =
+            pool::class_capacity(len).unwrap_or_else(|| len.div_ceil(ALIGNMENT).max(1) * ALIGNMENT);
         let layout = Layout::from_size_align(capacity, ALIGNMENT).expect("buffer size overflows");
         // SAFETY: the layout has a non-zero size.
         let raw = unsafe { alloc::alloc_zeroed(layout) };
@@ -37,7 +77,7 @@ impl AlignedBuf {
 
     /// A buffer holding a copy of `bytes`.
     pub fn from_slice(bytes: &[u8]) -> Self {
-        let mut buf = AlignedBuf::zeroed(bytes.len());
+        let mut buf = AlignedBuf::for_overwrite(bytes.len());
         buf.as_mut_slice().copy_from_slice(bytes);
         buf
     }
@@ -58,7 +98,8 @@ impl AlignedBuf {
     }
 
     /// Changes the number of valid bytes; growing beyond the capacity panics.
-    /// Bytes uncovered by growing keep their old contents (zero if never written).
+    /// Bytes uncovered by growing keep their old contents (zero in a buffer
+    /// from [`AlignedBuf::zeroed`] that was never written there).
     pub fn set_len(&mut self, len: usize) {
         assert!(len <= self.capacity, "AlignedBuf::set_len beyond capacity");
         self.len = len;
@@ -95,9 +136,12 @@ impl AlignedBuf {
 
 impl Drop for AlignedBuf {
     fn drop(&mut self) {
+        if pool::give(self.ptr, self.capacity) {
+            return;
+        }
         let layout = Layout::from_size_align(self.capacity, ALIGNMENT)
             .expect("layout was valid at allocation");
-        // SAFETY: allocated in `zeroed` with exactly this layout.
+        // SAFETY: allocated in `fresh` with exactly this layout.
         unsafe { alloc::dealloc(self.ptr.as_ptr(), layout) }
     }
 }
@@ -124,6 +168,48 @@ impl std::ops::DerefMut for AlignedBuf {
     }
 }
 
+/// An [`AlignedBuf`] frozen and shared read-only, so that several users (the
+/// local disk write and the replication send of one request) read the same
+/// memory. It goes back to the pool when the last clone is dropped.
+#[derive(Debug, Clone)]
+pub struct SharedBuf(Arc<AlignedBuf>);
+
+impl SharedBuf {
+    /// The valid bytes.
+    pub fn as_slice(&self) -> &[u8] {
+        self.0.as_slice()
+    }
+
+    /// Raw pointer for I/O submission (reads from the buffer); valid while a clone lives.
+    pub fn as_ptr(&self) -> *const u8 {
+        self.0.as_ptr()
+    }
+
+    /// The owned buffer back, when this is the last clone.
+    pub fn try_unwrap(self) -> Result<AlignedBuf, SharedBuf> {
+        Arc::try_unwrap(self.0).map_err(SharedBuf)
+    }
+}
+
+impl From<AlignedBuf> for SharedBuf {
+    fn from(buf: AlignedBuf) -> Self {
+        SharedBuf(Arc::new(buf))
+    }
+}
+
+impl std::ops::Deref for SharedBuf {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
+impl AsRef<[u8]> for SharedBuf {
+    fn as_ref(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,5 +227,45 @@ mod tests {
         }
         let c = AlignedBuf::from_slice(b"hello");
         assert_eq!(&*c, b"hello");
+    }
+
+    #[test]
+    fn recycled_buffers_are_zeroed_on_request_and_keep_their_alignment() {
+        // A dirty buffer goes back to the pool; the next zeroed() of its class
+        // (possibly that very buffer) must be all zeroes, capacity included.
+        for len in [4096usize, 65536, 1 << 20] {
+            let mut dirty = AlignedBuf::for_overwrite(len);
+            dirty.as_mut_capacity_slice().fill(0xa5);
+            drop(dirty);
+            let mut z = AlignedBuf::zeroed(len);
+            assert_eq!(z.as_ptr() as usize % ALIGNMENT, 0);
+            assert!(z.as_mut_capacity_slice().iter().all(|&x| x == 0));
+            let o = AlignedBuf::for_overwrite(len);
+            assert_eq!((o.len(), o.as_ptr() as usize % ALIGNMENT), (len, 0));
+        }
+    }
+
+    #[test]
+    fn the_pool_keeps_a_bounded_amount_of_memory() {
+        let many: Vec<AlignedBuf> = (0..64).map(|_| AlignedBuf::zeroed(4 << 20)).collect();
+        drop(many);
+        assert!(crate::pool::kept_bytes() <= crate::pool::TOTAL_KEEP_BYTES);
+        let huge = AlignedBuf::zeroed((8 << 20) + 1);
+        assert_eq!(
+            huge.capacity(),
+            (8 << 20) + 4096,
+            "large buffers are not rounded to a class"
+        );
+    }
+
+    #[test]
+    fn shared_buffers_read_the_same_memory_and_unwrap_when_last() {
+        let shared = SharedBuf::from(AlignedBuf::from_slice(&[7u8; 8192]));
+        let other = shared.clone();
+        assert_eq!(shared.as_ptr(), other.as_ptr());
+        assert_eq!(&other[..], &[7u8; 8192][..]);
+        let shared = shared.try_unwrap().unwrap_err();
+        drop(other);
+        assert_eq!(shared.try_unwrap().unwrap().len(), 8192);
     }
 }

@@ -94,3 +94,40 @@ kp_sha256() {
   sum=$(dd if="$1" bs=4096 count="$2" 2>/dev/null | sha256sum | cut -d' ' -f1)
   kp_result "${3:-sha256}" "$sum"
 }
+
+# kp_serve IDLE_S: a command channel for the host (KernelPeerVm::guest in tests/src/kernel_peer/vm.rs).
+# The host writes one line "KPCMD N <shell command> #KPEND-N" at the start of the control disk; each new N
+# runs once, in this shell (so variables and functions persist), between the console lines
+# "KP-CMD-BEGIN N" and "KP-CMD-END N rc". A line without its own end marker (a torn read) is ignored.
+# Returns 0 after a command that sets KP_SERVE_DONE=1, 1 after IDLE_S seconds without a new command.
+kp_serve() {
+  kp_serve_last=; kp_serve_idle=0; KP_SERVE_DONE=
+  echo "KP-SERVE-READY"
+  while [ -z "$KP_SERVE_DONE" ]; do
+    kp_line=$(dd if="$KP_CTL_DEV" bs=4096 count=1 iflag=direct 2>/dev/null | tr -d '\000' | head -n 1)
+    kp_n=; kp_body=
+    case "$kp_line" in
+      "KPCMD "*)
+        kp_n=${kp_line#KPCMD }; kp_n=${kp_n%% *}
+        kp_body=${kp_line#KPCMD "$kp_n" }
+        case "$kp_body" in
+          *" #KPEND-$kp_n") kp_body=${kp_body%" #KPEND-$kp_n"} ;;
+          *) kp_body= ;;
+        esac ;;
+    esac
+    if [ -n "$kp_body" ] && [ "$kp_n" != "$kp_serve_last" ]; then
+      kp_serve_last=$kp_n; kp_serve_idle=0
+      echo "KP-CMD-BEGIN $kp_n"
+      eval "$kp_body"
+      echo "KP-CMD-END $kp_n $?"
+    else
+      sleep 0.1
+      kp_serve_idle=$((kp_serve_idle + 1))
+      if [ "$kp_serve_idle" -ge $(($1 * 10)) ]; then
+        echo "KP-TIMEOUT kp_serve: no command for $1 s"
+        return 1
+      fi
+    fi
+  done
+  return 0
+}

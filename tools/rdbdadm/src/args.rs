@@ -14,6 +14,9 @@ const OPTIONS_WITH_VALUE: &[&str] = &[
     "--al-stripe-size-kB",
     "--peer-max-bio-size",
     "--timeout",
+    "--start",
+    "--stop",
+    "--size",
 ];
 
 /// A parsed command line.

@@ -8,6 +8,7 @@ use rdbd_control::status::drbdadm::{self, StatusOptions};
 use rdbd_control::{AdminCommand, Client, ClientError, Request, ResourceStatus, Response};
 
 use crate::args::Invocation;
+use crate::help;
 
 /// A failed command: one line and an exit code.
 #[derive(Debug)]
@@ -29,43 +30,32 @@ impl Failure {
 
 type Outcome = Result<(), Failure>;
 
-const HELP: &str = "\
-USAGE: rdbdadm [-c FILE] [--node NAME] [--run-dir DIR] [-d] [-- OPTIONS] COMMAND [OPTIONS] {all|RESOURCE...}
-
-Commands:
-  up                 attach the disk and start the resource (starts the daemon if needed)
-  down               stop the resource
-  primary [--force]  promote to Primary (--force, or -- --overwrite-data-of-peer: accept non-UpToDate data)
-  connect | disconnect   connect to the peer / drop the connection (StandAlone)
-  secondary          demote to Secondary (fails while an NBD client has the device open)
-  role | cstate | dstate   print the role, connection state, disk state (local/peer)
-  status [--verbose] [--statistics]   DRBD 9 style status
-  nbd-uri            print the NBD URI of the resource's export
-  dump               print the normalized configuration
-  create-md [--force] [--al-stripes N --al-stripe-size-kB K]   write new meta-data (rdbdmeta)
-  dump-md | wipe-md | apply-al | show-gi | get-gi   meta-data commands (resource down; rdbdmeta)
-  outdate | invalidate   mark the data Outdated / all out of sync (up: the daemon; down: rdbdmeta)
-  new-current-uuid [--clear-bitmap]   start a new data generation (--clear-bitmap: skip the initial sync)
-  wait-connect | wait-sync [--timeout S]   wait until connected / in sync (default: startup wfc-timeout)
-  events2 [--now]    drbdsetup events2 lines: the state, then every change (--now: state only)
-  shutdown           stop the node's daemon (every resource must be down or downable)
-  help               this text
-
-Global options: -c/--config FILE (env RDBD_CONFIG, default /etc/rdbd/rdbd.conf),
-  --node NAME (env RDBD_NODE, default: the host name), --run-dir DIR (env RDBD_RUN_DIR, default /run/rdbd),
-  -d/--dry-run (print what would be done).
-";
-
 /// Runs one invocation.
 pub fn run(inv: &Invocation) -> Outcome {
     if inv.command == "help" || inv.has("--help") || inv.has("-h") {
-        print!("{HELP}");
-        return Ok(());
+        let topic = if inv.command == "help" {
+            inv.resources.first().map(String::as_str)
+        } else {
+            Some(inv.command.as_str())
+        };
+        return match help::text_for(topic) {
+            Ok(text) => {
+                print!("{text}");
+                Ok(())
+            }
+            Err(line) => Err(Failure::new(help::USAGE_EXIT, line)),
+        };
     }
     match inv.command.as_str() {
         "up" => for_each(inv, up),
         "connect" => for_each(inv, |inv, r| {
-            simple(inv, Request::Connect { resource: r.into() })
+            simple(
+                inv,
+                Request::Connect {
+                    resource: r.into(),
+                    discard_my_data: inv.has("--discard-my-data"),
+                },
+            )
         }),
         "disconnect" => for_each(inv, |inv, r| {
             simple(inv, Request::Disconnect { resource: r.into() })
@@ -76,6 +66,11 @@ pub fn run(inv: &Invocation) -> Outcome {
         "detach" => for_each(inv, |inv, r| {
             simple(inv, Request::Detach { resource: r.into() })
         }),
+        "invalidate-remote" => for_each(inv, |inv, r| {
+            simple(inv, Request::InvalidateRemote { resource: r.into() })
+        }),
+        "adjust" => for_each(inv, crate::lifecycle::adjust),
+        "resize" => for_each(inv, crate::lifecycle::resize),
         "down" => for_each(inv, |inv, r| {
             simple(inv, Request::Down { resource: r.into() })
         }),
@@ -129,6 +124,15 @@ pub fn run(inv: &Invocation) -> Outcome {
                 },
             )
         }),
+        "resume-io" => for_each(inv, |inv, r| {
+            simple(
+                inv,
+                Request::Admin {
+                    resource: r.into(),
+                    command: AdminCommand::ResumeIo,
+                },
+            )
+        }),
         "new-current-uuid" => for_each(inv, |inv, r| {
             let command = AdminCommand::NewCurrentUuid {
                 clear_bitmap: inv.has("--clear-bitmap"),
@@ -141,6 +145,25 @@ pub fn run(inv: &Invocation) -> Outcome {
                 },
             )
         }),
+        "verify" | "pause-sync" | "resume-sync" => {
+            let command = match inv.command.as_str() {
+                "verify" => AdminCommand::Verify {
+                    start_sector: sector_option(inv, "--start")?,
+                    stop_sector: sector_option(inv, "--stop")?,
+                },
+                "pause-sync" => AdminCommand::PauseSync,
+                _ => AdminCommand::ResumeSync,
+            };
+            for_each(inv, |inv, r| {
+                simple(
+                    inv,
+                    Request::Admin {
+                        resource: r.into(),
+                        command,
+                    },
+                )
+            })
+        }
         "wait-connect" => for_each(inv, |inv, r| {
             wait_for(inv, r, "connected", |s| s.cstate.is_connected())
         }),
@@ -156,11 +179,35 @@ pub fn run(inv: &Invocation) -> Outcome {
         }
         "shutdown" => shutdown(inv),
         "events2" => events2(inv),
-        other => Err(Failure::new(
-            exit_code::USAGE,
-            format!("rdbdadm: unknown command '{other}' (try 'rdbdadm help')"),
-        )),
+        other => Err(Failure::new(help::USAGE_EXIT, help::unknown_command(other))),
     }
+}
+
+/// `--start N` / `--start=N` (a sector number) of `verify`.
+fn sector_option(inv: &Invocation, name: &str) -> Result<Option<u64>, Failure> {
+    let prefixed = format!("{name}=");
+    let text = inv
+        .options
+        .iter()
+        .position(|o| o == name)
+        .and_then(|i| inv.options.get(i + 1).cloned())
+        .or_else(|| {
+            inv.options
+                .iter()
+                .find_map(|o| o.strip_prefix(&prefixed).map(str::to_string))
+        });
+    text.map(|t| {
+        t.parse::<u64>().map_err(|_| {
+            Failure::new(
+                exit_code::USAGE,
+                format!(
+                    "rdbdadm {}: {name} needs a sector number, not '{t}'",
+                    inv.command
+                ),
+            )
+        })
+    })
+    .transpose()
 }
 
 fn load_config(inv: &Invocation) -> Result<Config, Failure> {
@@ -248,7 +295,7 @@ fn request(inv: &Invocation, req: &Request) -> Result<Response, Failure> {
         .map_err(|e| Failure::new(exit_code::FAILED, e.to_string()))
 }
 
-fn simple(inv: &Invocation, req: Request) -> Outcome {
+pub(crate) fn simple(inv: &Invocation, req: Request) -> Outcome {
     match request(inv, &req)? {
         Response::Ok { message } => {
             if !message.is_empty() {
@@ -264,7 +311,7 @@ fn simple(inv: &Invocation, req: Request) -> Outcome {
     }
 }
 
-fn up(inv: &Invocation, resource: &str) -> Outcome {
+pub(crate) fn up(inv: &Invocation, resource: &str) -> Outcome {
     if !inv.dry_run && Client::connect(&inv.node.run_dir, Duration::from_secs(5)).is_err() {
         let binary = rdbd_node::cli::daemon_binary();
         rdbd_node::cli::spawn_daemon(&inv.node, &binary)

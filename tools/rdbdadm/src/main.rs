@@ -4,16 +4,23 @@
 
 mod args;
 mod commands;
+mod help;
+mod lifecycle;
 
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().skip(1).collect();
+    if argv.is_empty() {
+        // As drbdadm: the usage on stdout, and its usage exit code.
+        print!("{}", help::overview());
+        return ExitCode::from(help::USAGE_EXIT as u8);
+    }
     let invocation = match args::parse(&argv) {
         Ok(i) => i,
         Err(message) => {
             eprintln!("rdbdadm: {message}");
-            return ExitCode::from(rdbd_control::exit_code::USAGE as u8);
+            return ExitCode::from(help::USAGE_EXIT as u8);
         }
     };
     match commands::run(&invocation) {

@@ -30,6 +30,10 @@ pub const IMPLEMENTED_OPTIONS: &[(SectionKind, &str)] = &[
     (SectionKind::Net, "ko-count"),
     (SectionKind::Net, "max-epoch-size"),
     (SectionKind::Net, "max-buffers"),
+    // Online verify and checksum-based resync.
+    (SectionKind::Net, "verify-alg"),
+    (SectionKind::Net, "csums-alg"),
+    (SectionKind::Net, "csums-after-crash-only"),
     // Local disk and resync.
     (SectionKind::Disk, "al-extents"),
     (SectionKind::Disk, "resync-rate"),
@@ -37,10 +41,26 @@ pub const IMPLEMENTED_OPTIONS: &[(SectionKind, &str)] = &[
     (SectionKind::Disk, "c-fill-target"),
     (SectionKind::Disk, "c-delay-target"),
     (SectionKind::Disk, "c-max-rate"),
+    (SectionKind::Disk, "c-min-rate"),
+    (SectionKind::Disk, "resync-after"),
     (SectionKind::Disk, "disk-flushes"),
     (SectionKind::Disk, "disk-drain"),
     (SectionKind::Disk, "al-updates"),
     (SectionKind::Disk, "md-flushes"),
+    // Fencing and handlers (rdbd-node's `handlers` module).
+    (SectionKind::Disk, "fencing"),
+    (SectionKind::Handlers, "pri-on-incon-degr"),
+    (SectionKind::Handlers, "pri-lost-after-sb"),
+    (SectionKind::Handlers, "pri-lost"),
+    (SectionKind::Handlers, "initial-split-brain"),
+    (SectionKind::Handlers, "split-brain"),
+    (SectionKind::Handlers, "fence-peer"),
+    (SectionKind::Handlers, "unfence-peer"),
+    (SectionKind::Handlers, "local-io-error"),
+    (SectionKind::Handlers, "before-resync-target"),
+    (SectionKind::Handlers, "after-resync-target"),
+    (SectionKind::Handlers, "before-resync-source"),
+    (SectionKind::Handlers, "out-of-sync"),
 ];
 
 /// Statements of `on HOST { }` sections rdbd acts on. Anything else found in a

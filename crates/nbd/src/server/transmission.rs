@@ -172,7 +172,8 @@ where
                     break Err(e.into());
                 }
             } else {
-                let mut data = AlignedBuf::zeroed(req.length as usize);
+                // Filled completely by read_payload (read_exact) or dropped on error.
+                let mut data = AlignedBuf::for_overwrite(req.length as usize);
                 let read = submit_before_suspending(device, frames.read_payload(&mut data)).await;
                 if let Err(e) = read {
                     break Err(e.into());

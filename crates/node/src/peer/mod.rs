@@ -9,13 +9,22 @@
 //!   not acknowledged is set out of sync, a Primary starts a new generation), and try
 //!   again. `connect` / `disconnect` / `down` drive it through [`PeerLink`].
 //! - [`receive`]: the secondary's side of the data path; [`resync`]: bitmap exchange and
-//!   resync data movement.
+//!   resync data movement; [`csums`]: checksum-based resync; [`verify`]: online verify;
+//!   [`sync_admin`]: `verify` / `pause-sync` / `resume-sync`.
 
+mod after;
 mod connect;
+mod csums;
 mod io;
+mod lifecycle;
 mod receive;
+mod remote_read;
 mod resync;
 mod session;
+mod sync_admin;
+mod verify;
+
+pub use sync_admin::sync_admin;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -64,6 +73,19 @@ enum Command {
     RequestRole(Role, oneshot::Sender<Result<(), (i32, String)>>),
     /// Our role, disk or identifiers changed: tell the peer.
     StateChanged,
+    /// `verify`, `pause-sync`, `resume-sync` (see [`sync_admin`]).
+    Sync(sync_admin::SyncCommand, sync_admin::SyncReply),
+    /// `invalidate-remote`: a full sync with us as source (see [`lifecycle`]).
+    InvalidateRemote(oneshot::Sender<Result<(), String>>),
+    /// New connection settings (`adjust`), taken while StandAlone.
+    Reconfigure(Box<PeerConfig>, oneshot::Sender<Result<(), String>>),
+    /// `resize`: grow to this many sectors together with the peer (see [`lifecycle`]).
+    Resize(
+        lifecycle::ResizeRequest,
+        oneshot::Sender<Result<u64, String>>,
+    ),
+    /// Changed disk options (`adjust`): applied to a running resync now.
+    DiskOptions(Box<PeerConfig>),
 }
 
 type Waiter = oneshot::Sender<PeerOutcome>;
@@ -85,6 +107,11 @@ pub struct LinkCounters {
     pub unacked: AtomicU64,
     /// Resync requests sent and not yet answered (part of `pe`).
     pub rs_pending: AtomicU64,
+    /// Checksum-based resync: 4 KiB blocks found equal in this resync (`rs_same_csum`).
+    pub rs_same_csum_blocks: AtomicU64,
+    /// Bytes of resync / verify I/O on the local disk (`rs_sect_ev`; the rest is
+    /// application I/O for c-min-rate).
+    pub rs_disk_bytes: AtomicU64,
 }
 
 /// The write path's and the role changes' handle on the connection.
@@ -98,8 +125,20 @@ pub struct PeerLink {
     pub counters: LinkCounters,
     /// Progress of a running resync.
     sync: Mutex<Option<SyncProgress>>,
+    /// `pause-sync` given (`user_isp`); kept across connections.
+    pub user_isp: std::sync::atomic::AtomicBool,
+    /// The peer paused the resync (`peer_isp`, its aftr_isp | user_isp).
+    pub peer_isp: std::sync::atomic::AtomicBool,
+    /// A `resync-after` dependency is resyncing (`aftr_isp`, see [`after`]).
+    pub aftr_isp: std::sync::atomic::AtomicBool,
+    /// This resource's `resync-after` (kept current by its session).
+    resync_after: Mutex<Option<String>>,
     commands: mpsc::UnboundedSender<Command>,
     epoch_base: Instant,
+    /// Reads of a diskless Primary waiting for the peer.
+    remote_reads: remote_read::RemoteReads,
+    /// Settings from `adjust` the manager takes at its next iteration ([`lifecycle`]).
+    next_cfg: Mutex<Option<PeerConfig>>,
 }
 
 impl std::fmt::Debug for PeerLink {
@@ -134,6 +173,38 @@ impl PeerLink {
 
     fn now_ms(&self) -> u64 {
         self.epoch_base.elapsed().as_millis() as u64
+    }
+
+    /// As [`PeerLink::submit_write`], with data split into `P_DATA` packets of at most
+    /// `DRBD_MAX_BIO_SIZE` (the most a DRBD 8.4 peer accepts, as the kernel splits its bios).
+    /// `None` when nothing was queued; when the link went away after the first piece, a
+    /// receiver that reports `NotReplicated` stands for the rest.
+    pub fn submit_write_split(
+        &self,
+        offset: u64,
+        payload: WritePayload,
+        fua: bool,
+    ) -> Option<Vec<oneshot::Receiver<PeerOutcome>>> {
+        let data = match payload {
+            WritePayload::Data(data) if data.len() > rdbd_wire::DRBD_MAX_BIO_SIZE => data,
+            other => return self.submit_write(offset, other, fua).map(|rx| vec![rx]),
+        };
+        let mut receivers = Vec::new();
+        for start in (0..data.len()).step_by(rdbd_wire::DRBD_MAX_BIO_SIZE) {
+            let end = data.len().min(start + rdbd_wire::DRBD_MAX_BIO_SIZE);
+            let piece = WritePayload::Data(data.slice(start..end));
+            match self.submit_write(offset + start as u64, piece, fua) {
+                Some(rx) => receivers.push(rx),
+                None if receivers.is_empty() => return None,
+                None => {
+                    let (tx, rx) = oneshot::channel();
+                    let _ = tx.send(PeerOutcome::NotReplicated);
+                    receivers.push(rx);
+                    break;
+                }
+            }
+        }
+        Some(receivers)
     }
 
     /// Queues a write for the peer. `None` when writes are not replicated now (the
@@ -301,6 +372,22 @@ impl PeerLink {
             .collect()
     }
 
+    /// Whether a resync is paused (`user_isp`, `peer_isp` or `aftr_isp`).
+    pub fn sync_paused(&self) -> bool {
+        self.user_isp.load(Ordering::SeqCst)
+            || self.peer_isp.load(Ordering::SeqCst)
+            || self.aftr_isp.load(Ordering::SeqCst)
+    }
+
+    /// This resource's `resync-after`.
+    fn resync_after(&self) -> Option<String> {
+        lock(&self.resync_after).clone()
+    }
+
+    fn set_resync_after(&self, after: Option<String>) {
+        *lock(&self.resync_after) = after;
+    }
+
     /// Whether writes are replicated now.
     pub fn is_replicating(&self) -> bool {
         self.inner().data.is_some()
@@ -399,9 +486,16 @@ pub fn start(resource: Arc<Resource>, cfg: PeerConfig, changed: Arc<Notify>) -> 
         resync_lock: Arc::new(tokio::sync::RwLock::new(())),
         counters: LinkCounters::default(),
         sync: Mutex::new(None),
+        user_isp: Default::default(),
+        peer_isp: Default::default(),
+        aftr_isp: Default::default(),
+        resync_after: Mutex::new(cfg.settings.resync_after.clone()),
         commands: tx,
         epoch_base: Instant::now(),
+        remote_reads: remote_read::RemoteReads::default(),
+        next_cfg: Mutex::new(None),
     });
+    after::register(&resource);
     let ctx = session::Ctx {
         resource,
         link: Arc::clone(&link),
@@ -423,6 +517,8 @@ pub fn replicates_in(cs: ConnState) -> bool {
             | ConnState::SyncTarget
             | ConnState::PausedSyncS
             | ConnState::PausedSyncT
+            | ConnState::VerifyS
+            | ConnState::VerifyT
     )
 }
 

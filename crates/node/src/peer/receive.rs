@@ -84,17 +84,17 @@ impl Drop for Receiver {
 }
 
 /// The byte range of a request from the peer, checked against the device.
-pub(super) fn checked_range(ctx: &Ctx, sector: u64, len: u64) -> Result<u64, String> {
+pub(crate) fn checked_range(ctx: &Ctx, sector: u64, len: u64) -> Result<u64, String> {
     let offset = sector
         .checked_mul(512)
         .ok_or_else(|| format!("sector {sector} overflows"))?;
     let end = offset
         .checked_add(len)
         .ok_or_else(|| format!("sector {sector} + {len} bytes overflows"))?;
-    if end > ctx.resource.size_bytes || len > rdbd_wire::MAX_PAYLOAD_BYTES as u64 {
+    if end > ctx.resource.size_bytes_now() || len > rdbd_wire::MAX_PAYLOAD_BYTES as u64 {
         return Err(format!(
             "request beyond the device: sector {sector} + {len} bytes, the device has {} bytes",
-            ctx.resource.size_bytes
+            ctx.resource.size_bytes_now()
         ));
     }
     Ok(offset)
@@ -189,7 +189,19 @@ impl Receiver {
             })
         };
         let offset = match checked_range(ctx, header.sector, len) {
-            Ok(o) => o,
+            Ok(_) if ctx.resource.state().disk == rdbd_types::DiskState::Diskless => {
+                // Detached (crate::lifecycle): the write cannot land; the peer tracks it.
+                tracing::warn!(resource = %ctx.resource.name, sector = header.sector, "a write from the peer while Diskless; answering P_NEG_ACK");
+                let _ = meta.send(Outgoing::h100(ack(Packet::NegAck)));
+                return;
+            }
+            Ok(o) => {
+                // The peer (a diskless Primary) has no copy: track the change for its attach.
+                if ctx.resource.state().peer_disk < rdbd_types::DiskState::Inconsistent {
+                    ctx.resource.meta.set_out_of_sync(o, len);
+                }
+                o
+            }
             Err(e) => {
                 tracing::error!(resource = %ctx.resource.name, "the peer sent a write {e}; answering P_NEG_ACK");
                 let _ = meta.send(Outgoing::h100(ack(Packet::NegAck)));
@@ -341,6 +353,7 @@ impl Receiver {
             events.clone(),
         );
         let writing = Writing::new(&self.writing);
+        let rs_link = Arc::clone(&ctx.link);
         tokio::spawn(async move {
             let _writing = writing;
             for mut w in waits {
@@ -358,6 +371,10 @@ impl Receiver {
                     resource
                         .io
                         .disk_written_bytes
+                        .fetch_add(len, Ordering::Relaxed);
+                    rs_link
+                        .counters
+                        .rs_disk_bytes
                         .fetch_add(len, Ordering::Relaxed);
                     resource.meta.set_in_sync(offset / 512, len / 512);
                     let _ = meta.send(Outgoing::h100(Packet::RsWriteAck(ack)));

@@ -17,7 +17,8 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use rdbd_control::status::SyncProgress;
-use rdbd_replicator::resync::rate::{RateConfig, RateController};
+use rdbd_replicator::resync::digest::DigestAlg;
+use rdbd_replicator::resync::rate::{MinRateThrottle, RateConfig, RateController, ResyncMarks};
 use rdbd_wire::{BlockAck, BlockRequest, DataHeader, DataPacket, DpFlags, Packet, ID_SYNCER};
 
 use super::io::{Outbox, Outgoing};
@@ -45,6 +46,11 @@ impl Progress {
             last: (now, total_blocks),
             speed_kib: 0,
         }
+    }
+
+    /// Blocks to move at the start.
+    pub(super) fn total_blocks(&self) -> u64 {
+        self.total_blocks
     }
 
     /// A status snapshot given the blocks still out of sync.
@@ -86,6 +92,12 @@ pub(super) struct TargetPump {
     /// Replies that failed (their bits stay set).
     pub(super) failed_blocks: u64,
     pub(super) progress: Progress,
+    /// Checksum-based resync with this `csums-alg` ([`super::csums`]).
+    pub(super) csums: Option<DigestAlg>,
+    /// c-min-rate: progress marks and the throttle.
+    marks: ResyncMarks,
+    throttle: MinRateThrottle,
+    started: Instant,
 }
 
 /// The rate controller's options from the settings.
@@ -102,8 +114,13 @@ pub(super) fn rate_config(s: &rdbd_config::Settings) -> RateConfig {
 }
 
 impl TargetPump {
+    /// New rate options (`adjust`): the controller continues with them.
+    pub(super) fn set_rate_config(&mut self, cfg: RateConfig) {
+        self.rate.set_config(cfg);
+    }
+
     pub(super) fn new(ctx: &Ctx, total_blocks: u64) -> Self {
-        let mut rate = RateController::new(rate_config(&ctx.cfg.settings));
+        let mut rate = RateController::new(rate_config(&ctx.link.settings_now(&ctx.cfg.settings)));
         rate.reset();
         TargetPump {
             cursor_bit: 0,
@@ -113,7 +130,20 @@ impl TargetPump {
             allowance_blocks: 0,
             failed_blocks: 0,
             progress: Progress::new(total_blocks),
+            csums: None,
+            marks: ResyncMarks::start(0, total_blocks),
+            throttle: MinRateThrottle::new(
+                ctx.cfg.settings.c_min_rate_kib,
+                super::verify::app_events_sectors(ctx),
+            ),
+            started: Instant::now(),
         }
+    }
+
+    /// Uses checksum-based resync with `alg` (when `Some`).
+    pub(super) fn with_csums(mut self, alg: Option<DigestAlg>) -> Self {
+        self.csums = alg;
+        self
     }
 
     /// The rate the controller asks for, KiB/s (`want:` in the status).
@@ -121,9 +151,29 @@ impl TargetPump {
         self.rate.c_sync_rate_kib()
     }
 
-    /// A 100 ms step of the controller.
-    pub(super) fn on_step(&mut self) {
+    /// A 100 ms step of the controller. Nothing is requested while the resync is paused
+    /// (`user_isp` / `peer_isp`) or while c-min-rate throttles it for application I/O.
+    pub(super) fn on_step(&mut self, ctx: &Ctx) {
         self.allowance_blocks = self.rate.step(std::mem::take(&mut self.sectors_in));
+        let paused = ctx.link.sync_paused();
+        let now_ms = self.started.elapsed().as_millis() as u64;
+        let left = ctx
+            .resource
+            .meta
+            .bitmap_weight()
+            .saturating_sub(self.failed_blocks);
+        self.marks.advance(now_ms, left, paused);
+        if paused
+            || self.throttle.should_throttle(
+                &self.marks,
+                now_ms,
+                left,
+                super::verify::app_io_in_flight(ctx),
+                super::verify::app_events_sectors(ctx),
+            )
+        {
+            self.allowance_blocks = 0;
+        }
     }
 
     /// A reply was written (or failed).
@@ -144,7 +194,7 @@ impl TargetPump {
     pub(super) fn pump(&mut self, ctx: &Ctx, data: &Outbox) -> bool {
         let meta = &ctx.resource.meta;
         let bits = meta.bitmap_bits();
-        let size_sectors = ctx.resource.size_bytes / 512;
+        let size_sectors = ctx.resource.size_bytes_now() / 512;
         while self.allowance_blocks > 0 {
             let Some(first) = meta.next_out_of_sync(self.cursor_bit).filter(|b| *b < bits) else {
                 if self.inflight_requests == 0 {
@@ -171,11 +221,17 @@ impl TargetPump {
                 continue;
             }
             let size_bytes = ((end_sector - sector) * 512) as u32;
-            let _ = data.send(Outgoing::h100(Packet::RsDataRequest(BlockRequest {
+            let request = BlockRequest {
                 sector,
                 block_id: ID_SYNCER,
                 size_bytes,
-            })));
+            };
+            match self.csums {
+                Some(alg) => super::csums::request_with_digest(ctx, data, alg, request),
+                None => {
+                    let _ = data.send(Outgoing::h100(Packet::RsDataRequest(request)));
+                }
+            }
             self.cursor_bit = run_end;
             self.inflight_requests += 1;
             let blocks = run_end - first;
@@ -219,6 +275,9 @@ pub(super) fn serve(ctx: &Ctx, data: &Outbox, meta: &Outbox, req: BlockRequest) 
                 resource
                     .io
                     .disk_read_bytes
+                    .fetch_add(u64::from(req.size_bytes), Ordering::Relaxed);
+                link.counters
+                    .rs_disk_bytes
                     .fetch_add(u64::from(req.size_bytes), Ordering::Relaxed);
                 let header = DataHeader {
                     sector: req.sector,

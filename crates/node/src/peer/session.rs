@@ -36,7 +36,11 @@ use super::{Command, PeerConfig, PeerLink};
 use crate::resource::Resource;
 
 mod ctx;
+mod fence_disconnect;
+mod grow;
+mod lifecycle;
 mod sync;
+mod verify;
 
 /// What a session works with.
 #[derive(Clone)]
@@ -57,6 +61,15 @@ pub(crate) enum Event {
         /// Written.
         ok: bool,
     },
+    /// VerifyS compared a block (in request order; see `crate::peer::verify`).
+    Verified {
+        /// First sector.
+        sector: u64,
+        /// Size.
+        size_bytes: u32,
+        /// The digests were equal.
+        equal: bool,
+    },
     /// Something the status shows changed.
     Changed,
 }
@@ -67,6 +80,12 @@ enum End {
     Lost(ConnState, String),
     /// The handshake refused the peer: log, wait `connect-int`, retry.
     Refused(String),
+    /// The sync handshake (or a before-resync handler) dropped the connection: log,
+    /// go StandAlone until `connect` (DRBD: C_DISCONNECTING, then StandAlone).
+    Dropped(String),
+    /// `disconnect` of a fencing Primary whose peer did not confirm it is Outdated
+    /// (see `fence_disconnect`): StandAlone, and the peer is fenced.
+    DisconnectUnconfirmed(oneshot::Sender<()>),
     /// `disconnect`.
     Disconnect(oneshot::Sender<()>),
     /// `down`.
@@ -128,18 +147,36 @@ fn idle_command(cmd: Option<Command>, want: &mut bool) -> Option<bool> {
             None
         }
         Some(Command::StateChanged) => None,
+        Some(Command::Sync(c, tx)) => {
+            verify::answer_idle(c, tx);
+            None
+        }
+        Some(other) => {
+            lifecycle::answer_not_now(other, "the resource is not connected");
+            None
+        }
     }
 }
 
 /// The connection manager of one resource.
-pub(crate) async fn manage(ctx: Ctx, mut commands: mpsc::UnboundedReceiver<Command>) {
+pub(crate) async fn manage(mut ctx: Ctx, mut commands: mpsc::UnboundedReceiver<Command>) {
     let mut want = true;
     let mut listener: Option<TcpListener> = None;
     loop {
+        if let Some(cfg) = ctx.link.take_next_cfg() {
+            ctx.cfg = cfg;
+        }
         if !want {
             drop(listener.take());
             ctx.set_cstate(ConnState::StandAlone);
-            if idle_command(commands.recv().await, &mut want) == Some(true) {
+            let cmd = match commands.recv().await {
+                Some(Command::Reconfigure(cfg, tx)) => {
+                    lifecycle::reconfigure(&mut ctx, *cfg, tx);
+                    continue;
+                }
+                other => other,
+            };
+            if idle_command(cmd, &mut want) == Some(true) {
                 return;
             }
             continue;
@@ -173,7 +210,20 @@ pub(crate) async fn manage(ctx: Ctx, mut commands: mpsc::UnboundedReceiver<Comma
         // Not listening while not in WFConnection: the peer's attempts fail at once
         // instead of waiting in our listen queue.
         drop(listener.take());
+        let before = ctx.resource.state();
+        let fence = matches!(
+            end,
+            End::Lost(..) | End::Refused(_) | End::Dropped(_) | End::DisconnectUnconfirmed(_)
+        )
+            && crate::handlers::fence_peer::on_connection_lost(&ctx.resource, &before);
         ctx.cleanup().await;
+        crate::handlers::after_connection_lost(&ctx.resource, &before);
+        if fence {
+            tokio::spawn(crate::handlers::fence_peer::fence(
+                Arc::clone(&ctx.resource),
+                Arc::clone(&ctx.changed),
+            ));
+        }
         match end {
             End::Lost(cs, reason) => {
                 tracing::warn!(resource = %ctx.name(), peer = %ctx.cfg.peer_name, "connection lost: {reason}");
@@ -189,7 +239,12 @@ pub(crate) async fn manage(ctx: Ctx, mut commands: mpsc::UnboundedReceiver<Comma
                     return;
                 }
             }
-            End::Disconnect(tx) => {
+            End::Dropped(reason) => {
+                tracing::error!(resource = %ctx.name(), peer = %ctx.cfg.peer_name, "connection dropped: {reason}; StandAlone until 'rdbdadm connect'");
+                want = false;
+                ctx.set_cstate(ConnState::Disconnecting);
+            }
+            End::Disconnect(tx) | End::DisconnectUnconfirmed(tx) => {
                 tracing::info!(resource = %ctx.name(), "disconnected by request");
                 want = false;
                 ctx.set_cstate(ConnState::Disconnecting);
@@ -241,6 +296,10 @@ enum SyncPhase {
     WaitSyncUuid,
     Source(Progress),
     Target(TargetPump),
+    /// Online verify, requesting side (see `verify`).
+    VerifyS(crate::peer::verify::VerifySource),
+    /// Online verify, answering side.
+    VerifyT(crate::peer::verify::VerifyTarget),
 }
 
 struct Session<'a> {
@@ -259,6 +318,14 @@ struct Session<'a> {
     consider_resync: bool,
     resolve_conflicts: bool,
     pending_role: Option<oneshot::Sender<Result<(), (i32, String)>>>,
+    /// `invalidate-remote` waiting for the peer's P_STATE_CHG_REPLY.
+    pending_invalidate: Option<oneshot::Sender<Result<(), String>>>,
+    /// `resize` waiting for the peer's P_SIZES.
+    pending_resize: Option<lifecycle::PendingResize>,
+    /// `verify` waiting for the peer's P_STATE_CHG_REPLY (see `verify`).
+    pending_verify: Option<verify::PendingVerify>,
+    /// `disconnect` of a fencing Primary waiting for the peer to outdate itself.
+    pending_disconnect: Option<fence_disconnect::PendingDisconnect>,
     started: Instant,
     last_bitmap_write: Instant,
 }
@@ -369,9 +436,14 @@ impl<'a> Session<'a> {
                     Some(Command::Shutdown(tx)) => return End::Shutdown(tx),
                     Some(Command::RequestRole(_, tx)) => { let _ = tx.send(Ok(())); }
                     Some(Command::Connect | Command::StateChanged) => {}
+                    Some(Command::Sync(c, tx)) => verify::answer_idle(c, tx),
+                    Some(other) => lifecycle::answer_not_now(other, "the connection is handshaking"),
                 },
             }
         };
+        if let Err(e) = verify::check_algs(ctx, &report) {
+            return End::Refused(e);
+        }
         tracing::info!(resource = %ctx.name(), "Handshake successful: Agreed network protocol version {}", report.agreed_version);
         if authenticated {
             tracing::info!(resource = %ctx.name(), "Peer authenticated using cram-hmac");
@@ -395,6 +467,10 @@ impl<'a> Session<'a> {
             consider_resync: false,
             resolve_conflicts,
             pending_role: None,
+            pending_invalidate: None,
+            pending_resize: None,
+            pending_verify: None,
+            pending_disconnect: None,
             started,
             last_bitmap_write: started,
         };
@@ -405,6 +481,7 @@ impl<'a> Session<'a> {
         ctx.link
             .start_replicating(session.data.clone(), s.protocol, s.max_epoch_size, features);
         let end = session.main_loop(commands).await;
+        let end = session.finish_disconnect(end);
         // Writes received before the end still reach the disk before anyone detaches it.
         session.receiver.drain().await;
         end
@@ -459,9 +536,29 @@ impl<'a> Session<'a> {
     async fn on_command(&mut self, cmd: Option<Command>) -> Result<(), End> {
         match cmd {
             None => Err(End::Lost(ConnState::TearDown, "manager gone".into())),
-            Some(Command::Disconnect(tx)) => Err(End::Disconnect(tx)),
+            Some(Command::Disconnect(tx)) => self.disconnect_requested(tx),
             Some(Command::Shutdown(tx)) => Err(End::Shutdown(tx)),
             Some(Command::Connect) => Ok(()),
+            Some(Command::InvalidateRemote(tx)) => {
+                self.start_invalidate_remote(tx);
+                Ok(())
+            }
+            Some(Command::Resize(req, tx)) => {
+                self.start_resize(req, tx).await;
+                Ok(())
+            }
+            Some(Command::DiskOptions(cfg)) => {
+                self.apply_disk_options(&cfg);
+                Ok(())
+            }
+            Some(other @ Command::Reconfigure(..)) => {
+                lifecycle::answer_not_now(other, "the resource is connected; disconnect first");
+                Ok(())
+            }
+            Some(Command::Sync(c, tx)) => {
+                self.on_sync_command(c, tx);
+                Ok(())
+            }
             Some(Command::StateChanged) => {
                 self.send_data(Packet::Uuids(self.ctx.our_uuids()));
                 self.send_state();
@@ -498,11 +595,17 @@ impl<'a> Session<'a> {
                 }
             }
             Event::Changed => self.ctx.changed.notify_waiters(),
+            Event::Verified {
+                sector,
+                size_bytes,
+                equal,
+            } => self.on_verified(sector, size_bytes, equal).await,
         }
         Ok(())
     }
 
     async fn on_tick(&mut self) -> Result<(), End> {
+        self.check_disconnect_timeout()?;
         let now = now_ms(self.started);
         let oldest = self.ctx.link.oldest_waiting_ms().map(|t| {
             // The link's clock started earlier; convert to ours.
@@ -529,7 +632,7 @@ impl<'a> Session<'a> {
         let weight = self.ctx.resource.meta.bitmap_weight();
         match &mut self.sync {
             SyncPhase::Target(pump) => {
-                pump.on_step();
+                pump.on_step(self.ctx);
                 let want = pump.want_kib();
                 let p = pump.progress.sample(weight, want);
                 self.ctx.link.set_sync_progress(Some(p));
@@ -541,8 +644,10 @@ impl<'a> Session<'a> {
                 let p = progress.sample(weight, 0);
                 self.ctx.link.set_sync_progress(Some(p));
             }
+            SyncPhase::VerifyS(_) | SyncPhase::VerifyT(_) => self.verify_tick().await,
             _ => {}
         }
+        self.resync_after_tick();
         if matches!(self.sync, SyncPhase::Target(_) | SyncPhase::Source(_))
             && self.last_bitmap_write.elapsed() >= Duration::from_secs(1)
         {
@@ -584,6 +689,19 @@ impl<'a> Session<'a> {
                     self.on_ack(AckKind::RsWrite, a.block_id);
                 }
             }
+            // Reads of a diskless Primary (crate::peer::remote_read).
+            Packet::NegDReply(a) if ctx.link.complete_remote_read(a.block_id, None) => {}
+            Packet::DataReply(d) => {
+                if !ctx
+                    .link
+                    .complete_remote_read(d.header.block_id, Some(d.payload))
+                {
+                    tracing::warn!(resource = %ctx.name(), sector = d.header.sector, "a P_DATA_REPLY no read waits for");
+                }
+            }
+            Packet::DataRequest(r) => {
+                super::remote_read::serve_data_request(ctx, &self.data, &self.meta, r)
+            }
             Packet::NegRsDReply(a) | Packet::NegDReply(a) => {
                 tracing::warn!(resource = %ctx.name(), sector = a.sector, "the peer could not read resync data; the blocks stay out of sync");
                 if let SyncPhase::Target(pump) = &mut self.sync {
@@ -602,7 +720,11 @@ impl<'a> Session<'a> {
                 }
             }
             Packet::StateChgReply(r) => {
-                if let Some(tx) = self.pending_role.take() {
+                if self.pending_verify.is_some() {
+                    self.on_verify_reply(r.retcode);
+                } else if self.pending_invalidate.is_some() {
+                    self.on_invalidate_reply(r.retcode).await;
+                } else if let Some(tx) = self.pending_role.take() {
                     let _ = tx.send(if r.is_success() {
                         Ok(())
                     } else {
@@ -610,7 +732,7 @@ impl<'a> Session<'a> {
                     });
                 }
             }
-            Packet::ConnStChgReply(_) => {}
+            Packet::ConnStChgReply(r) => self.on_conn_state_reply(r).await?,
             Packet::Data(d) => {
                 if ctx.resource.state().role == Role::Primary {
                     return Err(self.protocol_error("the peer sent application data while this node is Primary (dual-primary is not supported)".into()));
@@ -674,10 +796,16 @@ impl<'a> Session<'a> {
                 }
                 self.peer.uuids = u;
             }
-            Packet::Sizes(s) => self.peer.sizes = s,
+            Packet::Sizes(s) => self.on_sizes(s).await,
             Packet::SyncParam89(s) => self.peer.sync = s,
             Packet::StateChgReq(req) => {
                 let ours = convert_request(req);
+                if self.on_verify_request(&ours) {
+                    return Ok(());
+                }
+                if self.on_sync_request(&ours).await {
+                    return Ok(());
+                }
                 let rc = check_request(&ours, ctx.resource.state().role, false);
                 if rc < 1 {
                     tracing::warn!(resource = %ctx.name(), "refused the peer's state change: {}", peer_state::retcode_text(rc));
@@ -690,8 +818,11 @@ impl<'a> Session<'a> {
                 self.send_meta(Packet::StateChgReply(StateChangeReply { retcode: rc }));
             }
             Packet::ConnStChgReq(req) => {
-                self.send_meta(Packet::ConnStChgReply(StateChangeReply { retcode: 1 }));
-                if req.mask.get(StateField::Conn) != 0
+                let (retcode, outdated) = self.outdate_on_peer_request(req).await;
+                self.send_meta(Packet::ConnStChgReply(StateChangeReply { retcode }));
+                // Outdated on request: the requester closes once it has our reply.
+                if !outdated
+                    && req.mask.get(StateField::Conn) != 0
                     && req.val.get(StateField::Conn) == ConnState::Disconnecting as u32
                 {
                     return Err(End::Lost(
@@ -700,6 +831,11 @@ impl<'a> Session<'a> {
                     ));
                 }
             }
+            p @ (Packet::OvRequest(_)
+            | Packet::OvReply(_)
+            | Packet::OvResult(_)
+            | Packet::CsumRsRequest(_)
+            | Packet::RsIsInSync(_)) => self.on_verify_packet(p).await?,
             Packet::DelayProbe(_) | Packet::UnplugRemote => {}
             other => {
                 return Err(self.protocol_error(format!(
@@ -725,10 +861,11 @@ impl<'a> Session<'a> {
         let ctx = self.ctx;
         let st = ctx.resource.state();
         let mut peer_disk = peer_state::real_peer_disk(&s, self.peer.uuids.flags);
-        if st.role == Role::Primary && s.role == Role::Primary {
+        if st.role == Role::Primary && s.role == Role::Primary && st.cstate >= ConnState::Connected {
             return Err(End::Refused("the peer is Primary too; dual-primary (allow-two-primaries) is not supported by rdbd".into()));
         }
         self.peer.state = s;
+        self.verify_peer_state(&s);
         let action = on_peer_state(
             st.cstate,
             st.disk,
@@ -752,6 +889,7 @@ impl<'a> Session<'a> {
                 st.peer_disk = peer_disk;
             }
         });
+        let action = self.lifecycle_peer_state(&st, peer_disk, action).await;
         match action {
             PeerStateAction::Record => Ok(()),
             PeerStateAction::ResyncFinished => {

@@ -13,6 +13,7 @@
 
 mod blocking;
 mod open;
+mod refresh;
 mod rw;
 mod space;
 
@@ -21,11 +22,10 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rdbd_types::AlignedBuf;
 use tokio::sync::{oneshot, RwLock, Semaphore};
 
 use crate::engine::pool::{self, BlockingPool};
-use crate::engine::{Backend, Kind, Request};
+use crate::engine::{Backend, IoBuf, Kind, Request};
 use crate::error::{IoOp, StorageError};
 use crate::sys::Geometry;
 
@@ -45,6 +45,8 @@ pub struct LocalDisk {
 struct Inner {
     path: PathBuf,
     geometry: Geometry,
+    /// The size now: `geometry.size_bytes` until [`LocalDisk::refresh_size`] saw it grow.
+    size_now_bytes: std::sync::atomic::AtomicU64,
     /// Whether the file is really open with `O_DIRECT`.
     direct: bool,
     /// Alignment of offsets and lengths the engine gets: the direct-I/O
@@ -68,7 +70,9 @@ impl LocalDisk {
 
     /// The usable size in bytes (`BLKGETSIZE64`, or the file length at open).
     pub fn size_bytes(&self) -> u64 {
-        self.inner.geometry.size_bytes
+        self.inner
+            .size_now_bytes
+            .load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// The logical block size (`BLKSSZGET`; 512 for regular files).
@@ -138,12 +142,23 @@ impl LocalDisk {
         op: IoOp,
         kind: Kind,
         offset: u64,
-        buf: Option<AlignedBuf>,
-    ) -> Result<Option<AlignedBuf>, StorageError> {
+        buf: Option<IoBuf>,
+    ) -> Result<Option<IoBuf>, StorageError> {
         let len = buf.as_ref().map_or(0, |b| b.len() as u64);
         if blocking::in_blocking_call() {
             let mut buf = buf;
-            return match pool::perform_on(&self.inner.file, kind, offset, buf.as_deref_mut()) {
+            let performed = match (kind, buf.as_mut()) {
+                (Kind::Write { fua }, Some(b)) => {
+                    crate::sys::pwrite_full(&self.inner.file, b.as_slice(), offset, fua)
+                }
+                (kind, b) => pool::perform_on(
+                    &self.inner.file,
+                    kind,
+                    offset,
+                    b.and_then(IoBuf::as_mut_slice),
+                ),
+            };
+            return match performed {
                 Ok(()) => Ok(buf),
                 Err(source) => Err(StorageError::Io {
                     op,

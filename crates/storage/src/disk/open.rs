@@ -82,6 +82,7 @@ impl LocalDisk {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
                 geometry,
+                size_now_bytes: std::sync::atomic::AtomicU64::new(geometry.size_bytes),
                 direct,
                 io_align_bytes,
                 read_only: opts.read_only,

@@ -7,18 +7,22 @@
 //! head and tail blocks, merge the new bytes and write the widened span back
 //! while holding the read-modify-write lock exclusively.
 
-use rdbd_types::AlignedBuf;
+use rdbd_types::{AlignedBuf, SharedBuf};
 
 use super::LocalDisk;
 use crate::align::{is_aligned, widen};
-use crate::engine::Kind;
+use crate::engine::{IoBuf, Kind};
 use crate::error::{IoOp, StorageError};
 
 impl LocalDisk {
     /// Reads `len` bytes at `offset` into a new aligned buffer.
+    ///
+    /// The buffer comes from [`AlignedBuf::for_overwrite`] (no zeroing): both
+    /// engines fail a read that does not transfer every byte, and a failed
+    /// read's buffer is dropped, so stale bytes never reach the caller.
     pub async fn read(&self, offset: u64, len: usize) -> Result<AlignedBuf, StorageError> {
         self.check_range(IoOp::Read, offset, len as u64)?;
-        self.read_into(offset, AlignedBuf::zeroed(len)).await
+        self.read_into(offset, AlignedBuf::for_overwrite(len)).await
     }
 
     /// Fills all `buf.len()` bytes of `buf` from `offset` and returns it.
@@ -40,7 +44,7 @@ impl LocalDisk {
         let bounce = self
             .engine_read(
                 w.start,
-                AlignedBuf::zeroed(self.bounce_len(IoOp::Read, offset, w.len)?),
+                AlignedBuf::for_overwrite(self.bounce_len(IoOp::Read, offset, w.len)?),
             )
             .await?;
         let skip = w.skip as usize;
@@ -68,12 +72,51 @@ impl LocalDisk {
         if is_aligned(offset, len, self.inner.io_align_bytes) {
             let _shared = self.inner.rmw_lock.read().await;
             let buf = self
-                .engine_io(IoOp::Write, Kind::Write { fua }, offset, Some(buf))
+                .engine_io(
+                    IoOp::Write,
+                    Kind::Write { fua },
+                    offset,
+                    Some(IoBuf::Owned(buf)),
+                )
                 .await?;
-            return Ok(buf.expect("the engine returns the written buffer"));
+            return Ok(buf
+                .and_then(IoBuf::into_owned)
+                .expect("the engine returns the written buffer"));
         }
         self.write_unaligned(offset, &buf, fua).await?;
         Ok(buf)
+    }
+
+    /// Writes all of `buf` at `offset` straight from the shared memory (which
+    /// the kernel only reads); with `fua` the data is durable when this returns.
+    pub async fn write_shared(
+        &self,
+        offset: u64,
+        buf: SharedBuf,
+        fua: bool,
+    ) -> Result<(), StorageError> {
+        let len = buf.len() as u64;
+        self.check_writable(IoOp::Write, offset, len)?;
+        self.check_range(IoOp::Write, offset, len)?;
+        if len == 0 {
+            if fua {
+                self.flush().await?;
+            }
+            return Ok(());
+        }
+        if is_aligned(offset, len, self.inner.io_align_bytes) {
+            let _shared = self.inner.rmw_lock.read().await;
+            return self
+                .engine_io(
+                    IoOp::Write,
+                    Kind::Write { fua },
+                    offset,
+                    Some(IoBuf::Shared(buf)),
+                )
+                .await
+                .map(drop);
+        }
+        self.write_unaligned(offset, &buf, fua).await
     }
 
     /// Writes a copy of `data` at `offset` (convenience for small writes).
@@ -103,9 +146,11 @@ impl LocalDisk {
 
     async fn engine_read(&self, offset: u64, buf: AlignedBuf) -> Result<AlignedBuf, StorageError> {
         let buf = self
-            .engine_io(IoOp::Read, Kind::Read, offset, Some(buf))
+            .engine_io(IoOp::Read, Kind::Read, offset, Some(IoBuf::Owned(buf)))
             .await?;
-        Ok(buf.expect("the engine returns the read buffer"))
+        Ok(buf
+            .and_then(IoBuf::into_owned)
+            .expect("the engine returns the read buffer"))
     }
 
     fn widened(
@@ -164,8 +209,13 @@ impl LocalDisk {
         }
         let skip = w.skip as usize;
         bounce[skip..skip + data.len()].copy_from_slice(data);
-        self.engine_io(IoOp::Write, Kind::Write { fua }, w.start, Some(bounce))
-            .await
-            .map(drop)
+        self.engine_io(
+            IoOp::Write,
+            Kind::Write { fua },
+            w.start,
+            Some(IoBuf::Owned(bounce)),
+        )
+        .await
+        .map(drop)
     }
 }

@@ -12,8 +12,50 @@ pub(crate) mod uring;
 
 use std::io;
 
-use rdbd_types::AlignedBuf;
+use rdbd_types::{AlignedBuf, SharedBuf};
 use tokio::sync::oneshot;
+
+/// The memory a read fills or a write takes its data from.
+pub(crate) enum IoBuf {
+    /// Owned: reads and writes.
+    Owned(AlignedBuf),
+    /// Shared read-only with other users: writes only.
+    Shared(SharedBuf),
+}
+
+impl IoBuf {
+    /// The number of bytes the request moves.
+    pub fn len(&self) -> usize {
+        match self {
+            IoBuf::Owned(b) => b.len(),
+            IoBuf::Shared(b) => b.len(),
+        }
+    }
+
+    /// The bytes, for writing them out.
+    pub fn as_slice(&self) -> &[u8] {
+        match self {
+            IoBuf::Owned(b) => b,
+            IoBuf::Shared(b) => b,
+        }
+    }
+
+    /// The bytes to fill; `None` for shared memory, which is never written to.
+    pub fn as_mut_slice(&mut self) -> Option<&mut [u8]> {
+        match self {
+            IoBuf::Owned(b) => Some(b),
+            IoBuf::Shared(_) => None,
+        }
+    }
+
+    /// The owned buffer, `None` for a shared one.
+    pub fn into_owned(self) -> Option<AlignedBuf> {
+        match self {
+            IoBuf::Owned(b) => Some(b),
+            IoBuf::Shared(_) => None,
+        }
+    }
+}
 
 /// What a [`Request`] does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,7 +73,8 @@ pub(crate) struct Request {
     pub kind: Kind,
     pub offset: u64,
     /// The data buffer (`None` for [`Kind::Flush`]); `len()` bytes move.
-    pub buf: Option<AlignedBuf>,
+    /// A read needs an owned one.
+    pub buf: Option<IoBuf>,
     /// Bytes already transferred (short transfers are continued).
     pub done_bytes: usize,
     pub reply: oneshot::Sender<Done>,
@@ -40,7 +83,7 @@ pub(crate) struct Request {
 /// The answer to a [`Request`].
 pub(crate) struct Done {
     pub result: io::Result<()>,
-    pub buf: Option<AlignedBuf>,
+    pub buf: Option<IoBuf>,
 }
 
 impl Request {

@@ -14,7 +14,7 @@ use std::thread::JoinHandle;
 
 use tokio::sync::oneshot;
 
-use super::{Kind, Request};
+use super::{IoBuf, Kind, Request};
 use crate::sys;
 
 type Job = Box<dyn FnOnce() + Send + 'static>;
@@ -140,12 +140,17 @@ impl SyncEngine {
 pub(crate) fn perform(file: &File, req: &mut Request) -> io::Result<()> {
     let done = req.done_bytes;
     let pos = req.offset + done as u64;
-    perform_on(
-        file,
-        req.kind,
-        pos,
-        req.buf.as_mut().map(|b| &mut b[done..]),
-    )
+    match (req.kind, req.buf.as_mut()) {
+        (Kind::Write { fua }, Some(buf)) => {
+            sys::pwrite_full(file, &buf.as_slice()[done..], pos, fua)
+        }
+        (kind, buf) => perform_on(
+            file,
+            kind,
+            pos,
+            buf.and_then(IoBuf::as_mut_slice).map(|b| &mut b[done..]),
+        ),
+    }
 }
 
 /// Executes one read, write or flush synchronously on the calling thread.

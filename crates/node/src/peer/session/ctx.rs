@@ -22,7 +22,18 @@ impl Ctx {
     }
 
     pub(super) fn update(&self, f: impl FnOnce(&mut ResourceState)) {
-        self.resource.update_state(f);
+        let (old, new) = self.resource.update_state(|st| {
+            let old = st.cstate;
+            f(st);
+            (old, st.cstate)
+        });
+        // susp-fen ends when the peer is connected again (DRBD after_state_ch, case 2).
+        if old < ConnState::Connected
+            && new >= ConnState::Connected
+            && self.resource.hooks.fence.is_frozen()
+        {
+            self.resource.hooks.fence.resume();
+        }
         self.changed.notify_waiters();
     }
 
@@ -84,11 +95,11 @@ impl Ctx {
             disk: st.disk,
             pdsk: st.peer_disk,
             susp: false,
-            aftr_isp: false,
-            peer_isp: false,
-            user_isp: false,
+            aftr_isp: self.link.aftr_isp.load(Ordering::SeqCst),
+            peer_isp: self.link.peer_isp.load(Ordering::SeqCst),
+            user_isp: self.link.user_isp.load(Ordering::SeqCst),
             susp_nod: false,
-            susp_fen: false,
+            susp_fen: self.resource.hooks.fence.is_frozen(),
         }
     }
 
@@ -98,6 +109,9 @@ impl Ctx {
         let mut flags = 0;
         if st.disk == DiskState::Inconsistent {
             flags |= UUID_FLAG_INCONSISTENT;
+        }
+        if self.resource.hooks.discard_my_data() {
+            flags |= rdbd_wire::UUID_FLAG_DISCARD_MY_DATA;
         }
         if self.resource.meta.superblock().flags.0
             & rdbd_replicator::generation::md_flag::CRASHED_PRIMARY
@@ -115,7 +129,7 @@ impl Ctx {
     }
 
     pub(super) fn our_sizes(&self) -> Sizes {
-        let sectors = self.resource.size_bytes / 512;
+        let sectors = self.resource.size_bytes_now() / 512;
         let current = if self.resource.state().role == Role::Primary {
             sectors
         } else {
@@ -144,10 +158,11 @@ impl Ctx {
         if let Some(alg) = &s.data_integrity_alg {
             return Err(format!("data-integrity-alg {alg} is not implemented by rdbd yet; remove it from the net section"));
         }
-        if let Some(alg) = &s.csums_alg {
-            return Err(format!(
-                "csums-alg {alg} is not implemented by rdbd yet; remove it from the net section"
-            ));
+        for (what, alg) in [("csums-alg", &s.csums_alg), ("verify-alg", &s.verify_alg)] {
+            if let Some(alg) = alg {
+                rdbd_replicator::resync::digest::DigestAlg::parse(alg)
+                    .map_err(|e| format!("{what}: {e}"))?;
+            }
         }
         let auth = match (&s.cram_hmac_alg, &s.shared_secret) {
             (Some(alg), secret) => {
@@ -171,7 +186,7 @@ impl Ctx {
                 [&s.after_sb_0pri, &s.after_sb_1pri, &s.after_sb_2pri],
                 s.allow_two_primaries,
                 s.data_integrity_alg.as_deref(),
-                false,
+                self.resource.hooks.discard_my_data(),
             ),
             sync: SyncParams {
                 resync_rate_kib: s.resync_rate_kib,
@@ -193,6 +208,7 @@ impl Ctx {
     /// new generation, the peer is unknown again.
     pub(super) async fn cleanup(&self) {
         let lost = self.link.stop_replicating();
+        self.link.fail_remote_reads();
         for (sector, size) in &lost {
             self.resource
                 .meta
@@ -206,7 +222,10 @@ impl Ctx {
         let before = self.resource.state();
         self.update(|st| {
             st.peer_role = Role::Unknown;
-            st.peer_disk = DiskState::DUnknown;
+            // An Outdated peer stays Outdated (DRBD sanitize_state keeps pdsk Outdated).
+            if st.peer_disk != DiskState::Outdated {
+                st.peer_disk = DiskState::DUnknown;
+            }
         });
         let loss = sh::PeerLoss {
             old_peer_disk: before.peer_disk,

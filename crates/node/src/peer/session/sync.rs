@@ -32,7 +32,7 @@ impl Session<'_> {
     /// `drbd_sync_handshake` and the state it leads to.
     pub(super) async fn sync_handshake(&mut self, peer_disk: DiskState) -> Result<(), End> {
         let ctx = self.ctx;
-        let st = ctx.resource.state();
+        let st = self.resolve_negotiating(ctx.resource.state());
         let own = ctx.resource.meta.generations();
         let settings = &ctx.cfg.settings;
         let policy = |v: &str| sh::parse_after_sb(v, &ctx.cfg.local_name).unwrap_or_default();
@@ -50,6 +50,7 @@ impl Session<'_> {
         input.peer_disk = peer_disk;
         input.own_changed_blocks = ctx.resource.meta.bitmap_weight();
         input.can_demote = st.open_clients == 0;
+        input.discard_my_data = ctx.resource.hooks.discard_my_data();
         input.policies = Policies {
             after_sb_0pri: policy(&settings.after_sb_0pri),
             after_sb_1pri: policy(&settings.after_sb_1pri),
@@ -68,8 +69,11 @@ impl Session<'_> {
                 }
             }
         }
+        // DRBD runs these synchronously in the receiver (initial-split-brain before the
+        // recovery, split-brain / pri-lost before dropping the connection).
         for h in &hs.handlers {
-            tracing::warn!(resource = %ctx.name(), handler = h.name(), "handler not run: rdbd does not run handlers yet");
+            crate::handlers::run(&ctx.resource, crate::handlers::Handler::from_handshake(*h))
+                .await;
         }
         if !hs.comparison.fixups.is_empty() {
             let mut peer_g = generations_of(&self.peer.uuids);
@@ -83,9 +87,23 @@ impl Session<'_> {
             }
         }
         if hs.demote {
-            return Err(End::Refused(
-                "call-pri-lost-after-sb would demote this Primary; rdbd does not demote by itself, disconnecting".into(),
-            ));
+            if let Err(e) = ctx.resource.demote().await {
+                crate::handlers::run(&ctx.resource, crate::handlers::Handler::PriLostAfterSb)
+                    .await;
+                return Err(End::Dropped(format!(
+                    "call-pri-lost-after-sb: this Primary lost the split brain but cannot demote: {e}"
+                )));
+            }
+        }
+        if !matches!(hs.decision, SyncDecision::Refuse(_)) {
+            // DRBD clears DISCARD_MY_DATA once a handshake got through.
+            ctx.resource.hooks.set_discard_my_data(false);
+            if hs.decision == SyncDecision::NoSync
+                && ctx.resource.state().role == rdbd_types::Role::Primary
+                && self.peer.state.role == rdbd_types::Role::Primary
+            {
+                return Err(End::Refused("the peer is Primary too; dual-primary (allow-two-primaries) is not supported by rdbd".into()));
+            }
         }
         match hs.decision {
             SyncDecision::NoSync => {
@@ -130,7 +148,7 @@ impl Session<'_> {
                 self.sync = SyncPhase::BitmapT(self.bitmap_receiver()?);
                 Ok(())
             }
-            SyncDecision::Refuse(reason) => Err(End::Refused(format!(
+            SyncDecision::Refuse(reason) => Err(End::Dropped(format!(
                 "the sync handshake refused the peer: {reason:?} (own current {:016X} bitmap {:016X}, peer current {:016X} bitmap {:016X})",
                 own.current, own.bitmap, self.peer.uuids.current, self.peer.uuids.bitmap
             ))),
@@ -213,6 +231,9 @@ impl Session<'_> {
         match std::mem::replace(&mut self.sync, SyncPhase::None) {
             SyncPhase::BitmapS(rx, guard) => {
                 ctx.resource.meta.merge_bitmap(&rx.into_words());
+                crate::handlers::resync::before_resync_source(&ctx.resource)
+                    .await
+                    .map_err(End::Dropped)?;
                 let random = rand::random::<u64>() & !1;
                 let g = ctx
                     .persist(move |g| {
@@ -222,6 +243,7 @@ impl Session<'_> {
                 ctx.write_bitmap().await;
                 self.send_data(Packet::SyncUuid { uuid: g.bitmap });
                 ctx.set_cstate(ConnState::SyncSource);
+                self.sync_started();
                 self.send_state();
                 let weight = ctx.resource.meta.bitmap_weight();
                 tracing::info!(resource = %ctx.name(), "Began resync as SyncSource (will sync {} KB [{weight} bits set]).", weight * 4);
@@ -248,16 +270,23 @@ impl Session<'_> {
                 self.protocol_error(format!("P_SYNC_UUID while {}", ctx.resource.state().cstate))
             );
         }
+        crate::handlers::resync::before_resync_target(&ctx.resource)
+            .await
+            .map_err(End::Dropped)?;
         ctx.update(|st| st.disk = DiskState::Inconsistent);
         let role = ctx.resource.state().role;
         ctx.persist(move |g| sh::target_sync_uuid_received(g, uuid, role))
             .await;
         ctx.set_cstate(ConnState::SyncTarget);
+        self.sync_started();
         self.send_state();
         let weight = ctx.resource.meta.bitmap_weight();
         tracing::info!(resource = %ctx.name(), "Began resync as SyncTarget (will sync {} KB [{weight} bits set]).", weight * 4);
-        let mut pump = TargetPump::new(ctx, weight);
-        pump.on_step();
+        let mut pump = TargetPump::new(ctx, weight).with_csums(crate::peer::csums::target_alg(
+            ctx,
+            self.peer.agreed_version,
+        ));
+        pump.on_step(ctx);
         let complete = pump.pump(ctx, &self.data);
         self.sync = SyncPhase::Target(pump);
         if complete {
@@ -269,6 +298,7 @@ impl Session<'_> {
     /// The target's bitmap is empty: UpToDate, the source's identifiers, Connected.
     pub(super) async fn finish_target(&mut self) {
         let ctx = self.ctx;
+        self.csums_summary();
         self.sync = SyncPhase::None;
         ctx.link.set_sync_progress(None);
         ctx.update(|st| {
@@ -284,11 +314,13 @@ impl Session<'_> {
         ctx.write_bitmap().await;
         tracing::info!(resource = %ctx.name(), current = format!("{:016X}", g.current), "Resync done; conn( SyncTarget -> Connected ) disk( Inconsistent -> UpToDate )");
         self.send_state();
+        crate::handlers::resync::resync_finished(&ctx.resource, true);
     }
 
     /// The target reported the end: the peer is UpToDate, our bitmap identifier retires.
     pub(super) async fn finish_source(&mut self) {
         let ctx = self.ctx;
+        self.csums_summary();
         self.sync = SyncPhase::None;
         ctx.link.set_sync_progress(None);
         ctx.update(|st| {
@@ -305,5 +337,6 @@ impl Session<'_> {
         let left = ctx.resource.meta.bitmap_weight();
         tracing::info!(resource = %ctx.name(), current = format!("{:016X}", g.current), bits_left = left, "Resync done; conn( SyncSource -> Connected ) pdsk( Inconsistent -> UpToDate )");
         self.send_state();
+        crate::handlers::resync::resync_finished(&ctx.resource, false);
     }
 }

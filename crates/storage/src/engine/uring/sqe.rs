@@ -31,7 +31,7 @@ macro_rules! build_on_file {
 }
 
 /// The SQE for the rest of `req`, tagged with `user_data`; `None` when a
-/// read or write carries no buffer.
+/// read or write carries no buffer (or a read a shared one).
 ///
 /// The pointers stay valid while the request lives: the buffer's heap
 /// block does not move when the request moves.
@@ -41,11 +41,14 @@ pub(crate) fn sqe_for(req: &mut Request, file: FileRef, user_data: u64) -> Optio
     let entry = match (req.kind, req.buf.as_mut()) {
         (Kind::Flush, _) => build_on_file!(file, Fsync().flags(types::FsyncFlags::DATASYNC)),
         (Kind::Read, Some(buf)) => {
+            // A shared buffer is never a read target.
+            let buf = buf.as_mut_slice()?;
             let len = (buf.len() - done).min(MAX_CHUNK_BYTES) as u32;
             let ptr = buf[done..].as_mut_ptr();
             build_on_file!(file, Read(ptr, len).offset(pos))
         }
         (Kind::Write { fua }, Some(buf)) => {
+            let buf = buf.as_slice();
             let len = (buf.len() - done).min(MAX_CHUNK_BYTES) as u32;
             let ptr = buf[done..].as_ptr();
             let flags = if fua { libc::RWF_DSYNC } else { 0 };

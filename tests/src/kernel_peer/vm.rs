@@ -1,11 +1,12 @@
-//! Harness for tests against a real kernel DRBD 8.4.11 peer booted under qemu
-//! (`tests/kernel-peer/run.sh`). Included by the `kernel_peer_*` tests with
-//! `#[path = "kernel_peer_vm.rs"] mod kernel_peer_vm;`; compiled alone it is an empty test.
+//! A kernel DRBD 8.4.11 peer booted under qemu (`tests/kernel-peer/run.sh`).
 //!
-//! The guest sees its data disk as `/dev/vda`, its own address as 10.0.2.15 (DRBD port 7789,
-//! forwarded from the host's `127.0.0.1:fwd_port`), and the host's loopback as 10.0.2.2.
-//! Failures panic with the whole console log, so a VM that does not boot fails loudly.
-#![allow(dead_code)]
+//! Besides the console and the control words of `kp_wait_ctl`, a guest script that ends in
+//! `kp_serve IDLE_S` (tests/kernel-peer/guest/kp-lib.sh) takes shell commands from the host one at a
+//! time through the control disk ([`KernelPeerVm::guest`]): the host drives a long scenario in
+//! several phases from Rust and reads each command's output back from the console.
+//!
+//! Failures panic with the guest kernel's DRBD messages first and then the whole console log, so a
+//! kernel that refuses something says why in the test's failure message.
 
 use std::io::Write;
 use std::os::unix::process::CommandExt;
@@ -21,7 +22,10 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
-pub use rdbd_tests::tools::free_tcp_port as free_port;
+pub use crate::tools::free_tcp_port as free_port;
+
+/// The longest command line the control disk carries (it is one 4 KiB block).
+const MAX_COMMAND_BYTES: usize = 3900;
 
 /// What to boot.
 pub struct VmConfig {
@@ -48,6 +52,8 @@ pub struct KernelPeerVm {
     pub ctl: PathBuf,
     /// The data disk image.
     pub disk: PathBuf,
+    /// The number of the last command sent with [`KernelPeerVm::guest`].
+    last_command: u32,
 }
 
 impl KernelPeerVm {
@@ -103,6 +109,7 @@ impl KernelPeerVm {
             log,
             ctl,
             disk,
+            last_command: 0,
         }
     }
 
@@ -113,10 +120,22 @@ impl KernelPeerVm {
             .unwrap_or_default()
     }
 
-    /// Panics with `msg` and the console log.
+    /// The guest kernel's DRBD messages so far (console lines that mention drbd), the last `max`.
+    pub fn drbd_dmesg(&self, max: usize) -> String {
+        let console = self.console();
+        let lines: Vec<&str> = console
+            .lines()
+            .filter(|l| l.contains("drbd") && l.trim_start().starts_with('['))
+            .collect();
+        lines[lines.len().saturating_sub(max)..].join("\n")
+    }
+
+    /// Panics with `msg`, the guest kernel's DRBD messages and the console log.
     pub fn fail(&self, msg: &str) -> ! {
         panic!(
-            "{msg}\n===== kernel peer console ({}) =====\n{}\n===== end of console =====",
+            "{msg}\n===== guest kernel DRBD messages (last 60) =====\n{}\n\
+             ===== kernel peer console ({}) =====\n{}\n===== end of console =====",
+            self.drbd_dmesg(60),
             self.log.display(),
             self.console()
         )
@@ -147,16 +166,76 @@ impl KernelPeerVm {
 
     /// Writes a control word (the guest's `kp_wait_ctl WORD` returns when it sees it).
     pub fn send_ctl(&self, word: &str) {
+        let mut block = vec![0u8; 512];
+        block[..word.len()].copy_from_slice(word.as_bytes());
+        block[word.len()] = b'\n';
+        self.write_ctl(&block);
+    }
+
+    fn write_ctl(&self, block: &[u8]) {
         let mut f = std::fs::OpenOptions::new()
             .write(true)
             .open(&self.ctl)
             .expect("open control disk");
-        let mut block = vec![0u8; 512];
-        block[..word.len()].copy_from_slice(word.as_bytes());
-        block[word.len()] = b'\n';
-        f.write_all(&block)
+        f.write_all(block)
             .and_then(|_| f.sync_all())
             .expect("write control disk");
+    }
+
+    /// Runs one line of shell in the guest (its script must be in `kp_serve`) and returns its
+    /// output; fails with the console when it exits non-zero or takes longer than `timeout`.
+    pub fn guest(&mut self, command: &str, timeout: Duration) -> String {
+        let (rc, out) = self.guest_status(command, timeout);
+        if rc != 0 {
+            self.fail(&format!(
+                "guest command {command:?} exited with {rc}; its output:\n{out}"
+            ));
+        }
+        out
+    }
+
+    /// As [`KernelPeerVm::guest`], returning the exit status too instead of failing on it.
+    pub fn guest_status(&mut self, command: &str, timeout: Duration) -> (i32, String) {
+        assert!(
+            !command.contains('\n') && command.len() <= MAX_COMMAND_BYTES,
+            "a guest command is one line of at most {MAX_COMMAND_BYTES} bytes: {command:?}"
+        );
+        self.last_command += 1;
+        let n = self.last_command;
+        let mut block = format!("KPCMD {n} {command} #KPEND-{n}\n").into_bytes();
+        block.resize(4096, 0);
+        self.write_ctl(&block);
+        let end = format!("KP-CMD-END {n} ");
+        let deadline = Instant::now() + timeout;
+        loop {
+            let console = self.console();
+            if let Some(at) = console.find(&end) {
+                let rc: String = console[at + end.len()..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_digit())
+                    .collect();
+                let begin = format!("KP-CMD-BEGIN {n}\n");
+                let begin_crlf = format!("KP-CMD-BEGIN {n}\r\n");
+                let start = console
+                    .find(&begin)
+                    .map(|i| i + begin.len())
+                    .or_else(|| console.find(&begin_crlf).map(|i| i + begin_crlf.len()))
+                    .unwrap_or(at);
+                let out = console[start.min(at)..at].replace('\r', "");
+                return (rc.parse().unwrap_or(-1), out);
+            }
+            if !self.running() {
+                self.fail(&format!(
+                    "the VM exited while running guest command {command:?}"
+                ));
+            }
+            if Instant::now() > deadline {
+                self.fail(&format!(
+                    "guest command {command:?} did not finish within {timeout:?}"
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Waits for qemu to exit (after the guest's poweroff); fails on timeout.
@@ -176,6 +255,22 @@ impl KernelPeerVm {
             l.strip_prefix("KP-SCRIPT-EXIT ")
                 .and_then(|rc| rc.trim().parse().ok())
         })
+    }
+
+    /// The value of the first `KP-RESULT key VALUE` line of `text`.
+    pub fn result_in(&self, text: &str, key: &str) -> String {
+        let marker = format!("KP-RESULT {key} ");
+        text.lines()
+            .find_map(|l| {
+                l.find(&marker).map(|at| {
+                    l[at + marker.len()..]
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or("")
+                })
+            })
+            .map(str::to_string)
+            .unwrap_or_else(|| self.fail(&format!("no KP-RESULT {key} in:\n{text}")))
     }
 }
 

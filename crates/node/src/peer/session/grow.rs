@@ -1,0 +1,172 @@
+//! The session's part of `resize` (D84 drbd_receiver.c `receive_sizes`, drbd_nl.c
+//! `drbd_adm_resize`, drbd_main.c `resync_after_online_grow`):
+//!
+//! - the node running `resize` sends `P_SIZES` with the wanted size as `c_size` and
+//!   `DDSF_NO_RESYNC` for `--assume-clean`;
+//! - the peer grows as far as its device offers and answers with its new size; the
+//!   initiator then grows to the smaller of both;
+//! - unless `--assume-clean`, the new area (out of sync on both) is resynced right
+//!   away: the Primary (both Secondary: the node holding RESOLVE_CONFLICTS) is the
+//!   source. The target enters WFSyncUUID before the source can send `P_SYNC_UUID`:
+//!   a peer that is target enters it before its answer, an initiator that is target
+//!   enters it while handling the answer, which precedes the source's `P_SYNC_UUID`
+//!   on the data socket.
+
+use std::sync::Arc;
+
+use rdbd_replicator::sync_handshake as sh;
+use rdbd_types::{ConnState, DiskState, Role};
+use rdbd_wire::{Packet, Sizes, DDSF_NO_RESYNC};
+use tokio::sync::oneshot;
+
+use super::{Session, SyncPhase};
+use crate::lifecycle::resize::{capacity, grow_local};
+use crate::peer::lifecycle::ResizeRequest;
+use crate::peer::resync::Progress;
+
+/// A `resize` waiting for the peer's `P_SIZES`.
+pub(crate) struct PendingResize {
+    req: ResizeRequest,
+    tx: oneshot::Sender<Result<u64, String>>,
+}
+
+impl Session<'_> {
+    /// `resize`: asks the peer to grow to `req.target_sectors`.
+    pub(super) async fn start_resize(
+        &mut self,
+        req: ResizeRequest,
+        tx: oneshot::Sender<Result<u64, String>>,
+    ) {
+        let ctx = self.ctx;
+        let st = ctx.resource.state();
+        if st.cstate != ConnState::Connected {
+            let _ = tx.send(Err(format!(
+                "the connection is {}, not Connected",
+                st.cstate
+            )));
+            return;
+        }
+        if self.pending_resize.is_some() {
+            let _ = tx.send(Err("another resize is waiting for the peer".into()));
+            return;
+        }
+        let offered = match capacity(&ctx.resource).await {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = tx.send(Err(e));
+                return;
+            }
+        };
+        let mut sizes = ctx.our_sizes();
+        sizes.backing_sectors = offered;
+        sizes.current_sectors = req.target_sectors;
+        sizes.dds_flags = if req.assume_clean { DDSF_NO_RESYNC } else { 0 };
+        self.send_data(Packet::Sizes(sizes));
+        self.pending_resize = Some(PendingResize { req, tx });
+    }
+
+    /// A `P_SIZES` after the handshake: the answer to our `resize`, or the peer's.
+    pub(super) async fn on_sizes(&mut self, s: Sizes) {
+        self.peer.sizes = s;
+        let ctx = self.ctx;
+        let st = ctx.resource.state();
+        let current = ctx.resource.size_bytes_now() / 512;
+        if let Some(p) = self.pending_resize.take() {
+            let agreed = p.req.target_sectors.min(s.current_sectors);
+            if agreed <= current {
+                let _ = p.tx.send(Ok(agreed));
+                return;
+            }
+            let resync = !p.req.assume_clean;
+            let answer = match grow_local(&ctx.resource, agreed, resync).await {
+                Ok(_) => {
+                    if resync {
+                        if self.online_grow_source() {
+                            self.start_online_sync_source().await;
+                        } else {
+                            self.enter_wait_sync_uuid().await;
+                        }
+                    }
+                    Ok(agreed)
+                }
+                Err(e) => Err(e),
+            };
+            let _ = p.tx.send(answer);
+            return;
+        }
+        if st.cstate != ConnState::Connected
+            || st.disk == DiskState::Diskless
+            || s.current_sectors <= current
+        {
+            return;
+        }
+        // The peer ran `resize` and wants s.current_sectors.
+        let offered = capacity(&ctx.resource).await.unwrap_or(current);
+        let agreed = s.current_sectors.min(offered);
+        let resync = s.dds_flags & DDSF_NO_RESYNC == 0;
+        let mut grew = false;
+        if agreed > current {
+            match grow_local(&ctx.resource, agreed, resync).await {
+                Ok(_) => grew = true,
+                Err(e) => {
+                    tracing::error!(resource = %ctx.name(), "the peer's resize: {e}; staying at {} sectors", current)
+                }
+            }
+        }
+        let mut reply = ctx.our_sizes();
+        reply.backing_sectors = offered;
+        reply.current_sectors = ctx.resource.size_bytes_now() / 512;
+        reply.dds_flags = s.dds_flags;
+        if grew && resync && !self.online_grow_source() {
+            self.enter_wait_sync_uuid().await;
+            self.send_data(Packet::Sizes(reply));
+        } else {
+            self.send_data(Packet::Sizes(reply));
+            if grew && resync {
+                self.start_online_sync_source().await;
+            }
+        }
+    }
+
+    /// Whether this node is the source of the resync after an online grow.
+    fn online_grow_source(&self) -> bool {
+        let st = self.ctx.resource.state();
+        match (st.role, st.peer_role) {
+            (Role::Primary, _) => true,
+            (_, Role::Primary) => false,
+            _ => self.resolve_conflicts,
+        }
+    }
+
+    /// The target of the new area's resync waits for the source's `P_SYNC_UUID`.
+    async fn enter_wait_sync_uuid(&mut self) {
+        let ctx = self.ctx;
+        ctx.update(|st| st.disk = DiskState::Inconsistent);
+        ctx.write_bitmap().await;
+        ctx.persist(|_| {}).await;
+        ctx.set_cstate(ConnState::WFSyncUUID);
+        self.sync = SyncPhase::WaitSyncUuid;
+        self.send_state();
+    }
+
+    /// The source of the new area's resync starts it.
+    async fn start_online_sync_source(&mut self) {
+        let ctx = self.ctx;
+        let guard = Arc::clone(&ctx.link.resync_lock).write_owned().await;
+        ctx.write_bitmap().await;
+        ctx.update(|st| st.peer_disk = DiskState::Inconsistent);
+        let random = rand::random::<u64>() & !1;
+        let g = ctx
+            .persist(move |g| {
+                sh::source_sync_uuid(g, random);
+            })
+            .await;
+        self.send_data(Packet::SyncUuid { uuid: g.bitmap });
+        ctx.set_cstate(ConnState::SyncSource);
+        self.send_state();
+        let weight = ctx.resource.meta.bitmap_weight();
+        tracing::info!(resource = %ctx.name(), "Began resync as SyncSource (will sync {} KB [{weight} bits set]) after the online grow.", weight * 4);
+        self.sync = SyncPhase::Source(Progress::new(weight));
+        drop(guard);
+    }
+}

@@ -1,0 +1,420 @@
+//! Online verify bookkeeping (D84 drbd_worker.c `make_ov_request`, `w_e_end_ov_req`,
+//! `w_e_end_ov_reply`, `drbd_ov_out_of_sync_found`, `drbd_resync_finished`;
+//! drbd_receiver.c `got_OVResult`).
+//!
+//! - VerifyS ([`VerifySource`]) walks the device from the start sector in 4 KiB blocks
+//!   (`rdbd_replicator::resync::plan::plan_verify_requests`) and sends one `P_OV_REQUEST`
+//!   per block, paced like a resync (`RateController`, c-min-rate). For each `P_OV_REPLY`
+//!   it digests its own block with `verify-alg`, compares, sets differing blocks out of
+//!   sync, answers `P_OV_RESULT` (`ID_IN_SYNC` / `ID_OUT_OF_SYNC`) and counts `ov_left`
+//!   down; at 0 (or the stop sector) verify is done.
+//! - VerifyT ([`VerifyTarget`]) answers each `P_OV_REQUEST` with the digest of its block
+//!   (`P_OV_REPLY`; zeros when the read failed) and takes `P_OV_RESULT`s: out-of-sync
+//!   blocks are set in its bitmap too. `ov_left` starts at the first request's block.
+//! - The disk reads and digests run in one worker task per verify ([`spawn_worker`]), in
+//!   request order, so the session keeps answering pings and the out-of-sync ranges
+//!   come out in order.
+//! - Both log contiguous out-of-sync ranges (`Out of sync: start=S, size=N (sectors)`),
+//!   and at the end `Online verify done (...)` and, when the bitmap is not empty,
+//!   `Online verify found N 4k block out of sync!`. The resync of what was found happens
+//!   at the next connect (as in DRBD: `disconnect` + `connect`).
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use rdbd_wire::{BlockAck, BlockRequest, DigestRequest, Packet, ID_IN_SYNC, ID_OUT_OF_SYNC};
+use tokio::sync::mpsc;
+
+use rdbd_replicator::resync::digest::DigestAlg;
+use rdbd_replicator::resync::plan::{plan_verify_requests, OutOfSyncRanges, SECTORS_PER_BLOCK};
+use rdbd_replicator::resync::progress::{done_line, verify_found_line};
+use rdbd_replicator::resync::rate::{MinRateThrottle, RateController, ResyncMarks};
+
+use super::io::{Outbox, Outgoing};
+use super::resync::{rate_config, Progress};
+use super::session::{Ctx, Event};
+
+/// Work for the verify worker.
+#[derive(Debug)]
+pub(crate) enum VerifyJob {
+    /// VerifyT: digest our block and answer `P_OV_REPLY`.
+    Answer(BlockRequest),
+    /// VerifyS: digest our block, compare with the peer's, answer `P_OV_RESULT` and
+    /// report [`Event::Verified`].
+    Compare(DigestRequest),
+}
+
+/// The worker of one verify run; it stops when this is dropped.
+#[derive(Debug)]
+pub(crate) struct Worker {
+    jobs: mpsc::UnboundedSender<VerifyJob>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Worker {
+    /// Queues a job.
+    pub(crate) fn push(&self, job: VerifyJob) {
+        let _ = self.jobs.send(job);
+    }
+}
+
+/// Starts the worker: reads and digests blocks with `alg`, in order.
+pub(crate) fn spawn_worker(
+    ctx: &Ctx,
+    alg: DigestAlg,
+    data: Outbox,
+    meta: Outbox,
+    events: mpsc::UnboundedSender<Event>,
+) -> Worker {
+    let (jobs, mut rx) = mpsc::unbounded_channel::<VerifyJob>();
+    let (resource, link) = (Arc::clone(&ctx.resource), Arc::clone(&ctx.link));
+    let task = tokio::spawn(async move {
+        while let Some(job) = rx.recv().await {
+            let r = match &job {
+                VerifyJob::Answer(r) => *r,
+                VerifyJob::Compare(d) => d.request,
+            };
+            let digest = match resource
+                .disk
+                .read(r.sector * 512, r.size_bytes as usize)
+                .await
+            {
+                Ok(buf) => {
+                    let n = u64::from(r.size_bytes);
+                    resource.io.disk_read_bytes.fetch_add(n, Ordering::Relaxed);
+                    link.counters.rs_disk_bytes.fetch_add(n, Ordering::Relaxed);
+                    Some(alg.digest(&buf))
+                }
+                Err(e) => {
+                    tracing::error!(resource = %resource.name, sector = r.sector, error = %e, "reading a block for online verify failed");
+                    None
+                }
+            };
+            match job {
+                VerifyJob::Answer(request) => {
+                    // A failed read answers a digest of zeros (w_e_end_ov_req).
+                    let digest = digest.unwrap_or_else(|| vec![0; alg.len_bytes()]);
+                    let _ = data.send(Outgoing::h100(Packet::OvReply(DigestRequest {
+                        request: BlockRequest {
+                            block_id: rdbd_wire::ID_SYNCER,
+                            ..request
+                        },
+                        digest,
+                    })));
+                }
+                VerifyJob::Compare(d) => {
+                    let equal = digest.is_some_and(|ours| ours == d.digest);
+                    let _ = meta.send(Outgoing::h100(Packet::OvResult(BlockAck {
+                        sector: r.sector,
+                        block_id: if equal { ID_IN_SYNC } else { ID_OUT_OF_SYNC },
+                        size_bytes: r.size_bytes,
+                        seq_num: 0,
+                    })));
+                    let _ = events.send(Event::Verified {
+                        sector: r.sector,
+                        size_bytes: r.size_bytes,
+                        equal,
+                    });
+                }
+            }
+        }
+    });
+    Worker { jobs, task }
+}
+
+/// Milliseconds since `base`.
+fn ms_since(base: Instant) -> u64 {
+    base.elapsed().as_millis() as u64
+}
+
+/// Sum of the local disk's application I/O, in sectors (for c-min-rate): all disk I/O
+/// minus resync / verify I/O.
+pub(super) fn app_events_sectors(ctx: &Ctx) -> u64 {
+    use std::sync::atomic::Ordering::Relaxed;
+    let io = &ctx.resource.io;
+    let all = io.disk_written_bytes.load(Relaxed) + io.disk_read_bytes.load(Relaxed);
+    all.saturating_sub(ctx.link.counters.rs_disk_bytes.load(Relaxed)) / 512
+}
+
+/// Whether application requests are in flight on this node.
+pub(super) fn app_io_in_flight(ctx: &Ctx) -> bool {
+    use std::sync::atomic::Ordering::Relaxed;
+    ctx.resource.io.app_pending.load(Relaxed) > 0
+}
+
+/// The verify algorithm of the settings. `None` when not set or not supported.
+pub(super) fn verify_alg(ctx: &Ctx) -> Option<DigestAlg> {
+    ctx.cfg
+        .settings
+        .verify_alg
+        .as_deref()
+        .and_then(|a| DigestAlg::parse(a).ok())
+}
+
+/// Lines logged when verify ends on either side.
+fn finish_lines(ctx: &Ctx, started: Instant, total_blocks: u64, left_blocks: u64) {
+    let name = &ctx.resource.name;
+    let done = total_blocks.saturating_sub(left_blocks);
+    tracing::info!(resource = %name, "{}", done_line(true, ms_since(started), 0, done));
+    if let Some(line) = verify_found_line(ctx.resource.meta.bitmap_weight()) {
+        tracing::error!(resource = %name, "{line}");
+        crate::handlers::spawn(&ctx.resource, crate::handlers::Handler::OutOfSync);
+    }
+}
+
+/// VerifyS: the requester.
+#[derive(Debug)]
+pub(crate) struct VerifySource {
+    position_sector: u64,
+    stop_sector: Option<u64>,
+    capacity_sectors: u64,
+    rate: RateController,
+    marks: ResyncMarks,
+    throttle: MinRateThrottle,
+    allowance_blocks: u64,
+    sectors_in: u64,
+    in_flight: u64,
+    all_sent: bool,
+    /// Blocks still to verify (`ov_left`).
+    left_blocks: u64,
+    total_blocks: u64,
+    ranges: OutOfSyncRanges,
+    progress: Progress,
+    started: Instant,
+    /// `verify-alg`.
+    pub(crate) alg: DigestAlg,
+    /// Reads and compares (set when verify starts).
+    pub(crate) worker: Option<Worker>,
+}
+
+impl VerifySource {
+    /// Verify from `start_sector` (rounded down to a block; the last block when past the end).
+    pub(crate) fn new(
+        ctx: &Ctx,
+        alg: DigestAlg,
+        start_sector: u64,
+        stop_sector: Option<u64>,
+    ) -> Self {
+        let capacity_sectors = ctx.resource.size_bytes / 512;
+        let bits = capacity_sectors.div_ceil(SECTORS_PER_BLOCK).max(1);
+        let start_bit = (start_sector / SECTORS_PER_BLOCK).min(bits - 1);
+        let total_blocks = bits - start_bit;
+        let mut rate = RateController::new(rate_config(&ctx.cfg.settings));
+        rate.reset();
+        let started = Instant::now();
+        VerifySource {
+            position_sector: start_bit * SECTORS_PER_BLOCK,
+            stop_sector,
+            capacity_sectors,
+            rate,
+            marks: ResyncMarks::start(0, total_blocks),
+            throttle: MinRateThrottle::new(
+                ctx.cfg.settings.c_min_rate_kib,
+                app_events_sectors(ctx),
+            ),
+            allowance_blocks: 0,
+            sectors_in: 0,
+            in_flight: 0,
+            all_sent: false,
+            left_blocks: total_blocks,
+            total_blocks,
+            ranges: OutOfSyncRanges::default(),
+            progress: Progress::new(total_blocks),
+            started,
+            alg,
+            worker: None,
+        }
+    }
+
+    /// The first sector verified.
+    pub(crate) fn start_sector(&self) -> u64 {
+        self.position_sector
+    }
+
+    /// A 100 ms step: the controller's allowance, unless c-min-rate throttles.
+    pub(crate) fn on_step(&mut self, ctx: &Ctx) {
+        let now = ms_since(self.started);
+        self.marks.advance(now, self.left_blocks, false);
+        self.allowance_blocks = self.rate.step(std::mem::take(&mut self.sectors_in));
+        if self.throttle.should_throttle(
+            &self.marks,
+            now,
+            self.left_blocks,
+            app_io_in_flight(ctx),
+            app_events_sectors(ctx),
+        ) {
+            self.allowance_blocks = 0;
+        }
+    }
+
+    /// The requests to send now (4 KiB blocks); the caller sends a `P_OV_REQUEST` each.
+    pub(crate) fn next_requests(&mut self) -> Vec<rdbd_replicator::resync::plan::BlockRequest> {
+        if self.all_sent || self.allowance_blocks == 0 {
+            return Vec::new();
+        }
+        let (requests, end) = plan_verify_requests(
+            &mut self.position_sector,
+            self.capacity_sectors,
+            self.allowance_blocks,
+            self.stop_sector,
+        );
+        let stopped = self
+            .stop_sector
+            .is_some_and(|stop| self.position_sector >= stop);
+        if end || stopped || self.position_sector >= self.capacity_sectors {
+            self.all_sent = true;
+            if stopped {
+                // Verify ends with the last request before the stop sector.
+                let not_requested = self
+                    .capacity_sectors
+                    .saturating_sub(self.position_sector)
+                    .div_ceil(SECTORS_PER_BLOCK);
+                self.left_blocks = self.left_blocks.saturating_sub(not_requested);
+                self.total_blocks = self.total_blocks.saturating_sub(not_requested);
+            }
+        }
+        let blocks = requests.len() as u64;
+        self.rate.requests_sent(blocks);
+        self.allowance_blocks = self.allowance_blocks.saturating_sub(blocks);
+        self.in_flight += blocks;
+        requests
+    }
+
+    /// Requests sent and not answered.
+    pub(crate) fn in_flight(&self) -> u64 {
+        self.in_flight
+    }
+
+    /// A `P_OV_REPLY` was compared (`equal` or not). Returns true when verify is done.
+    pub(crate) fn on_compared(
+        &mut self,
+        ctx: &Ctx,
+        sector: u64,
+        size_bytes: u32,
+        equal: bool,
+    ) -> bool {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        self.sectors_in += u64::from(size_bytes) / 512;
+        self.left_blocks = self.left_blocks.saturating_sub(1);
+        if equal {
+            self.flush_range(ctx);
+        } else {
+            self.ranges.found(sector, size_bytes);
+            ctx.resource
+                .meta
+                .set_out_of_sync(sector * 512, u64::from(size_bytes));
+        }
+        self.left_blocks == 0 || (self.all_sent && self.in_flight == 0)
+    }
+
+    fn flush_range(&mut self, ctx: &Ctx) {
+        if let Some(line) = self.ranges.flush() {
+            tracing::error!(resource = %ctx.resource.name, "{line}");
+        }
+    }
+
+    /// The status' progress (`verified:`).
+    pub(crate) fn sample(&mut self) -> rdbd_control::status::SyncProgress {
+        let mut p = self
+            .progress
+            .sample(self.left_blocks, self.rate.c_sync_rate_kib());
+        p.total_blocks = self.total_blocks;
+        p
+    }
+
+    /// Verify ended: the last range and the summary.
+    pub(crate) fn finish(&mut self, ctx: &Ctx) {
+        self.flush_range(ctx);
+        finish_lines(ctx, self.started, self.total_blocks, self.left_blocks);
+    }
+}
+
+/// VerifyT: the answering side.
+#[derive(Debug)]
+pub(crate) struct VerifyTarget {
+    /// `ov_left`, known from the first request on.
+    left_blocks: Option<u64>,
+    total_blocks: u64,
+    ranges: OutOfSyncRanges,
+    progress: Progress,
+    started: Instant,
+    /// Reads and digests (with `verify-alg`).
+    pub(crate) worker: Worker,
+}
+
+impl VerifyTarget {
+    pub(crate) fn new(worker: Worker) -> Self {
+        VerifyTarget {
+            left_blocks: None,
+            total_blocks: 0,
+            ranges: OutOfSyncRanges::default(),
+            progress: Progress::new(0),
+            started: Instant::now(),
+            worker,
+        }
+    }
+
+    /// A `P_OV_REQUEST` for `sector`: the first one fixes `ov_left`.
+    pub(crate) fn on_request(&mut self, ctx: &Ctx, sector: u64) {
+        if self.left_blocks.is_none() {
+            let bits = (ctx.resource.size_bytes / 512).div_ceil(SECTORS_PER_BLOCK);
+            let left = bits.saturating_sub(sector / SECTORS_PER_BLOCK);
+            self.left_blocks = Some(left);
+            self.total_blocks = left;
+            self.progress = Progress::new(left);
+            self.started = Instant::now();
+            tracing::info!(resource = %ctx.resource.name, "Online Verify start sector: {sector}");
+        }
+    }
+
+    /// A `P_OV_RESULT`. Returns true when verify is done.
+    pub(crate) fn on_result(
+        &mut self,
+        ctx: &Ctx,
+        sector: u64,
+        size_bytes: u32,
+        equal: bool,
+    ) -> bool {
+        if equal {
+            if let Some(line) = self.ranges.flush() {
+                tracing::error!(resource = %ctx.resource.name, "{line}");
+            }
+        } else {
+            self.ranges.found(sector, size_bytes);
+            ctx.resource
+                .meta
+                .set_out_of_sync(sector * 512, u64::from(size_bytes));
+        }
+        match &mut self.left_blocks {
+            Some(left) => {
+                *left = left.saturating_sub(1);
+                *left == 0
+            }
+            None => false,
+        }
+    }
+
+    /// The status' progress (`verified:`).
+    pub(crate) fn sample(&mut self) -> rdbd_control::status::SyncProgress {
+        let left = self.left_blocks.unwrap_or(0);
+        let mut p = self.progress.sample(left, 0);
+        p.total_blocks = self.total_blocks;
+        p
+    }
+
+    /// Verify ended (all results in, or the peer reported Connected).
+    pub(crate) fn finish(&mut self, ctx: &Ctx) {
+        if let Some(line) = self.ranges.flush() {
+            tracing::error!(resource = %ctx.resource.name, "{line}");
+        }
+        let left = self.left_blocks.unwrap_or(0);
+        finish_lines(ctx, self.started, self.total_blocks, left);
+    }
+}

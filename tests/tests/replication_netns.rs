@@ -1,0 +1,385 @@
+//! Two rdbd nodes in two network namespaces joined by a veth pair (real TCP across a
+//! link that can be cut), replicating `r0`. The NBD export is a unix socket in the
+//! run directory, so the clients (fio, nbdcopy, python3-libnbd) run in the root namespace.
+//!
+//! - protocols A, B, C: fio with verify through NBD on the primary; the veth is cut while
+//!   a writer runs: the primary keeps serving and counts the writes as out of sync (`oos:`);
+//!   healed, the pair reconnects by itself, resyncs from the bitmap, and after `down` both
+//!   data areas are equal and hold what was written;
+//! - protocols A, B, C: SIGKILL of the secondary during writes; restarted, it reconnects,
+//!   resyncs, and the data areas are equal;
+//! - protocol C: SIGKILL of the primary during QD1 writes; the secondary is promoted with
+//!   a plain `primary` (it was UpToDate) and holds every write the client saw acknowledged;
+//! - a single NBD write larger than one DRBD bio (1 MiB) is replicated in pieces.
+//!
+//! Run: `cargo build --bins && cargo nextest run -p rdbd-tests --test replication_netns`.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdbd_tests::pair::{fio_verify, wait_line, Pair, PairOptions, DATA_BYTES};
+use rdbd_tests::tools::{require, run_ok, sha256_prefix};
+
+/// A pair in two namespaces, both on `protocol`, initially synced with alice Primary.
+fn synced_netns_pair(protocol: &str) -> Pair {
+    let net = format!("protocol {protocol};");
+    let p = Pair::with(PairOptions {
+        net_a: net.clone(),
+        net_b: net,
+        netns: true,
+        ..PairOptions::default()
+    });
+    p.up_and_sync();
+    p
+}
+
+/// The `oos:` counter (KiB out of sync) of a status file's text.
+fn oos_kib(status: &str) -> u64 {
+    status
+        .split("oos:")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no oos: counter in the status:\n{status}"))
+}
+
+/// `len_mib` MiB of random data in a file of the pair's directory.
+fn random_file(p: &Pair, name: &str, len_mib: u64) -> std::path::PathBuf {
+    let path = p.dir.path().join(name);
+    run_ok(Command::new("sh").arg("-c").arg(format!(
+        "head -c {len_mib}M /dev/urandom > {}",
+        path.display()
+    )));
+    path
+}
+
+/// `nbdcopy FILE URI` at the start of the export, in the background.
+fn spawn_copy(file: &Path, uri: &str) -> Child {
+    Command::new("nbdcopy")
+        .arg(file)
+        .arg(uri)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn nbdcopy")
+}
+
+/// How many resyncs alice's log shows so far.
+fn resyncs_begun(p: &Pair) -> usize {
+    Pair::log(&p.a)
+        .matches("Began resync as SyncSource")
+        .count()
+}
+
+/// Asserts that a resync began after `before` were logged, and that it was bitmap-based:
+/// at least `min_kib` and less than the whole device.
+fn assert_bitmap_resync_after(p: &Pair, before: usize, min_kib: u64) {
+    let log = Pair::log(&p.a);
+    assert!(
+        log.matches("Began resync as SyncSource").count() > before,
+        "no new resync after reconnecting:\n{log}"
+    );
+    let kib: u64 = log
+        .rsplit("Began resync as SyncSource (will sync ")
+        .next()
+        .and_then(|t| t.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("unreadable resync line:\n{log}"));
+    assert!(
+        kib >= min_kib && kib < DATA_BYTES / 1024,
+        "a bitmap-based resync of at least {min_kib} KiB, not a full one: {kib} KiB\n{log}"
+    );
+}
+
+/// The first `len` bytes of the file `path`.
+fn head(path: &Path, len: usize) -> Vec<u8> {
+    let mut bytes = std::fs::read(path).unwrap();
+    bytes.truncate(len);
+    bytes
+}
+
+/// Waits for a child, failing when it does not end within `secs` or fails.
+fn wait_child(child: &mut Child, what: &str, secs: u64) {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            assert!(status.success(), "{what} failed: {status}");
+            return;
+        }
+        if start.elapsed() > Duration::from_secs(secs) {
+            let _ = child.kill();
+            panic!("{what} did not finish within {secs} s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Secondary to both, `down` both, and the two data areas compared.
+fn down_and_compare(p: &Pair, what: &str) {
+    p.a.adm_ok(&["secondary", "r0"]);
+    p.a.adm_ok(&["down", "r0"]);
+    p.b.adm_ok(&["down", "r0"]);
+    assert_eq!(
+        sha256_prefix(&p.disk_a, DATA_BYTES),
+        sha256_prefix(&p.disk_b, DATA_BYTES),
+        "{what}: the data areas differ after down\nalice's log:\n{}\nbob's log:\n{}",
+        Pair::log(&p.a),
+        Pair::log(&p.b)
+    );
+}
+
+/// fio verify, then a partition during writes, heal, resync; data equal after `down`.
+fn fio_then_partition(protocol: &str) {
+    require("fio");
+    require("nbdcopy");
+    let started = Instant::now();
+    let p = synced_netns_pair(protocol);
+    let uri = p.a.nbd_uri("r0");
+    assert!(
+        uri.starts_with("nbd+unix:"),
+        "the export is a unix socket: {uri}"
+    );
+    fio_verify(&uri, "randwrite", "4k", "32", "16M");
+    fio_verify(&uri, "write", "64k", "8", "16M");
+    let status = wait_line(&p.a, "oos:0", 30);
+    assert!(status.contains(&format!(" {protocol} r")), "{status}");
+
+    // The link goes down while a writer runs: it must finish on the primary alone.
+    let net = p.net.as_ref().expect("netns pair");
+    let first = random_file(&p, "first.bin", 48);
+    let mut copy = spawn_copy(&first, &uri);
+    std::thread::sleep(Duration::from_millis(100));
+    let cut_during_writes = copy.try_wait().expect("try_wait").is_none();
+    net.cut();
+    wait_child(&mut copy, "nbdcopy across the partition", 45);
+    let status = wait_line(&p.a, "ro:Primary/Unknown", 30);
+    assert!(
+        !status.contains("cs:Connected"),
+        "partitioned, not Connected:\n{status}"
+    );
+    // More writes while partitioned (over the start of the first file).
+    let second = random_file(&p, "second.bin", 4);
+    run_ok(Command::new("nbdcopy").arg(&second).arg(&uri));
+    // The status file is rewritten at least once a second.
+    p.a.wait_status(
+        "at least 4 MiB out of sync after writing during the partition",
+        Duration::from_secs(10),
+        |s| s.contains("oos:") && oos_kib(s) >= 4096,
+    );
+
+    // Heal: the pair reconnects by itself and resyncs from the bitmap.
+    let before = resyncs_begun(&p);
+    net.heal();
+    wait_line(
+        &p.a,
+        "cs:Connected ro:Primary/Secondary ds:UpToDate/UpToDate",
+        60,
+    );
+    wait_line(&p.a, "oos:0", 30);
+    assert_bitmap_resync_after(&p, before, 4096);
+    wait_line(
+        &p.b,
+        "cs:Connected ro:Secondary/Primary ds:UpToDate/UpToDate",
+        30,
+    );
+    down_and_compare(&p, &format!("protocol {protocol} partition"));
+    // The second file overwrote the start of the first one.
+    let mut written = std::fs::read(&first).unwrap();
+    written[..4 << 20].copy_from_slice(&std::fs::read(&second).unwrap());
+    assert!(
+        written == head(&p.disk_b, written.len()),
+        "the secondary has everything written before and during the partition"
+    );
+    eprintln!(
+        "protocol {protocol}: fio + partition took {:?} (cut while nbdcopy ran: {cut_during_writes})",
+        started.elapsed()
+    );
+}
+
+/// SIGKILL of the secondary while the primary writes; restart, resync, data equal.
+fn secondary_killed_during_writes(protocol: &str) {
+    require("nbdcopy");
+    let started = Instant::now();
+    let p = synced_netns_pair(protocol);
+    let uri = p.a.nbd_uri("r0");
+    let data = random_file(&p, "data.bin", 56);
+    let mut copy = spawn_copy(&data, &uri);
+    std::thread::sleep(Duration::from_millis(100));
+    let killed_during_writes = copy.try_wait().expect("try_wait").is_none();
+    p.b.crash();
+    wait_child(&mut copy, "nbdcopy while the secondary dies", 45);
+    let status = wait_line(&p.a, "ro:Primary/Unknown", 30);
+    assert!(
+        status.contains("cs:WFConnection") || status.contains("cs:Unconnected"),
+        "{status}"
+    );
+    // More writes while the secondary is gone (over the start of the first file).
+    let more = random_file(&p, "more.bin", 4);
+    run_ok(Command::new("nbdcopy").arg(&more).arg(&uri));
+    p.a.wait_status(
+        "at least 4 MiB out of sync after writing without the secondary",
+        Duration::from_secs(10),
+        |s| s.contains("oos:") && oos_kib(s) >= 4096,
+    );
+    let before = resyncs_begun(&p);
+    p.b.adm_ok(&["up", "r0"]);
+    wait_line(
+        &p.a,
+        "cs:Connected ro:Primary/Secondary ds:UpToDate/UpToDate",
+        60,
+    );
+    wait_line(&p.a, "oos:0", 30);
+    assert_bitmap_resync_after(&p, before, 4096);
+    down_and_compare(&p, &format!("protocol {protocol} secondary crash"));
+    let mut written = std::fs::read(&data).unwrap();
+    written[..4 << 20].copy_from_slice(&std::fs::read(&more).unwrap());
+    assert!(
+        written == head(&p.disk_b, written.len()),
+        "the secondary has everything the client wrote"
+    );
+    eprintln!(
+        "protocol {protocol}: secondary crash took {:?} (killed while nbdcopy ran: {killed_during_writes})",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn protocol_a_fio_and_partition_across_namespaces() {
+    fio_then_partition("A");
+}
+
+#[test]
+fn protocol_b_fio_and_partition_across_namespaces() {
+    fio_then_partition("B");
+}
+
+#[test]
+fn protocol_c_fio_and_partition_across_namespaces() {
+    fio_then_partition("C");
+}
+
+#[test]
+fn protocol_a_secondary_killed_during_writes_across_namespaces() {
+    secondary_killed_during_writes("A");
+}
+
+#[test]
+fn protocol_b_secondary_killed_during_writes_across_namespaces() {
+    secondary_killed_during_writes("B");
+}
+
+#[test]
+fn protocol_c_secondary_killed_during_writes_across_namespaces() {
+    secondary_killed_during_writes("C");
+}
+
+/// Writes 4 KiB blocks one at a time (QD1), each stamped with its number, and records
+/// a number only after the write returned (was acknowledged to the client).
+const ACKED_WRITER: &str = r#"import nbd, sys
+h = nbd.NBD()
+h.connect_uri(sys.argv[1])
+log = open(sys.argv[2], "w")
+for i in range(int(sys.argv[3])):
+    block = (b"rdbd-block-%08d-" % i) * 200
+    block = block + b"x" * (4096 - len(block))
+    h.pwrite(block, i * 4096)
+    log.write("%d\n" % i)
+    log.flush()
+"#;
+
+#[test]
+fn protocol_c_primary_killed_loses_no_acknowledged_write_across_namespaces() {
+    let started = Instant::now();
+    let p = synced_netns_pair("C");
+    let script = p.dir.path().join("writer.py");
+    let acked_path = p.dir.path().join("acked.txt");
+    std::fs::write(&script, ACKED_WRITER).unwrap();
+    let blocks = 12_000;
+    // Debian's interpreter: it has python3-libnbd (pyenv's python, first on PATH, does not).
+    let mut writer = Command::new("/usr/bin/python3")
+        .arg(&script)
+        .arg(p.a.nbd_uri("r0"))
+        .arg(&acked_path)
+        .arg(blocks.to_string())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn /usr/bin/python3 (python3-libnbd)");
+    let acked_lines = || {
+        std::fs::read_to_string(&acked_path)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    let start = Instant::now();
+    while acked_lines() < 300 {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the writer made no progress"
+        );
+        if let Some(status) = writer.try_wait().unwrap() {
+            panic!("the writer ended early ({status}): is python3-libnbd installed?");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    p.a.crash();
+    let _ = writer.wait();
+    let acked: Vec<u64> = std::fs::read_to_string(&acked_path)
+        .unwrap()
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect();
+    assert!(
+        acked.len() >= 300 && acked.len() < blocks,
+        "the crash interrupted the writer ({} acked)",
+        acked.len()
+    );
+    // Failover: bob notices across the link, is still UpToDate, and becomes Primary.
+    let status = wait_line(&p.b, "ro:Secondary/Unknown", 30);
+    assert!(status.contains("ds:UpToDate/"), "{status}");
+    p.b.adm_ok(&["primary", "r0"]);
+    wait_line(&p.b, "ro:Primary/Unknown", 10);
+    let back = p.dir.path().join("back.bin");
+    run_ok(Command::new("nbdcopy").arg(p.b.nbd_uri("r0")).arg(&back));
+    let data = std::fs::read(&back).unwrap();
+    for i in &acked {
+        let at = (*i as usize) * 4096;
+        let want = format!("rdbd-block-{i:08}-");
+        assert_eq!(
+            &data[at..at + want.len()],
+            want.as_bytes(),
+            "acknowledged block {i} is missing on the new primary"
+        );
+    }
+    eprintln!(
+        "protocol C primary crash: {} acknowledged blocks all present, took {:?}",
+        acked.len(),
+        started.elapsed()
+    );
+}
+
+/// A single NBD write larger than a DRBD bio (1 MiB) goes to the peer in pieces: it used to
+/// panic the primary's daemon ("PayloadTooLong { packet: "P_DATA", ... }").
+#[test]
+fn writes_larger_than_one_bio_replicate_across_namespaces() {
+    let p = synced_netns_pair("C");
+    let big = random_file(&p, "big.bin", 5);
+    const PWRITE: &str = "import nbd, sys\nh = nbd.NBD()\nh.connect_uri(sys.argv[1])\nd = open(sys.argv[2], 'rb').read()\nh.pwrite(d[:4 << 20], 0)\nh.pwrite(d[:(1 << 20) + 4096 * 3], 8 << 20)\nh.flush()\nh.shutdown()\n";
+    run_ok(
+        Command::new("/usr/bin/python3")
+            .args(["-c", PWRITE])
+            .arg(p.a.nbd_uri("r0"))
+            .arg(&big),
+    );
+    let status = wait_line(
+        &p.a,
+        "cs:Connected ro:Primary/Secondary ds:UpToDate/UpToDate",
+        10,
+    );
+    assert_eq!(oos_kib(&status), 0, "{status}");
+    down_and_compare(&p, "writes of 4 MiB and 1 MiB + 12 KiB");
+    let data = std::fs::read(&big).unwrap();
+    let on_b = head(&p.disk_b, 16 << 20);
+    assert!(on_b[..4 << 20] == data[..4 << 20]);
+    let odd = (1 << 20) + 4096 * 3;
+    assert!(on_b[8 << 20..(8 << 20) + odd] == data[..odd]);
+}

@@ -1,0 +1,476 @@
+//! Online verify, checksum-based resync and pause-sync between two real rdbd nodes.
+//!
+//! - verify on equal data finds nothing; after blocks of the (down) secondary's backing
+//!   file were overwritten behind rdbd's back, verify finds exactly those blocks (DRBD's
+//!   `Out of sync: start=S, size=N (sectors)` ranges, `Online verify found N 4k block out
+//!   of sync!`, `oos:` on both nodes); `disconnect` + `connect` resyncs them and the data
+//!   areas are equal again;
+//! - verify without verify-alg is refused with DRBD's reason and exit code 11;
+//! - with `csums-alg sha1`, a full resync after `invalidate` of a mostly equal secondary
+//!   moves only the changed runs (the `had equal checksums ... transferred ... total`
+//!   line), and the data areas end equal;
+//! - pause-sync freezes a running resync (PausedSyncS / PausedSyncT with the `u` / `p`
+//!   flags, `oos:` unchanged for 2 s), resume-sync completes it.
+
+use std::os::unix::fs::FileExt;
+use std::process::Command;
+use std::time::Duration;
+
+use rdbd_tests::pair::{node_log, wait_line, wait_log, Pair, PairOptions, DATA_BYTES};
+use rdbd_tests::tools::{run_ok, sha256_prefix};
+
+const CONNECTED_A: &str = "cs:Connected ro:Primary/Secondary ds:UpToDate/UpToDate";
+const CONNECTED_B: &str = "cs:Connected ro:Secondary/Primary ds:UpToDate/UpToDate";
+
+/// The `oos:` of a node's status file.
+fn oos_kib(text: &str) -> u64 {
+    let field = text
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("oos:"))
+        .unwrap_or_else(|| panic!("no oos: in the status:\n{text}"));
+    field.parse().unwrap()
+}
+
+/// Waits until `oos:` is `kib` on `node`.
+fn wait_oos(node: &rdbd_tests::node::Node, kib: u64, secs: u64) {
+    node.wait_status(&format!("oos:{kib}"), Duration::from_secs(secs), |t| {
+        t.contains(&format!(" oos:{kib}\n")) || t.ends_with(&format!(" oos:{kib}"))
+    });
+}
+
+fn count(haystack: &str, needle: &str) -> usize {
+    haystack.matches(needle).count()
+}
+
+fn assert_data_equal(p: &Pair) {
+    assert_eq!(
+        sha256_prefix(&p.disk_a, DATA_BYTES),
+        sha256_prefix(&p.disk_b, DATA_BYTES),
+        "the data areas of alice and bob differ"
+    );
+}
+
+/// Runs `verify` on `node` and waits for the n-th "Online verify done" in its log.
+fn verify_and_wait(node: &rdbd_tests::node::Node, nth: usize) -> String {
+    node.adm_ok(&["verify", "r0"]);
+    wait_done(node, nth)
+}
+
+#[test]
+fn verify_finds_exactly_the_corrupted_blocks_and_reconnect_resyncs_them() {
+    let p = Pair::synced("verify-alg sha1;");
+    // Equal data: nothing found.
+    let log = verify_and_wait(&p.a, 1);
+    assert!(
+        !log.contains("Out of sync:"),
+        "verify of equal data found something:\n{log}"
+    );
+    assert!(!log.contains("Online verify found"), "{log}");
+    wait_line(&p.a, CONNECTED_A, 10);
+    assert_eq!(oos_kib(&p.a.status_file()), 0);
+    wait_log(&p.b, "Online Verify start sector: 0", 10);
+    wait_log(&p.b, "Online verify done", 10);
+    wait_line(&p.b, CONNECTED_B, 10);
+
+    // Corrupt blocks 100..=102 and 5000 of bob's data area while bob is down.
+    p.b.adm_ok(&["down", "r0"]);
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&p.disk_b)
+        .unwrap();
+    for block in [100u64, 101, 102, 5000] {
+        f.write_at(&[0xA5; 4096], block * 4096).unwrap();
+    }
+    f.sync_all().unwrap();
+    drop(f);
+    p.b.adm_ok(&["up", "r0"]);
+    wait_line(&p.a, CONNECTED_A, 30);
+    wait_line(&p.b, CONNECTED_B, 30);
+    assert_eq!(oos_kib(&p.a.status_file()), 0);
+
+    let log = verify_and_wait(&p.a, 2);
+    let second = &log[log.find("Starting Online Verify").unwrap()..];
+    let second = &second[second[1..]
+        .find("Starting Online Verify")
+        .map_or(0, |i| i + 1)..];
+    assert!(
+        second.contains("Out of sync: start=800, size=24 (sectors)"),
+        "range of blocks 100-102 not logged:\n{second}"
+    );
+    assert!(
+        second.contains("Out of sync: start=40000, size=8 (sectors)"),
+        "block 5000 not logged:\n{second}"
+    );
+    assert_eq!(count(second, "Out of sync: start="), 2, "{second}");
+    assert!(
+        second.contains("Online verify found 4 4k block out of sync!"),
+        "{second}"
+    );
+    wait_line(&p.a, "cs:Connected", 10);
+    wait_oos(&p.a, 16, 10);
+    wait_oos(&p.b, 16, 10);
+    // Verify marks; the resync happens at the next connect.
+    p.b.adm_ok(&["disconnect", "r0"]);
+    p.b.adm_ok(&["connect", "r0"]);
+    wait_line(&p.a, CONNECTED_A, 30);
+    wait_line(&p.b, CONNECTED_B, 30);
+    wait_oos(&p.a, 0, 10);
+    wait_oos(&p.b, 0, 10);
+    // A third verify finds nothing any more.
+    let log = verify_and_wait(&p.a, 3);
+    let third = &log[log.rfind("Starting Online Verify").unwrap()..];
+    assert!(!third.contains("Out of sync:"), "{third}");
+    p.a.adm_ok(&["down", "r0"]);
+    p.b.adm_ok(&["down", "r0"]);
+    assert_data_equal(&p);
+}
+
+#[test]
+fn verify_started_on_the_secondary_shows_progress_and_honours_stop() {
+    // 8 MiB/s: the 64 MiB verify takes ~8 s, long enough to see its progress.
+    let p = Pair::synced_with("verify-alg crc32c;", "resync-rate 8M;");
+    p.a.adm_ok(&["down", "r0"]);
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&p.disk_a)
+        .unwrap();
+    f.write_at(&[0x11; 4096], 7 * 4096).unwrap();
+    drop(f);
+    p.a.adm_ok(&["up", "r0"]);
+    p.a.adm_ok(&["primary", "r0"]);
+    wait_line(&p.b, CONNECTED_B, 30);
+    p.b.adm_ok(&["verify", "r0"]);
+    wait_line(
+        &p.b,
+        "cs:VerifyS ro:Secondary/Primary ds:UpToDate/UpToDate",
+        5,
+    );
+    wait_line(
+        &p.a,
+        "cs:VerifyT ro:Primary/Secondary ds:UpToDate/UpToDate",
+        5,
+    );
+    let status = wait_line(&p.b, "] verified:", 5);
+    assert!(status.contains("want: 8,192 K/sec"), "{status}");
+    // A second verify while one runs is refused.
+    let busy = p.a.adm_run(&["verify", "r0"]);
+    assert_eq!(busy.status.code(), Some(11));
+    assert!(String::from_utf8_lossy(&busy.stderr).contains("already active"));
+    let log = wait_done(&p.b, 1);
+    assert!(
+        log.contains("Out of sync: start=56, size=8 (sectors)"),
+        "{log}"
+    );
+    assert!(
+        log.contains("Online verify found 1 4k block out of sync!"),
+        "{log}"
+    );
+    wait_oos(&p.a, 4, 10);
+    wait_line(&p.a, CONNECTED_A, 10);
+    // --stop: the first 16 blocks only; VerifyT learns the end from VerifyS's P_STATE.
+    p.b.adm_ok(&["verify", "r0", "--stop", "128"]);
+    let log = wait_done(&p.b, 2);
+    let second = &log[log.rfind("Starting Online Verify").unwrap()..];
+    assert!(
+        second.contains("Out of sync: start=56, size=8 (sectors)"),
+        "{second}"
+    );
+    assert!(
+        second.contains("total 1 sec"),
+        "a 16-block verify took long:\n{second}"
+    );
+    wait_done(&p.a, 2);
+    wait_line(&p.a, CONNECTED_A, 10);
+    wait_line(&p.b, CONNECTED_B, 10);
+}
+
+/// Waits for the n-th "Online verify done" in `node`'s log (verify already started).
+fn wait_done(node: &rdbd_tests::node::Node, nth: usize) -> String {
+    let start = std::time::Instant::now();
+    loop {
+        let log = node_log(node);
+        if count(&log, "Online verify done") >= nth {
+            return log;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "verify #{nth} did not finish on {}:\n{log}\nstatus:\n{}",
+            node.name,
+            node.status_file()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn verify_without_verify_alg_is_refused() {
+    let p = Pair::synced("");
+    let out = p.a.adm_run(&["verify", "r0"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(11), "stderr: {stderr}");
+    assert!(stderr.contains("verify-alg"), "{stderr}");
+    assert!(stderr.contains("(-14)"), "{stderr}");
+    wait_line(&p.a, CONNECTED_A, 5);
+}
+
+/// `N % had equal checksums, eliminated: XK; transferred YK total ZK` -> (Y, Z).
+fn csums_counters(log: &str) -> (u64, u64) {
+    let line = log
+        .lines()
+        .rev()
+        .find(|l| l.contains("had equal checksums"))
+        .unwrap_or_else(|| panic!("no checksum summary:\n{log}"));
+    let number_after = |key: &str| -> u64 {
+        let rest = &line[line.find(key).unwrap() + key.len()..];
+        rest.chars()
+            .take_while(char::is_ascii_digit)
+            .collect::<String>()
+            .parse()
+            .unwrap()
+    };
+    (number_after("transferred "), number_after("total "))
+}
+
+#[test]
+fn checksum_resync_moves_only_changed_blocks() {
+    let p = Pair::synced("csums-alg sha1;");
+    // The initial full sync of two zeroed disks: every block was equal.
+    let log = wait_log(&p.b, "had equal checksums", 10);
+    let (transferred, total) = csums_counters(&log);
+    assert_eq!(transferred, 0, "{log}");
+    assert_eq!(total, DATA_BYTES / 1024);
+
+    p.b.adm_ok(&["disconnect", "r0"]);
+    // Ten 4 KiB blocks change on alice (two separate places) while bob is away.
+    let uri = p.a.nbd_uri("r0");
+    let script = "import nbd, sys\nh = nbd.NBD()\nh.connect_uri(sys.argv[1])\nfor i in range(5):\n    h.pwrite(b'\\x42' * 4096, (1000 + i) * 4096)\n    h.pwrite(b'\\x43' * 4096, (9000 + i) * 4096)\nh.flush()\nh.shutdown()\n";
+    // The distribution's python3 has python3-libnbd.
+    run_ok(
+        Command::new("/usr/bin/python3")
+            .arg("-c")
+            .arg(script)
+            .arg(&uri),
+    );
+    // bob throws its bitmap away: a full sync, but nearly all of it is equal.
+    p.b.adm_ok(&["invalidate", "r0"]);
+    p.b.adm_ok(&["connect", "r0"]);
+    wait_line(&p.a, CONNECTED_A, 60);
+    wait_line(&p.b, CONNECTED_B, 30);
+    let log = node_log(&p.b);
+    assert_eq!(count(&log, "had equal checksums"), 2, "{log}");
+    let (transferred, total) = csums_counters(&log);
+    assert_eq!(total, DATA_BYTES / 1024, "{log}");
+    // The changed blocks travel in the runs that contain them (up to 128 KiB each).
+    assert!(
+        (40..=512).contains(&transferred),
+        "transferred {transferred}K of {total}K"
+    );
+    wait_log(&p.a, "had equal checksums", 10);
+    p.a.adm_ok(&["down", "r0"]);
+    p.b.adm_ok(&["down", "r0"]);
+    assert_data_equal(&p);
+}
+
+#[test]
+fn pause_sync_freezes_the_resync_and_resume_sync_completes_it() {
+    let p = Pair::with(PairOptions {
+        disk: "resync-rate 6M;".into(),
+        ..PairOptions::default()
+    });
+    p.a.adm_ok(&["up", "r0"]);
+    p.b.adm_ok(&["up", "r0"]);
+    wait_line(&p.a, "cs:Connected ro:Secondary/Secondary", 30);
+    p.a.adm_ok(&["primary", "--force", "r0"]);
+    wait_line(&p.a, "cs:SyncSource", 10);
+    std::thread::sleep(Duration::from_secs(1));
+    p.a.adm_ok(&["pause-sync", "r0"]);
+    wait_line(
+        &p.a,
+        "cs:PausedSyncS ro:Primary/Secondary ds:UpToDate/Inconsistent C r--u--",
+        5,
+    );
+    wait_line(
+        &p.b,
+        "cs:PausedSyncT ro:Secondary/Primary ds:Inconsistent/UpToDate C r-p---",
+        5,
+    );
+    // A second pause, and a resume on the node that did not pause, are refused.
+    let again = p.a.adm_run(&["pause-sync", "r0"]);
+    assert_eq!(again.status.code(), Some(10));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already set"));
+    let other = p.b.adm_run(&["resume-sync", "r0"]);
+    assert_eq!(other.status.code(), Some(10));
+    assert!(String::from_utf8_lossy(&other.stderr).contains("peer"));
+    // Requests in flight when the pause came settle; then nothing moves.
+    std::thread::sleep(Duration::from_millis(500));
+    let before = oos_kib(&p.b.status_file());
+    assert!(before > 0, "the resync ended before the pause took effect");
+    std::thread::sleep(Duration::from_secs(2));
+    let status = p.b.status_file();
+    assert!(status.contains("cs:PausedSyncT"), "{status}");
+    assert_eq!(oos_kib(&status), before, "the resync moved while paused");
+    p.a.adm_ok(&["resume-sync", "r0"]);
+    wait_line(&p.b, "cs:SyncTarget", 5);
+    wait_line(&p.a, CONNECTED_A, 60);
+    wait_line(&p.b, CONNECTED_B, 30);
+    assert!(node_log(&p.a).contains("Resync suspended"));
+    assert!(node_log(&p.a).contains("Syncer continues."));
+    p.a.adm_ok(&["down", "r0"]);
+    p.b.adm_ok(&["down", "r0"]);
+    assert_data_equal(&p);
+}
+
+#[test]
+fn c_min_rate_throttles_the_resync_while_application_writes_arrive() {
+    rdbd_tests::tools::require("fio");
+    let p = Pair::with(PairOptions {
+        disk: "resync-rate 20M; c-min-rate 500k;".into(),
+        ..PairOptions::default()
+    });
+    p.a.adm_ok(&["up", "r0"]);
+    p.b.adm_ok(&["up", "r0"]);
+    wait_line(&p.a, "cs:Connected ro:Secondary/Secondary", 30);
+    p.a.adm_ok(&["primary", "--force", "r0"]);
+    wait_line(&p.a, "cs:SyncSource", 10);
+    // 2 MB/s of application writes for 5 s: the SyncTarget sees them arrive and holds
+    // the resync near c-min-rate; unthrottled, 20M would move the 64 MiB in ~3 s.
+    let uri = p.a.nbd_uri("r0");
+    let fio = Command::new("fio")
+        .args([
+            "--name=app",
+            "--ioengine=nbd",
+            "--rw=randwrite",
+            "--bs=4k",
+            "--rate=2m",
+            "--time_based",
+            "--runtime=5",
+            "--size=8M",
+        ])
+        .arg(format!("--uri={uri}"))
+        .output();
+    let fio = fio.expect("fio runs");
+    assert!(
+        fio.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fio.stderr)
+    );
+    let left = oos_kib(&p.b.status_file());
+    assert!(
+        left > 32 << 10,
+        "the resync was not throttled: only {left} KiB left after 5 s of application writes"
+    );
+    // Without application I/O the resync runs at resync-rate again.
+    wait_line(&p.a, CONNECTED_A, 20);
+    wait_line(&p.b, CONNECTED_B, 10);
+}
+
+/// The `N: cs:...` line of minor `minor` in a status file.
+fn minor_line(text: &str, minor: u32) -> String {
+    let prefix = format!("{minor:2}: cs:");
+    text.lines()
+        .find(|l| l.starts_with(&prefix))
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn resync_after_holds_the_dependent_resource_until_the_first_is_done() {
+    let dir = rdbd_tests::fixture::scratch_dir();
+    let d = dir.path();
+    let ports: Vec<u16> = (0..4).map(|_| rdbd_tests::tools::free_tcp_port()).collect();
+    let mut resources = String::new();
+    for (i, r) in ["r0", "r1"].iter().enumerate() {
+        for host in ["alice", "bob"] {
+            std::fs::File::create(d.join(format!("{host}-{r}.img")))
+                .unwrap()
+                .set_len(64 << 20)
+                .unwrap();
+        }
+        let after = if i == 1 {
+            "disk { resync-after r0; }"
+        } else {
+            ""
+        };
+        resources.push_str(&format!(
+            "resource {r} {{ {after}\n\
+               on alice {{ device /dev/drbd{i}; disk {d}/alice-{r}.img; address 127.0.0.1:{pa}; meta-disk internal; }}\n\
+               on bob {{ device /dev/drbd{i}; disk {d}/bob-{r}.img; address 127.0.0.1:{pb}; meta-disk internal; }}\n\
+             }}\n",
+            d = d.display(),
+            pa = ports[2 * i],
+            pb = ports[2 * i + 1],
+        ));
+    }
+    let config = d.join("rdbd.conf");
+    std::fs::write(
+        &config,
+        format!(
+            "global {{ usage-count no; }}\n\
+             common {{ net {{ connect-int 1; ping-int 2; max-buffers 8000; }} disk {{ c-plan-ahead 0; resync-rate 12M; }} }}\n\
+             {resources}"
+        ),
+    )
+    .unwrap();
+    let a = rdbd_tests::node::Node::new(d, "alice", &config);
+    let b = rdbd_tests::node::Node::new(d, "bob", &config);
+    for n in [&a, &b] {
+        for r in ["r0", "r1"] {
+            n.adm_ok(&["create-md", "--force", r]);
+            n.adm_ok(&["up", r]);
+        }
+    }
+    a.wait_status("both connected", Duration::from_secs(30), |t| {
+        minor_line(t, 0).contains("cs:Connected") && minor_line(t, 1).contains("cs:Connected")
+    });
+    a.adm_ok(&["primary", "--force", "r0"]);
+    a.wait_status("r0 syncing", Duration::from_secs(10), |t| {
+        minor_line(t, 0).contains("cs:SyncSource")
+    });
+    a.adm_ok(&["primary", "--force", "r1"]);
+    // r1 waits for r0: paused with the `a` flag on both nodes.
+    let status = a.wait_status("r1 paused after r0", Duration::from_secs(10), |t| {
+        minor_line(t, 1)
+            .contains("cs:PausedSyncS ro:Primary/Secondary ds:UpToDate/Inconsistent C ra")
+    });
+    assert!(minor_line(&status, 0).contains("cs:SyncSource"), "{status}");
+    b.wait_status("r1 paused on bob", Duration::from_secs(10), |t| {
+        minor_line(t, 1).contains("cs:PausedSyncT") && minor_line(t, 1).contains(" C ra")
+    });
+    let oos_r1 = |t: &str| -> u64 {
+        let minor = t.find(" 1: cs:").expect("minor 1");
+        oos_kib(&t[minor..])
+    };
+    let before = oos_r1(&b.status_file());
+    std::thread::sleep(Duration::from_secs(1));
+    let now = b.status_file();
+    if minor_line(&now, 0).contains("cs:SyncTarget") {
+        assert_eq!(
+            oos_r1(&now),
+            before,
+            "r1 moved while r0 was syncing:\n{now}"
+        );
+    }
+    // r0 done: r1 continues by itself and finishes.
+    let done = |t: &str| {
+        (0..2).all(|m| {
+            minor_line(t, m).contains("cs:Connected ro:Primary/Secondary ds:UpToDate/UpToDate")
+        })
+    };
+    a.wait_status("both synced", Duration::from_secs(60), done);
+    let log = node_log(&a);
+    let r0_done = log
+        .lines()
+        .position(|l| l.contains("Resync done") && l.contains("resource=r0"))
+        .expect("r0 resynced");
+    let r1_done = log
+        .lines()
+        .position(|l| l.contains("Resync done") && l.contains("resource=r1"))
+        .expect("r1 resynced");
+    assert!(r0_done < r1_done, "r1 finished before r0:\n{log}");
+    assert!(log.contains("aftr_isp( 1 -> 0 )"), "{log}");
+    for n in [&a, &b] {
+        for r in ["r0", "r1"] {
+            n.adm_ok(&["down", r]);
+        }
+    }
+}

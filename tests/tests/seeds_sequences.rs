@@ -1,0 +1,557 @@
+//! The command sequences users type in the seeds (`/work/shared/seeds/`), replayed with
+//! `rdbdadm` in place of `drbdadm` on a replicated pair (`alice` and `bob`, resource
+//! `r0` in place of the seeds' `data`, `r1` and `mystore`), checking what each seed
+//! expects to see: the `/proc/drbd` lines (the status file), `role`/`dstate` output,
+//! exit codes, and the data through NBD.
+//!
+//! Every command line is run by `bash` (the seeds' shell) with a `drbdadm` on PATH that is `rdbdadm` with the
+//! node's configuration, node name and run directory, so lines are typed as in the seeds
+//! (`drbdadm -- --overwrite-data-of-peer primary r0`, `drbdadm role r0 | grep Primary`).
+//!
+//! - seed 000 (NFS+DRBD+Heartbeat): create-md, up, `cat /proc/drbd`,
+//!   `-- --overwrite-data-of-peer primary`, write, `down`/`up` of the secondary (its
+//!   disk read directly while down), then the split-brain recovery of §1.10:
+//!   `secondary`, `disconnect`, `-- --discard-my-data connect` on the victim, `connect` on
+//!   the survivor;
+//! - seed 001 (CentOS 7.6 NFS): `up all`, `primary --force`, `role` on both, `dstate`,
+//!   `secondary all` and `primary` on the other node, the data there;
+//! - seed 002 (keepalived check script): the script's `drbdadm role r1|grep Primary`
+//!   branches, promoting and demoting through the script;
+//! - seed 003 (MFS): `-- --overwrite-data-of-peer primary all`, `primary r0` and
+//!   `primary all` again (no-ops), SyncSource then Connected in `/proc/drbd`, a second
+//!   Primary refused with exit code 11 (the seed's "Multiple primaries not allowed"),
+//!   switch-over with `secondary all` / `primary all`;
+//! - seed 004 (mystore): `primary --force`, write, `secondary`, `primary` on the other
+//!   node, read, `secondary`, `service drbd stop` (`down all` on both).
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use rdbd_tests::bins::bin;
+use rdbd_tests::node::Node;
+use rdbd_tests::pair::{node_log, Pair, PairOptions, DATA_BYTES};
+use rdbd_tests::tools::{run, run_ok, sha256_prefix, stderr, stdout};
+
+/// Debian's interpreter: it has python3-libnbd.
+const PYTHON: &str = "/usr/bin/python3";
+
+/// A pair whose backing files hold no meta-data yet (the seeds start with `create-md`),
+/// each node with a `drbdadm` wrapper directory.
+struct Seed {
+    p: Pair,
+    wrappers: [PathBuf; 2],
+}
+
+impl Seed {
+    fn new() -> Seed {
+        Seed::with(PairOptions::default())
+    }
+
+    fn with(o: PairOptions) -> Seed {
+        let p = Pair::with(o);
+        // Pair::with wrote meta-data; the seeds begin on fresh disks.
+        for d in [&p.disk_a, &p.disk_b] {
+            let f = std::fs::OpenOptions::new().write(true).open(d).unwrap();
+            f.set_len(0).unwrap();
+            f.set_len(64 << 20).unwrap();
+        }
+        let wrappers = [wrapper(&p, &p.a), wrapper(&p, &p.b)];
+        Seed { p, wrappers }
+    }
+
+    /// As [`Seed::new`], with seed 000's meta-data layout: `meta-disk DEV [0];`, an
+    /// indexed external meta-data device per node (128 MiB per index, as drbdmeta
+    /// sizes them), so the whole backing file is data.
+    fn with_indexed_meta_disk() -> Seed {
+        let s = Seed::new();
+        let md = |name: &str| s.p.dir.path().join(format!("{name}-md.img"));
+        for name in ["alice", "bob"] {
+            std::fs::File::create(md(name))
+                .unwrap()
+                .set_len(128 << 20)
+                .unwrap();
+        }
+        for (n, conf) in [(&s.p.a, "a.conf"), (&s.p.b, "b.conf")] {
+            let path = s.p.dir.path().join(conf);
+            let text = std::fs::read_to_string(&path).unwrap();
+            let mut out = String::new();
+            for line in text.lines() {
+                let host = ["alice", "bob"]
+                    .into_iter()
+                    .find(|h| line.trim_start().starts_with(&format!("on {h} ")));
+                out.push_str(&match host {
+                    Some(h) => line.replace(
+                        "meta-disk internal;",
+                        &format!("meta-disk {} [0];", md(h).display()),
+                    ),
+                    None => line.to_string(),
+                });
+                out.push('\n');
+            }
+            assert!(out.contains(" [0];"), "{}: {out}", n.name);
+            std::fs::write(&path, out).unwrap();
+        }
+        s
+    }
+
+    fn node(&self, i: usize) -> &Node {
+        [&self.p.a, &self.p.b][i]
+    }
+
+    /// Runs one command line of a seed on node `i`.
+    fn sh(&self, i: usize, line: &str) -> Output {
+        let path = format!(
+            "{}:{}",
+            self.wrappers[i].display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        run(Command::new("bash").arg("-c").arg(line).env("PATH", path))
+    }
+
+    /// As [`Seed::sh`], which must succeed; returns stdout.
+    fn ok(&self, i: usize, line: &str) -> String {
+        let out = self.sh(i, line);
+        assert!(
+            out.status.success(),
+            "{} `{line}` failed ({}):\n{}{}\n{}",
+            self.node(i).name,
+            out.status,
+            stdout(&out),
+            stderr(&out),
+            self.diag()
+        );
+        stdout(&out)
+    }
+
+    /// `cat /proc/drbd` on node `i`, waiting until it shows `what`.
+    fn proc_drbd(&self, i: usize, what: &str, secs: u64) -> String {
+        let start = Instant::now();
+        loop {
+            let text = self.node(i).status_file();
+            if text.contains(what) {
+                return text;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(secs),
+                "{}: timed out waiting for {what:?}\n{}",
+                self.node(i).name,
+                self.diag()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits until node `i` sees its peer Secondary: the operator's look at
+    /// `/proc/drbd` between `secondary` here and `primary` there (the peer learns of the
+    /// demotion by a state packet, in DRBD as in rdbd).
+    fn peer_demoted(&self, i: usize) {
+        self.proc_drbd(i, "ro:Secondary/Secondary", 10);
+    }
+
+    /// Both nodes' status files and the end of their logs.
+    fn diag(&self) -> String {
+        let mut out = String::new();
+        for n in [&self.p.a, &self.p.b] {
+            let log = node_log(n);
+            let tail: Vec<&str> = log.lines().rev().take(25).collect();
+            out.push_str(&format!(
+                "--- {} status:\n{}--- {} log (last lines):\n{}\n",
+                n.name,
+                n.status_file(),
+                n.name,
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            ));
+        }
+        out
+    }
+}
+
+/// A directory holding `drbdadm`: rdbdadm with the node's global options.
+fn wrapper(p: &Pair, n: &Node) -> PathBuf {
+    let dir = p.dir.path().join(format!("bin-{}", n.name));
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = dir.join("drbdadm");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nRDBD_DAEMON='{}' exec '{}' -c '{}' --node '{}' --run-dir '{}' \"$@\"\n",
+            bin("rdbd").display(),
+            bin("rdbdadm").display(),
+            n.config.display(),
+            n.name,
+            n.run_dir.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    dir
+}
+
+/// Writes `len` bytes of `byte` at `offset` through NBD in 256 KiB requests (what the
+/// kernel's NBD client sends for a file system's writes), then flushes.
+fn nbd_fill(uri: &str, offset: u64, len: usize, byte: u8) {
+    let script = "import nbd, sys\nh = nbd.NBD()\nh.connect_uri(sys.argv[1])\noff, n, b = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])\nfor o in range(0, n, 262144):\n    h.pwrite(bytes([b]) * min(262144, n - o), off + o)\nh.flush()\nh.shutdown()\n";
+    run_ok(
+        Command::new(PYTHON)
+            .args(["-c", script, uri])
+            .arg(offset.to_string())
+            .arg(len.to_string())
+            .arg(byte.to_string()),
+    );
+}
+
+/// The distinct byte values of a range read through NBD.
+fn nbd_bytes(uri: &str, offset: u64, len: usize) -> Vec<u8> {
+    let script = "import nbd, sys\nh = nbd.NBD()\nh.connect_uri(sys.argv[1])\nb = h.pread(int(sys.argv[3]), int(sys.argv[2]))\nprint(' '.join(str(x) for x in sorted(set(b))))\nh.shutdown()\n";
+    let out = run_ok(
+        Command::new(PYTHON)
+            .args(["-c", script, uri])
+            .arg(offset.to_string())
+            .arg(len.to_string()),
+    );
+    stdout(&out)
+        .split_whitespace()
+        .map(|w| w.parse().unwrap())
+        .collect()
+}
+
+/// The distinct byte values of a range of a backing file (read directly, as the seed
+/// mounts the secondary's partition while it is down).
+fn file_bytes(path: &Path, offset: u64, len: usize) -> Vec<u8> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(path).unwrap();
+    f.seek(SeekFrom::Start(offset)).unwrap();
+    let mut buf = vec![0u8; len];
+    f.read_exact(&mut buf).unwrap();
+    buf.sort_unstable();
+    buf.dedup();
+    buf
+}
+
+const MIB: usize = 1 << 20;
+
+/// DRBD's log line for a split brain no after-sb policy resolved.
+const SPLIT_BRAIN: &str = "Split-Brain detected but unresolved, dropping connection!";
+
+#[test]
+fn seed_000_initial_sync_secondary_down_up_and_split_brain_recovery() {
+    let s = Seed::new();
+    // 7: initialise.
+    for i in 0..2 {
+        s.ok(i, "drbdadm create-md r0");
+        s.ok(i, "drbdadm up r0");
+    }
+    s.proc_drbd(
+        0,
+        "cs:Connected ro:Secondary/Secondary ds:Inconsistent/Inconsistent",
+        30,
+    );
+    // 8: primary on data-1-1 only, sync to the peer.
+    s.ok(0, "drbdadm -- --overwrite-data-of-peer primary r0");
+    s.proc_drbd(
+        0,
+        "cs:Connected ro:Primary/Secondary ds:UpToDate/UpToDate C r-----",
+        60,
+    );
+    s.proc_drbd(
+        1,
+        "cs:Connected ro:Secondary/Primary ds:UpToDate/UpToDate",
+        30,
+    );
+    // 9: write on the primary (the seed copies files into the mounted device).
+    let uri_a = s.p.a.nbd_uri("r0");
+    nbd_fill(&uri_a, 0, 2 * MIB, 0x11);
+    // data-1-2: down, look at the partition directly, up again.
+    s.ok(1, "drbdadm down r0");
+    assert_eq!(
+        file_bytes(&s.p.disk_b, 0, 2 * MIB),
+        vec![0x11],
+        "the secondary's disk holds what the primary wrote"
+    );
+    s.ok(1, "drbdadm up r0");
+    s.proc_drbd(
+        0,
+        "cs:Connected ro:Primary/Secondary ds:UpToDate/UpToDate",
+        30,
+    );
+
+    // 1.10: a split brain. Both sides lose the link and both write as Primary.
+    s.ok(0, "drbdadm disconnect r0");
+    s.ok(1, "drbdadm disconnect r0");
+    s.ok(1, "drbdadm primary r0");
+    let uri_b = s.p.b.nbd_uri("r0");
+    nbd_fill(&uri_b, 4 * MIB as u64, MIB, 0x22);
+    nbd_fill(&uri_a, 8 * MIB as u64, MIB, 0x33);
+    s.ok(0, "drbdadm connect r0");
+    s.ok(1, "drbdadm connect r0");
+    // The handshake finds the split brain (both changed their data since they parted;
+    // after-sb-2pri disconnect, the default) and drops the connection: "Primary/Unknown"
+    // on both, as the seed describes, never Connected.
+    let start = Instant::now();
+    while !(0..2).any(|i| node_log(s.node(i)).contains(SPLIT_BRAIN)) {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no split brain detected\n{}",
+            s.diag()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for i in 0..2 {
+        let status = s.proc_drbd(i, "ro:Primary/Unknown", 10);
+        assert!(!status.contains("cs:Connected"), "{}", s.diag());
+    }
+    // 1) on the node whose changes are thrown away.
+    s.ok(1, "drbdadm secondary r0");
+    s.ok(1, "drbdadm disconnect r0");
+    s.ok(1, "drbdadm -- --discard-my-data connect r0");
+    // 2) on the primary: "if not WFConnection, connect by hand". The side that found
+    // the split brain is StandAlone; the other saw its handshake cut and keeps trying
+    // (Unconnected/WFConnection, both on their way to WFConnection), in rdbd as in DRBD
+    // when one side drops first. `cstate` says what /proc/drbd says.
+    let cstate = s.ok(0, "drbdadm cstate r0");
+    assert!(
+        ["StandAlone\n", "Unconnected\n", "WFConnection\n"].contains(&cstate.as_str()),
+        "{cstate:?}\n{}",
+        s.diag()
+    );
+    if cstate == "StandAlone\n" {
+        assert!(s.node(0).status_file().contains(" cs:StandAlone "));
+        s.ok(0, "drbdadm connect r0");
+    }
+    s.proc_drbd(
+        0,
+        "cs:Connected ro:Primary/Secondary ds:UpToDate/UpToDate",
+        60,
+    );
+    s.proc_drbd(
+        1,
+        "cs:Connected ro:Secondary/Primary ds:UpToDate/UpToDate",
+        30,
+    );
+    // The victim's write is gone, the survivor's is there.
+    s.ok(0, "drbdadm secondary r0");
+    s.peer_demoted(1);
+    s.ok(1, "drbdadm primary r0");
+    let uri_b = s.p.b.nbd_uri("r0");
+    assert_eq!(nbd_bytes(&uri_b, 4 * MIB as u64, MIB), vec![0]);
+    assert_eq!(nbd_bytes(&uri_b, 8 * MIB as u64, MIB), vec![0x33]);
+    assert_eq!(nbd_bytes(&uri_b, 0, 2 * MIB), vec![0x11]);
+    s.ok(1, "drbdadm secondary r0");
+    for i in 0..2 {
+        s.ok(i, "drbdadm down r0");
+    }
+    assert_eq!(
+        sha256_prefix(&s.p.disk_a, DATA_BYTES),
+        sha256_prefix(&s.p.disk_b, DATA_BYTES)
+    );
+}
+
+#[test]
+fn seed_001_up_all_force_primary_role_dstate_and_switch_over() {
+    let s = Seed::new();
+    for i in 0..2 {
+        s.ok(i, "drbdadm create-md r0");
+        s.ok(i, "drbdadm up all");
+    }
+    s.proc_drbd(1, "cs:Connected ro:Secondary/Secondary", 30);
+    s.ok(0, "drbdadm primary --force r0");
+    assert_eq!(s.ok(0, "drbdadm role r0"), "Primary/Secondary\n");
+    assert_eq!(s.ok(1, "drbdadm role r0"), "Secondary/Primary\n");
+    s.proc_drbd(1, "ds:UpToDate/UpToDate", 60);
+    assert_eq!(s.ok(1, "drbdadm dstate r0"), "UpToDate/UpToDate\n");
+    // mkfs + files on ct74.
+    nbd_fill(&s.p.a.nbd_uri("r0"), MIB as u64, 3 * MIB, 0x74);
+    // umount, then ct74 secondary, ct75 primary; ct75 sees the data.
+    s.ok(0, "drbdadm secondary all");
+    s.peer_demoted(1);
+    s.ok(1, "drbdadm primary r0");
+    assert_eq!(s.ok(1, "drbdadm role r0"), "Primary/Secondary\n");
+    assert_eq!(s.ok(0, "drbdadm role r0"), "Secondary/Primary\n");
+    assert_eq!(
+        nbd_bytes(&s.p.b.nbd_uri("r0"), MIB as u64, 3 * MIB),
+        vec![0x74]
+    );
+    assert_eq!(nbd_bytes(&s.p.b.nbd_uri("r0"), 0, MIB), vec![0]);
+}
+
+/// The keepalived check script of seed 002 (its DRBD part, `r1` -> `r0`), run as is:
+/// on the master it promotes when `role` shows no Primary; on the backup it demotes.
+const CHECK_MASTER: &str = r#"
+drbdadm role r0|grep Primary &>/dev/null
+if [ $? -ne 0 ];then
+    drbdadm primary r0 || exit 1
+    echo promoted
+fi
+"#;
+const CHECK_BACKUP: &str = r#"
+drbdadm role r0|grep Primary &>/dev/null
+if [ $? -eq 0 ];then
+    drbdadm secondary r0 || exit 1
+    echo demoted
+fi
+"#;
+
+#[test]
+fn seed_002_keepalived_check_script_promotes_and_demotes() {
+    let s = Seed::new();
+    for i in 0..2 {
+        s.ok(i, "drbdadm create-md r0");
+        s.ok(i, "drbdadm up r0");
+    }
+    s.proc_drbd(0, "cs:Connected", 30);
+    s.ok(0, "drbdadm primary --force r0");
+    s.proc_drbd(1, "ds:UpToDate/UpToDate", 60);
+    // alice is master and already Primary: nothing to do; bob (backup) is Secondary.
+    // (`grep Primary` also matches "Secondary/Primary": the seed's script has that
+    // flaw; rdbdadm prints the same text, so it behaves the same.)
+    assert_eq!(s.ok(0, CHECK_MASTER), "");
+    assert_eq!(
+        s.ok(1, CHECK_BACKUP).trim(),
+        "demoted",
+        "the flawed grep: `secondary` on a Secondary, a no-op"
+    );
+    assert_eq!(s.ok(1, "drbdadm role r0"), "Secondary/Primary\n");
+    // notify_stop on alice: `drbdadm secondary r1`; keepalived moves the VIP to bob.
+    s.ok(0, "drbdadm secondary r0");
+    s.peer_demoted(1);
+    assert_eq!(s.ok(1, CHECK_MASTER).trim(), "promoted");
+    assert_eq!(s.ok(1, "drbdadm role r0"), "Primary/Secondary\n");
+    assert_eq!(s.ok(1, CHECK_BACKUP).trim(), "demoted");
+    assert_eq!(s.ok(1, "drbdadm role r0"), "Secondary/Secondary\n");
+}
+
+#[test]
+fn seed_003_overwrite_primary_all_and_second_primary_refused() {
+    let s = Seed::new();
+    for i in 0..2 {
+        s.ok(i, "drbdadm create-md r0");
+        // `service drbd start`: up every resource.
+        s.ok(i, "drbdadm up all");
+    }
+    s.proc_drbd(
+        0,
+        "cs:Connected ro:Secondary/Secondary ds:Inconsistent/Inconsistent",
+        30,
+    );
+    s.ok(0, "drbdadm -- --overwrite-data-of-peer primary all");
+    s.ok(0, "drbdadm primary r0");
+    s.ok(0, "drbdadm primary all");
+    let synced = s.proc_drbd(
+        0,
+        "cs:Connected ro:Primary/Secondary ds:UpToDate/UpToDate C r-----",
+        60,
+    );
+    assert!(synced.contains(" oos:0"), "{synced}");
+    s.proc_drbd(
+        1,
+        "cs:Connected ro:Secondary/Primary ds:UpToDate/UpToDate",
+        30,
+    );
+    // Promoting mfs-bak while mfs-master is Primary is refused (exit code 11).
+    let out = s.sh(1, "drbdadm primary all");
+    assert_eq!(
+        out.status.code(),
+        Some(11),
+        "second Primary: {}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert_eq!(s.ok(1, "drbdadm role r0"), "Secondary/Primary\n");
+    // Initdrbd stop on the master, start on the backup.
+    s.ok(0, "drbdadm secondary all");
+    s.peer_demoted(1);
+    s.ok(1, "drbdadm primary all");
+    s.proc_drbd(
+        1,
+        "cs:Connected ro:Primary/Secondary ds:UpToDate/UpToDate",
+        10,
+    );
+    s.ok(1, "drbdadm secondary r0");
+    s.peer_demoted(0);
+    s.ok(0, "drbdadm primary r0");
+    s.proc_drbd(0, "ro:Primary/Secondary", 10);
+}
+
+#[test]
+fn seed_004_mystore_manual_switch_over_and_service_stop() {
+    let s = Seed::new();
+    for i in 0..2 {
+        s.ok(i, "drbdadm create-md r0");
+        s.ok(i, "drbdadm up all");
+    }
+    s.proc_drbd(0, "cs:Connected", 30);
+    s.ok(0, "drbdadm primary --force r0");
+    // `watch cat /proc/drbd` after the promotion: syncing, then in sync.
+    s.proc_drbd(0, "ro:Primary/Secondary ds:UpToDate/", 10);
+    s.proc_drbd(0, "ds:UpToDate/UpToDate", 60);
+    // mke2fs, copy fstab, edit it.
+    nbd_fill(&s.p.a.nbd_uri("r0"), 0, MIB, 0x42);
+    nbd_fill(&s.p.a.nbd_uri("r0"), 16 * MIB as u64, 4096, 0x43);
+    s.ok(0, "drbdadm secondary r0");
+    s.peer_demoted(1);
+    s.ok(1, "drbdadm primary r0");
+    let uri_b = s.p.b.nbd_uri("r0");
+    assert_eq!(nbd_bytes(&uri_b, 0, MIB), vec![0x42]);
+    assert_eq!(nbd_bytes(&uri_b, 16 * MIB as u64, 4096), vec![0x43]);
+    // Before handing over to Pacemaker: demote where Primary, stop drbd on both.
+    s.ok(1, "drbdadm secondary r0");
+    for i in 0..2 {
+        s.ok(i, "drbdadm down all");
+    }
+    for i in 0..2 {
+        let out = s.sh(i, "drbdadm role r0");
+        assert!(!out.status.success(), "down: role fails");
+        let status = s.node(i).status_file();
+        assert!(!status.contains("cs:Connected"), "after down:\n{status}");
+    }
+    assert_eq!(
+        sha256_prefix(&s.p.disk_a, DATA_BYTES),
+        sha256_prefix(&s.p.disk_b, DATA_BYTES)
+    );
+}
+
+/// Seed 000 with its own meta-data layout (`meta-disk /dev/sdb2 [0];`): the same
+/// initial sequence, and the secondary's whole backing disk is the data while it is
+/// down (the seed mounts /dev/sdb1 directly).
+#[test]
+fn seed_000_with_indexed_external_meta_disk() {
+    let s = Seed::with_indexed_meta_disk();
+    for i in 0..2 {
+        s.ok(i, "drbdadm create-md r0");
+        s.ok(i, "drbdadm up r0");
+    }
+    s.proc_drbd(
+        0,
+        "cs:Connected ro:Secondary/Secondary ds:Inconsistent/Inconsistent",
+        30,
+    );
+    s.ok(0, "drbdadm -- --overwrite-data-of-peer primary r0");
+    s.proc_drbd(
+        1,
+        "cs:Connected ro:Secondary/Primary ds:UpToDate/UpToDate",
+        60,
+    );
+    // The whole 64 MiB file is data: the last MiB is writable through NBD.
+    let uri_a = s.p.a.nbd_uri("r0");
+    nbd_fill(&uri_a, 63 * MIB as u64, MIB, 0x5e);
+    nbd_fill(&uri_a, 0, MIB, 0x5f);
+    s.ok(1, "drbdadm down r0");
+    assert_eq!(file_bytes(&s.p.disk_b, 63 * MIB as u64, MIB), vec![0x5e]);
+    assert_eq!(file_bytes(&s.p.disk_b, 0, MIB), vec![0x5f]);
+    s.ok(1, "drbdadm up r0");
+    s.proc_drbd(
+        0,
+        "cs:Connected ro:Primary/Secondary ds:UpToDate/UpToDate",
+        30,
+    );
+    s.ok(0, "drbdadm secondary r0");
+    for i in 0..2 {
+        s.ok(i, "drbdadm down r0");
+    }
+    assert_eq!(
+        sha256_prefix(&s.p.disk_a, 64 << 20),
+        sha256_prefix(&s.p.disk_b, 64 << 20)
+    );
+}
