@@ -4,7 +4,7 @@
 set -euo pipefail
 packages=(
   libnbd-bin python3-libnbd fio nbdkit qemu-utils drbd-utils
-  fuse3 e2fsprogs util-linux iproute2 iputils-ping kmod procps psmisc
+  fuse3 e2fsprogs util-linux iproute2 iputils-ping iputils-arping kmod procps psmisc
   qemu-system-x86 busybox-static cpio binutils
   resource-agents libxml2-utils
 )

@@ -19,6 +19,10 @@ use std::time::Duration;
 use rdbd_tests::pair::{node_log, wait_line, wait_log, Pair, PairOptions, DATA_BYTES};
 use rdbd_tests::tools::{run_ok, sha256_prefix};
 
+/// Net options of every pair here: a 3 s ping-timeout, so that a loaded test machine
+/// (debug builds, sha1 digests, parallel tests) does not drop the connection mid-test.
+const NET: &str = "ping-timeout 30;";
+
 const CONNECTED_A: &str = "cs:Connected ro:Primary/Secondary ds:UpToDate/UpToDate";
 const CONNECTED_B: &str = "cs:Connected ro:Secondary/Primary ds:UpToDate/UpToDate";
 
@@ -58,7 +62,7 @@ fn verify_and_wait(node: &rdbd_tests::node::Node, nth: usize) -> String {
 
 #[test]
 fn verify_finds_exactly_the_corrupted_blocks_and_reconnect_resyncs_them() {
-    let p = Pair::synced("verify-alg sha1;");
+    let p = Pair::synced(&format!("verify-alg sha1; {NET}"));
     // Equal data: nothing found.
     let log = verify_and_wait(&p.a, 1);
     assert!(
@@ -128,7 +132,7 @@ fn verify_finds_exactly_the_corrupted_blocks_and_reconnect_resyncs_them() {
 #[test]
 fn verify_started_on_the_secondary_shows_progress_and_honours_stop() {
     // 8 MiB/s: the 64 MiB verify takes ~8 s, long enough to see its progress.
-    let p = Pair::synced_with("verify-alg crc32c;", "resync-rate 8M;");
+    let p = Pair::synced_with(&format!("verify-alg crc32c; {NET}"), "resync-rate 8M;");
     p.a.adm_ok(&["down", "r0"]);
     let f = std::fs::OpenOptions::new()
         .write(true)
@@ -204,7 +208,7 @@ fn wait_done(node: &rdbd_tests::node::Node, nth: usize) -> String {
 
 #[test]
 fn verify_without_verify_alg_is_refused() {
-    let p = Pair::synced("");
+    let p = Pair::synced(NET);
     let out = p.a.adm_run(&["verify", "r0"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(11), "stderr: {stderr}");
@@ -233,7 +237,7 @@ fn csums_counters(log: &str) -> (u64, u64) {
 
 #[test]
 fn checksum_resync_moves_only_changed_blocks() {
-    let p = Pair::synced("csums-alg sha1;");
+    let p = Pair::synced(&format!("csums-alg sha1; {NET}"));
     // The initial full sync of two zeroed disks: every block was equal.
     let log = wait_log(&p.b, "had equal checksums", 10);
     let (transferred, total) = csums_counters(&log);
@@ -274,6 +278,8 @@ fn checksum_resync_moves_only_changed_blocks() {
 #[test]
 fn pause_sync_freezes_the_resync_and_resume_sync_completes_it() {
     let p = Pair::with(PairOptions {
+        net_a: NET.into(),
+        net_b: NET.into(),
         disk: "resync-rate 6M;".into(),
         ..PairOptions::default()
     });
@@ -303,7 +309,10 @@ fn pause_sync_freezes_the_resync_and_resume_sync_completes_it() {
     assert!(String::from_utf8_lossy(&other.stderr).contains("peer"));
     // Requests in flight when the pause came settle; then nothing moves.
     std::thread::sleep(Duration::from_millis(500));
-    let before = oos_kib(&p.b.status_file());
+    // The target's requests still in flight at the pause (pe:) are answered first.
+    let settled =
+        p.b.wait_status("pe:0", Duration::from_secs(10), |t| t.contains(" pe:0 "));
+    let before = oos_kib(&settled);
     assert!(before > 0, "the resync ended before the pause took effect");
     std::thread::sleep(Duration::from_secs(2));
     let status = p.b.status_file();
@@ -324,6 +333,8 @@ fn pause_sync_freezes_the_resync_and_resume_sync_completes_it() {
 fn c_min_rate_throttles_the_resync_while_application_writes_arrive() {
     rdbd_tests::tools::require("fio");
     let p = Pair::with(PairOptions {
+        net_a: NET.into(),
+        net_b: NET.into(),
         disk: "resync-rate 20M; c-min-rate 500k;".into(),
         ..PairOptions::default()
     });
@@ -406,7 +417,7 @@ fn resync_after_holds_the_dependent_resource_until_the_first_is_done() {
         &config,
         format!(
             "global {{ usage-count no; }}\n\
-             common {{ net {{ connect-int 1; ping-int 2; max-buffers 8000; }} disk {{ c-plan-ahead 0; resync-rate 12M; }} }}\n\
+             common {{ net {{ connect-int 1; ping-int 2; ping-timeout 30; max-buffers 8000; }} disk {{ c-plan-ahead 0; resync-rate 6M; }} }}\n\
              {resources}"
         ),
     )

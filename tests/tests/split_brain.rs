@@ -152,12 +152,18 @@ struct Split {
 /// A synced pair, split: both Primary while disconnected, each writes, then the roles
 /// of `s`. Not connected yet.
 fn split(net: &str, s: Scenario) -> Split {
+    split_with_handlers(net, s, true)
+}
+
+/// [`split`]; `with_handlers: false` configures no handler, so the node that finds the
+/// split brain first drops the connection at once (no handler delays it).
+fn split_with_handlers(net: &str, s: Scenario, with_handlers: bool) -> Split {
     require("qemu-io");
     let h = Handlers::new();
     let p = Pair::with(PairOptions {
         net_a: net.to_string(),
         net_b: net.to_string(),
-        handlers: h.config(),
+        handlers: if with_handlers { h.config() } else { String::new() },
         ..PairOptions::default()
     });
     p.up_and_sync();
@@ -308,6 +314,38 @@ fn default_policy_disconnects_and_runs_the_split_brain_handler() {
         text.contains("call helper name:r0 volume:0 minor:0 helper:initial-split-brain"),
         "{text}"
     );
+}
+
+/// DRBD 8.4: each side runs the sync handshake on the other's P_UUIDS/P_STATE and each
+/// decides split brain, so both end StandAlone, also when the first to decide drops the
+/// connection at once (no handler) and the other reads the close before its decision.
+#[test]
+fn unresolved_split_brain_leaves_both_sides_standalone_without_handlers() {
+    for round in 0..3 {
+        let sb = split_with_handlers("", BOTH_WRITE, false);
+        connect_both(&sb.p);
+        for n in [&sb.p.a, &sb.p.b] {
+            wait_log(
+                n,
+                "Split-Brain detected but unresolved, dropping connection!",
+                30,
+            );
+            wait_line_or_log(n, "cs:StandAlone", 30);
+        }
+        // Still StandAlone a moment later: neither side retries.
+        std::thread::sleep(Duration::from_secs(2));
+        for n in [&sb.p.a, &sb.p.b] {
+            let status = n.status_file();
+            assert!(
+                status.contains("cs:StandAlone"),
+                "round {round}, {}: {status}\n{}",
+                n.name,
+                node_log(n)
+            );
+        }
+        assert_eq!(checksum(&sb.p.disk_a), sb.sum_a, "alice's data untouched");
+        assert_eq!(checksum(&sb.p.disk_b), sb.sum_b, "bob's data untouched");
+    }
 }
 
 #[test]

@@ -26,6 +26,7 @@ pub mod metrics;
 pub mod options;
 pub mod peer;
 pub mod resource;
+pub mod state_change;
 pub mod status_file;
 
 pub use daemon::{run, DaemonError};

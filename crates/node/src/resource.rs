@@ -18,6 +18,8 @@ use rdbd_storage::{LocalDisk, StorageError};
 use rdbd_types::{AlignedBuf, ConnState, DiskState, Protocol, Role};
 
 use crate::meta::{flag_state, MetaIoError, ResourceMeta, RoleChange, StateChange};
+use crate::state_change::Outcome;
+use rdbd_replicator::state::rules::ChangeKind;
 
 /// A request failed on the local disk or its meta-data.
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +70,10 @@ pub enum StateError {
     /// The new state could not be recorded in the meta-data.
     #[error("cannot record the state change in the meta-data: {0}")]
     MetaData(String),
+    /// Refused by DRBD's state rules (crate::state_change), with DRBD's code, text and
+    /// what it means here.
+    #[error("State change failed: ({}) {}{}", .0.code(), .0, .1)]
+    Rule(rdbd_replicator::state::StateError, String),
 }
 
 /// Role, disk and connection state, changed together under one lock.
@@ -224,9 +230,29 @@ impl Resource {
         let _ = self.peer.set(link);
     }
 
-    /// Changes the state under the lock (the connection's view: cstate, peer role, disks).
+    /// A hard state change (the connection's view: cstate, peer role, disks): `f` edits a
+    /// copy, DRBD's transition rules decide under the lock (crate::state_change; a refused
+    /// change is logged and not applied).
     pub fn update_state<R>(&self, f: impl FnOnce(&mut ResourceState) -> R) -> R {
+        let mut out = None;
+        crate::state_change::hard(self, |st| out = Some(f(st)));
+        out.expect("state_change::change calls the closure exactly once")
+    }
+
+    /// Runs `f` on the state under the lock, unchecked: for crate::state_change only.
+    pub(crate) fn update_state_unchecked<R>(&self, f: impl FnOnce(&mut ResourceState) -> R) -> R {
         f(&mut self.lock())
+    }
+
+    /// A refusal of DRBD's rules as this crate reports it (the texts scripts match).
+    fn refused(&self, e: rdbd_replicator::state::StateError, hint: &str) -> StateError {
+        use rdbd_replicator::state::StateError as Rule;
+        let st = self.state();
+        match e {
+            Rule::DeviceInUse => StateError::HeldOpen(st.open_clients),
+            Rule::NoUpToDateDisk if hint.is_empty() => StateError::NeedUpToDate(st.disk),
+            e => StateError::Rule(e, hint.to_string()),
+        }
     }
 
     /// A copy of the current state.
@@ -254,6 +280,12 @@ impl Resource {
             };
             (disk, st.peer_disk)
         };
+        // DRBD's rules first (is_valid_state: UpToDate data, fencing, two primaries).
+        let promote = |st: &mut ResourceState| {
+            st.disk = disk;
+            st.role = Role::Primary;
+        };
+        crate::state_change::dry_run(self, promote).map_err(|e| self.refused(e, ""))?;
         if let Some(link) = self.peer_link() {
             // Two-phase: a connected peer must agree (it refuses while it is Primary).
             link.request_role(Role::Primary)
@@ -273,31 +305,52 @@ impl Resource {
             .record_state(change)
             .await
             .map_err(|e| StateError::MetaData(e.to_string()))?;
-        {
-            let mut st = self.lock();
-            st.disk = disk;
-            st.role = Role::Primary;
-        }
+        crate::state_change::change(self, ChangeKind::Soft, promote)
+            .map_err(|e| self.refused(e, ""))?;
         if let Some(link) = self.peer_link() {
             link.state_changed();
         }
         Ok(())
     }
 
-    /// `secondary`: refused while clients have the export open.
+    /// `secondary`: refused while clients have the export open. A connected Primary
+    /// first waits (bounded by `timeout`) until the peer acknowledged every epoch
+    /// (`PeerLink::drain_transfer_log`).
     pub async fn demote(&self) -> Result<(), StateError> {
+        self.demote_draining(true).await
+    }
+
+    /// `secondary` without waiting for barrier acks: for the session itself (the sync
+    /// handshake's split-brain recovery), which processes those acks and so cannot wait.
+    pub async fn demote_in_session(&self) -> Result<(), StateError> {
+        self.demote_draining(false).await
+    }
+
+    async fn demote_draining(&self, drain: bool) -> Result<(), StateError> {
         let _serial = self.role_change.lock().await;
-        let (disk, peer_disk) = {
-            let mut st = self.lock();
+        {
+            let st = self.lock();
             if st.open_clients > 0 {
                 return Err(StateError::HeldOpen(st.open_clients));
             }
             if st.role == Role::Secondary {
                 return Ok(());
             }
-            // From here on no client can open the device.
-            st.role = Role::Secondary;
-            (st.disk, st.peer_disk)
+        }
+        if let Some(link) = self.peer_link().filter(|_| drain) {
+            if link.is_replicating() && !link.drain_transfer_log().await {
+                tracing::warn!(resource = %self.name, "demoting with epochs the peer has not acknowledged");
+            }
+        }
+        // From here on no client can open the device (a client that opened it while we
+        // waited makes the rules refuse: SS_DEVICE_IN_USE).
+        let (disk, peer_disk) = match crate::state_change::change(self, ChangeKind::Soft, |st| {
+            st.role = Role::Secondary
+        })
+        .map_err(|e| self.refused(e, ""))?
+        {
+            Outcome::Changed { new, .. } => (new.disk, new.peer_disk),
+            Outcome::NothingToDo => return Ok(()),
         };
         let change = StateChange {
             state: flag_state(Role::Secondary, disk, peer_disk, false),
@@ -322,34 +375,48 @@ impl Resource {
         let meta_err = |e: MetaIoError| StateError::MetaData(e.to_string());
         match command {
             AdminCommand::Outdate => {
-                if st.role == Role::Primary {
-                    return Err(StateError::IsPrimary("outdate"));
-                }
+                // DRBD: NS(disk, D_OUTDATED). A Primary without a connection refuses
+                // (SS_NO_UP_TO_DATE_DISK), lower disks refuse (SS_LOWER_THAN_OUTDATED),
+                // a connected node has nothing to do (sanitize_state: Outdated vanishes
+                // while Connected).
                 if st.disk < DiskState::Outdated {
                     return Err(StateError::CannotOutdate(st.disk));
                 }
-                let disk = DiskState::Outdated.min(st.disk);
+                let outdate = |s: &mut ResourceState| s.disk = DiskState::Outdated.min(s.disk);
+                let hint = " (a Primary's data cannot be outdated; rdbdadm secondary first)";
+                let hint = if st.role == Role::Primary { hint } else { "" };
+                let Some(new) = crate::state_change::dry_run(self, outdate)
+                    .map_err(|e| self.refused(e, hint))?
+                else {
+                    return Ok(());
+                };
                 let change = StateChange {
-                    state: flag_state(st.role, disk, st.peer_disk, false),
+                    state: flag_state(new.role, new.disk, new.peer_disk, false),
                     role_change: None,
                 };
                 self.meta.record_state(change).await.map_err(meta_err)?;
-                self.lock().disk = disk;
+                crate::state_change::change(self, ChangeKind::Soft, outdate)
+                    .map_err(|e| self.refused(e, hint))?;
             }
             AdminCommand::Invalidate => {
-                if st.role == Role::Primary {
-                    return Err(StateError::IsPrimary("invalidate"));
-                }
                 if st.cstate.is_connected() {
                     return Err(StateError::Connected("invalidate"));
                 }
+                // DRBD: NS(disk, D_INCONSISTENT); a StandAlone Primary refuses
+                // (SS_NO_UP_TO_DATE_DISK).
+                let invalidate = |s: &mut ResourceState| s.disk = DiskState::Inconsistent;
+                let hint = " (a Primary's data cannot be invalidated; rdbdadm secondary first)";
+                let hint = if st.role == Role::Primary { hint } else { "" };
+                crate::state_change::dry_run(self, invalidate)
+                    .map_err(|e| self.refused(e, hint))?;
                 self.meta.invalidate_bitmap().await.map_err(meta_err)?;
                 let change = StateChange {
                     state: flag_state(st.role, DiskState::Inconsistent, st.peer_disk, false),
                     role_change: None,
                 };
                 self.meta.record_state(change).await.map_err(meta_err)?;
-                self.lock().disk = DiskState::Inconsistent;
+                crate::state_change::change(self, ChangeKind::Soft, invalidate)
+                    .map_err(|e| self.refused(e, hint))?;
             }
             AdminCommand::NewCurrentUuid { clear_bitmap } => {
                 self.meta

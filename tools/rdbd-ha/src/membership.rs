@@ -142,20 +142,7 @@ impl Membership {
 
     /// An accepted (authenticated, not replayed) heartbeat from the peer over `link`.
     pub fn on_heartbeat(&mut self, now_ms: u64, hb: &Heartbeat, link: &str) -> Vec<Event> {
-        let mut events = Vec::new();
-        match self.links.get_mut(link) {
-            Some((t, up)) => {
-                *t = now_ms;
-                if !*up {
-                    *up = true;
-                    events.push(Event::LinkUp { link: link.into() });
-                }
-            }
-            None => {
-                self.links.insert(link.to_string(), (now_ms, true));
-                events.push(Event::LinkUp { link: link.into() });
-            }
-        }
+        let mut events = self.on_link_heard(now_ms, link);
         if let Some(prev) = &self.last {
             if hb.generation > prev.generation {
                 events.push(Event::PeerRestarted {
@@ -183,6 +170,27 @@ impl Membership {
             self.liveness = Liveness::Alive;
         }
         self.last = Some(hb.clone());
+        events
+    }
+
+    /// Another copy of the newest heartbeat arrived over `link` (the same packet goes out
+    /// over every medium): the link works. The peer's liveness is not refreshed, so a
+    /// replayed copy of the newest packet cannot keep a silent peer alive.
+    pub fn on_link_heard(&mut self, now_ms: u64, link: &str) -> Vec<Event> {
+        let mut events = Vec::new();
+        match self.links.get_mut(link) {
+            Some((t, up)) => {
+                *t = now_ms;
+                if !*up {
+                    *up = true;
+                    events.push(Event::LinkUp { link: link.into() });
+                }
+            }
+            None => {
+                self.links.insert(link.to_string(), (now_ms, true));
+                events.push(Event::LinkUp { link: link.into() });
+            }
+        }
         events
     }
 
@@ -304,6 +312,35 @@ mod tests {
             link: "10.0.0.8:694".into()
         }));
         assert_eq!(m.liveness(), Liveness::Alive);
+    }
+
+    #[test]
+    fn copies_over_a_second_link_keep_that_link_up_but_not_the_peer() {
+        let mut m = Membership::new(t(), 0, false);
+        m.on_heartbeat(0, &hb(1, Phase::Running), "udp:a");
+        assert_eq!(
+            m.on_link_heard(10, "mcast(eth1,239.0.0.7:694):b"),
+            vec![Event::LinkUp {
+                link: "mcast(eth1,239.0.0.7:694):b".into()
+            }]
+        );
+        assert!(m
+            .on_link_heard(20, "mcast(eth1,239.0.0.7:694):b")
+            .is_empty());
+        // Copies alone (a replay of the newest packet) do not keep the peer alive.
+        for now in (1000..=4000).step_by(1000) {
+            m.on_link_heard(now, "mcast(eth1,239.0.0.7:694):b");
+            m.tick(now);
+        }
+        let ev = m.tick(5000);
+        assert!(ev.contains(&Event::LinkDead {
+            link: "udp:a".into()
+        }));
+        assert!(!ev.contains(&Event::LinkDead {
+            link: "mcast(eth1,239.0.0.7:694):b".into()
+        }));
+        assert!(ev.iter().any(|e| matches!(e, Event::PeerDead { .. })));
+        assert_eq!(m.liveness(), Liveness::Dead);
     }
 
     #[test]

@@ -430,3 +430,93 @@ mod random_input {
         }
     }
 }
+
+#[test]
+fn mcast_loop_flag_and_link_validation() {
+    let cf = hacf::parse("mcast eth1 239.0.0.7 6940 2 1\nbcast eth0 eth2\n").unwrap();
+    assert_eq!(
+        cf.media,
+        vec![
+            Medium::Mcast {
+                interface: "eth1".into(),
+                group: "239.0.0.7".parse().unwrap(),
+                port: 6940,
+                ttl: 2,
+                multicast_loop: true,
+            },
+            Medium::Bcast {
+                interface: "eth0".into()
+            },
+            Medium::Bcast {
+                interface: "eth2".into()
+            },
+        ]
+    );
+    let e = hacf::parse("mcast eth1 239.0.0.7 6940 2 yes\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("loop 'yes'"), "{e}");
+
+    // The ha.cf media reach the TOML form unchanged, loop included.
+    let loaded = heartbeat::from_texts(
+        "node alice bob\nmcast eth1 239.0.0.7 6940 2 0\nbcast eth0\n",
+        "",
+        "auth 1\n1 sha1 s\n",
+    )
+    .unwrap();
+    assert_eq!(
+        loaded.config.links,
+        vec![
+            LinkConfig::Mcast {
+                interface: "eth1".into(),
+                group: "239.0.0.7".parse().unwrap(),
+                port: Some(6940),
+                ttl: 2,
+                multicast_loop: false,
+            },
+            LinkConfig::Bcast {
+                interface: "eth0".into()
+            },
+        ]
+    );
+    let back = Config::from_toml(&loaded.config.to_toml(), Path::new("x")).unwrap();
+    assert_eq!(back.links, loaded.config.links);
+
+    let base = "[auth]\nmethod = \"sha1\"\nsecret = \"s\"\n[[nodes]]\nname = \"a\"\n[[nodes]]\nname = \"b\"\n";
+    let with = |links: &str| Config::from_toml(&format!("{base}{links}"), Path::new("t.toml"));
+    let c = with(
+        "[[links]]\nkind = \"mcast\"\ninterface = \"eth1\"\ngroup = \"239.0.0.7\"\nloop = true\n",
+    )
+    .unwrap();
+    assert!(matches!(
+        c.links[0],
+        LinkConfig::Mcast {
+            multicast_loop: true,
+            ttl: 1,
+            ..
+        }
+    ));
+    for (bad, why) in [
+        (
+            "kind = \"bcast\"\ninterface = \"a-very-long-interface-name\"",
+            "not an interface name",
+        ),
+        (
+            "kind = \"bcast\"\ninterface = \"eth0/x\"",
+            "not an interface name",
+        ),
+        (
+            "kind = \"mcast\"\ninterface = \"eth1\"\ngroup = \"10.0.0.1\"",
+            "not an IPv4 multicast group",
+        ),
+        (
+            "kind = \"mcast\"\ninterface = \"eth1\"\ngroup = \"239.0.0.7\"\nttl = 0",
+            "ttl 0",
+        ),
+    ] {
+        let e = with(&format!("[[links]]\n{bad}\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(why), "{bad}: {e}");
+    }
+}

@@ -139,6 +139,8 @@ pub struct PeerLink {
     remote_reads: remote_read::RemoteReads,
     /// Settings from `adjust` the manager takes at its next iteration ([`lifecycle`]).
     next_cfg: Mutex<Option<PeerConfig>>,
+    /// How long `secondary` waits for the transfer log to drain (`timeout`).
+    demote_wait_ms: AtomicU64,
 }
 
 impl std::fmt::Debug for PeerLink {
@@ -295,6 +297,26 @@ impl PeerLink {
             rx
         };
         let _ = rx.await;
+    }
+
+    /// `secondary` on a connected Primary: sends the barrier of the open epoch and waits,
+    /// at most `timeout`, until every epoch is barrier-acked (the transfer log is empty).
+    /// DRBD 8.4 waits only for the application's writes here (its FIXME); a connection lost
+    /// right after the demotion would leave writes the peer never got behind an unchanged
+    /// current UUID. If the connection drops meanwhile the wait ends, and the session's
+    /// cleanup sets the unacked writes out of sync as on any peer loss. Returns whether
+    /// the log is empty now.
+    pub async fn drain_transfer_log(&self) -> bool {
+        let limit = std::time::Duration::from_millis(self.demote_wait_ms.load(Ordering::Relaxed));
+        if tokio::time::timeout(limit, self.flush()).await.is_err() {
+            tracing::warn!(
+                waited_ms = limit.as_millis() as u64,
+                epochs = self.epochs(),
+                "demotion: the peer did not acknowledge every barrier in time"
+            );
+        }
+        let inner = self.inner();
+        inner.data.is_none() || inner.tl.is_empty()
     }
 
     /// Protocol A: these requests are on the socket.
@@ -494,6 +516,7 @@ pub fn start(resource: Arc<Resource>, cfg: PeerConfig, changed: Arc<Notify>) -> 
         epoch_base: Instant::now(),
         remote_reads: remote_read::RemoteReads::default(),
         next_cfg: Mutex::new(None),
+        demote_wait_ms: AtomicU64::new(u64::from(cfg.settings.timeout_ds).max(1) * 100),
     });
     after::register(&resource);
     let ctx = session::Ctx {

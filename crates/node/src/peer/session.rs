@@ -399,6 +399,7 @@ impl<'a> Session<'a> {
         // whole handshake has 30 s.
         let mut deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         let mut first = true;
+        let mut send_failed = false;
         let report = loop {
             tokio::select! {
                 item = incoming.recv() => match item {
@@ -423,11 +424,19 @@ impl<'a> Session<'a> {
                             let _ = meta_tx.send(Outgoing::h100(Packet::PingAck));
                         }
                     }
-                    Some(Incoming::Closed(_, reason)) => return End::Lost(ConnState::BrokenPipe, format!("during the handshake: {reason}")),
+                    // The peer's parameters may still be queued behind a closed meta
+                    // socket: only the data socket's end ends the handshake.
+                    Some(Incoming::Closed(Sock::Meta, reason)) => {
+                        tracing::debug!(resource = %ctx.name(), "meta socket closed during the handshake: {reason}");
+                    }
+                    Some(Incoming::Closed(Sock::Data, reason)) => return End::Lost(ConnState::BrokenPipe, format!("during the handshake: {reason}")),
                     None => return End::Lost(ConnState::BrokenPipe, "readers ended".into()),
                 },
-                w = written.recv() => if let Some(Written::Failed(e)) = w {
-                    return End::Lost(ConnState::BrokenPipe, format!("sending during the handshake: {e}"));
+                // A peer that decided (split brain) and closed makes our sends fail while
+                // its parameters are still to be read: the data socket's end decides.
+                w = written.recv(), if !send_failed => if let Some(Written::Failed(e)) = w {
+                    tracing::debug!(resource = %ctx.name(), "sending during the handshake failed: {e}");
+                    send_failed = true;
                 },
                 _ = tokio::time::sleep_until(deadline) => return End::Lost(ConnState::Timeout, "the peer did not answer the handshake in time (5 s for its first packet, 30 s in all)".into()),
                 cmd = commands.recv() => match cmd {
@@ -476,6 +485,7 @@ impl<'a> Session<'a> {
         };
         let features = report.agreed_features;
         if let Err(end) = session.on_peer_state(report.state).await {
+            session.flush_data().await;
             return end;
         }
         ctx.link
@@ -485,6 +495,28 @@ impl<'a> Session<'a> {
         // Writes received before the end still reach the disk before anyone detaches it.
         session.receiver.drain().await;
         end
+    }
+
+    /// Lets the data socket's writer send what is queued (our handshake parameters)
+    /// before the session ends, bounded by one second: a peer that has not read our
+    /// P_UUIDS/P_STATE yet still runs its own sync decision (DRBD sends them synchronously
+    /// before it receives the peer's). Only before replication started: the data outbox
+    /// has no other sender then.
+    async fn flush_data(&mut self) {
+        let (closed, _) = mpsc::unbounded_channel();
+        drop(std::mem::replace(&mut self.data, closed));
+        if self.tasks.is_empty() {
+            return;
+        }
+        // tasks[0] is the data socket's writer (see `run`).
+        let mut writer = self.tasks.remove(0);
+        if tokio::time::timeout(Duration::from_secs(1), &mut writer)
+            .await
+            .is_err()
+        {
+            writer.abort();
+            tracing::warn!(resource = %self.ctx.name(), "the data socket did not take our last packets within 1 s");
+        }
     }
 
     fn send_data(&self, p: Packet) {

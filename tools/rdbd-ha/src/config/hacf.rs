@@ -66,6 +66,8 @@ pub enum Medium {
         port: u16,
         /// The TTL.
         ttl: u32,
+        /// LOOP: whether our own packets are looped back to this host (`1`) or not (`0`).
+        multicast_loop: bool,
     },
 }
 
@@ -194,7 +196,7 @@ pub fn parse(text: &str) -> Result<HaCf> {
                 }
             }
             "mcast" => match args {
-                [iface, group, port, ttl, _loop] => {
+                [iface, group, port, ttl, looped] => {
                     let group: Ipv4Addr = group
                         .parse()
                         .ok()
@@ -208,11 +210,17 @@ pub fn parse(text: &str) -> Result<HaCf> {
                         .ok()
                         .filter(|t| (1..=255).contains(t))
                         .ok_or_else(|| err(format!("mcast ttl '{ttl}' is not 1..255")))?;
+                    let multicast_loop = match *looped {
+                        "0" => false,
+                        "1" => true,
+                        other => return Err(err(format!("mcast loop '{other}' is not 0 or 1"))),
+                    };
                     cf.media.push(Medium::Mcast {
                         interface: iface.to_string(),
                         group,
                         port,
                         ttl,
+                        multicast_loop,
                     });
                 }
                 _ => return Err(err("mcast needs: IFACE GROUP PORT TTL LOOP".into())),

@@ -78,11 +78,13 @@ pub fn from_texts(hacf_text: &str, haresources_text: &str, authkeys_text: &str) 
                 group,
                 port,
                 ttl,
+                multicast_loop,
             } => LinkConfig::Mcast {
                 interface: interface.clone(),
                 group: *group,
                 port: Some(*port),
                 ttl: *ttl,
+                multicast_loop: *multicast_loop,
             },
         });
     }

@@ -26,6 +26,8 @@ pub const MAX_GROUPS: usize = 32;
 pub const MAX_NODES: usize = 2;
 /// The longest node name accepted (it travels in every heartbeat).
 pub const MAX_NODE_NAME_BYTES: usize = 64;
+/// The longest network interface name (the kernel's IFNAMSIZ less the NUL).
+pub const MAX_INTERFACE_NAME_BYTES: usize = 15;
 
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -125,12 +127,14 @@ pub struct NodeConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 pub enum LinkConfig {
-    /// `bcast IFACE`: the interface's IPv4 broadcast address.
+    /// `bcast IFACE`: UDP to the interface's IPv4 broadcast address on `udp_port`, the
+    /// socket bound to the device (`SO_BINDTODEVICE`).
     Bcast {
         /// The interface.
         interface: String,
     },
-    /// `mcast IFACE GROUP PORT TTL LOOP`.
+    /// `mcast IFACE GROUP PORT TTL LOOP`: the group is joined on the interface and
+    /// heartbeats are sent to it through that interface.
     Mcast {
         /// The interface.
         interface: String,
@@ -139,9 +143,13 @@ pub enum LinkConfig {
         /// The port (default `udp_port`).
         #[serde(default)]
         port: Option<u16>,
-        /// The multicast TTL.
+        /// The multicast TTL (1..=255).
         #[serde(default = "default_ttl")]
         ttl: u32,
+        /// `loop`: our own packets are looped back to this host (they are recognised and
+        /// ignored); off by default.
+        #[serde(default, rename = "loop")]
+        multicast_loop: bool,
     },
     /// `ucast IFACE ADDR`: one more unicast target.
     Ucast {
@@ -155,6 +163,61 @@ pub enum LinkConfig {
 
 fn default_ttl() -> u32 {
     1
+}
+
+/// Whether `name` can be a network interface name (what `SO_BINDTODEVICE` takes).
+pub fn valid_interface_name(name: &str) -> bool {
+    (1..=MAX_INTERFACE_NAME_BYTES).contains(&name.len())
+        && name != "."
+        && name != ".."
+        && !name
+            .bytes()
+            .any(|b| b == b'/' || b == b':' || b.is_ascii_whitespace() || b == 0)
+}
+
+impl LinkConfig {
+    /// Checks the medium's own fields.
+    pub fn validate(&self) -> Result<()> {
+        let iface = |kind: &str, name: &str| {
+            if valid_interface_name(name) {
+                Ok(())
+            } else {
+                Err(HaError::Invalid(format!(
+                    "{kind} link: '{name}' is not an interface name (1 to {MAX_INTERFACE_NAME_BYTES} bytes, no '/', ':' or blanks)"
+                )))
+            }
+        };
+        match self {
+            LinkConfig::Bcast { interface } => iface("bcast", interface),
+            LinkConfig::Mcast {
+                interface,
+                group,
+                port,
+                ttl,
+                ..
+            } => {
+                iface("mcast", interface)?;
+                if !group.is_multicast() {
+                    return Err(HaError::Invalid(format!(
+                        "mcast link: {group} is not an IPv4 multicast group (224.0.0.0/4)"
+                    )));
+                }
+                if *port == Some(0) {
+                    return Err(HaError::Invalid("mcast link: port 0".into()));
+                }
+                if !(1..=255).contains(ttl) {
+                    return Err(HaError::Invalid(format!(
+                        "mcast link: ttl {ttl} is not 1..=255"
+                    )));
+                }
+                Ok(())
+            }
+            LinkConfig::Ucast { interface, .. } => match interface {
+                Some(i) => iface("ucast", i),
+                None => Ok(()),
+            },
+        }
+    }
 }
 
 /// One resource group (a `haresources` line).
@@ -332,6 +395,9 @@ impl Config {
                     g.name
                 ));
             }
+        }
+        for l in &self.links {
+            l.validate()?;
         }
         self.timings.validate()?;
         if self.auth.secret.is_none()

@@ -64,6 +64,7 @@ struct Daemon {
     last_fence_ms: Option<u64>,
     last_sent_masks: Option<(u32, u32, u32, u8)>,
     rejected: u64,
+    own_ignored: u64,
 }
 
 fn next_generation(run_dir: &std::path::Path) -> u64 {
@@ -168,16 +169,19 @@ impl Daemon {
     }
 
     fn on_datagram(&mut self, d: net::Datagram) {
+        let link = format!("{}:{}", d.link, d.from);
         let hb = match proto::decode(&d.bytes, &self.key) {
             Ok(hb) => hb,
             Err(e) => {
                 self.rejected += 1;
-                warn!(from = %d.from, error = %e, rejected_total = self.rejected, "ignored heartbeat packet");
+                warn!(from = %d.from, link = %d.link, error = %e, rejected_total = self.rejected, "ignored heartbeat packet");
                 return;
             }
         };
         if hb.node == self.node {
-            return; // our own broadcast
+            // Our own packet looped back (a broadcast, or multicast with loop on).
+            self.own_ignored += 1;
+            return;
         }
         if hb.node != self.peer {
             warn!(from = %d.from, node = %hb.node, "ignored heartbeat from a node not in the configuration");
@@ -186,17 +190,21 @@ impl Daemon {
         match self.replay.check(&hb.node, hb.generation, hb.seq) {
             Verdict::Replay { newest } => {
                 self.rejected += 1;
-                warn!(from = %d.from, node = %hb.node, generation = hb.generation, seq = hb.seq,
+                warn!(from = %d.from, link = %d.link, node = %hb.node, generation = hb.generation, seq = hb.seq,
                       newest_generation = newest.0, newest_seq = newest.1,
                       "ignored replayed heartbeat (old generation or sequence number)");
+                return;
+            }
+            Verdict::Duplicate => {
+                // The same packet over another medium: that link works, nothing more.
+                let events = self.membership.on_link_heard(self.now_ms(), &link);
+                self.log_events(events);
                 return;
             }
             Verdict::NewIncarnation | Verdict::Fresh => {}
         }
         let now = self.now_ms();
-        let events = self
-            .membership
-            .on_heartbeat(now, &hb, &format!("udp:{}", d.from));
+        let events = self.membership.on_heartbeat(now, &hb, &link);
         self.log_events(events);
     }
 
@@ -381,6 +389,7 @@ impl Daemon {
             "can_fence": !self.config.stonith.is_empty(),
             "auto_failback": self.config.auto_failback,
             "rejected_packets": self.rejected,
+            "own_packets_ignored": self.own_ignored,
             "peer": {
                 "name": self.peer,
                 "liveness": format!("{:?}", self.membership.liveness()).to_lowercase(),
@@ -495,10 +504,9 @@ pub fn run(config: Config, node: &str, stop: &AtomicBool) -> Result<()> {
         );
     }
     let net = net::Net::open(&config, local)?;
-    info!(node, peer = %peer, bind = %net.socket.local_addr().map(|a| a.to_string()).unwrap_or_default(),
-          targets = ?net.targets, "rdbd-ha starting");
+    info!(node, peer = %peer, media = ?net.describe(), "rdbd-ha starting");
     let (dg_tx, dg_rx) = mpsc::channel();
-    net.spawn_receiver(dg_tx)?;
+    net.spawn_receivers(dg_tx)?;
     let (ctl_tx, ctl_rx) = mpsc::channel::<Pending>();
     control::spawn_server(&config.run_dir, ctl_tx)?;
     let (ping_tx, ping_rx) = mpsc::channel();
@@ -588,6 +596,7 @@ pub fn run(config: Config, node: &str, stop: &AtomicBool) -> Result<()> {
         last_fence_ms: None,
         last_sent_masks: None,
         rejected: 0,
+        own_ignored: 0,
     };
     for r in startup_reports {
         d.on_report(r);

@@ -4,6 +4,7 @@
 
 pub mod attach;
 pub mod command;
+pub mod garp;
 pub mod manager;
 pub mod shell;
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use rdbd_types::{ConnState, DiskState, Role};
 use tracing::info;
 
-use super::attach::{self, Attachment};
+use super::attach::{self, AttachHost, Attachment};
 use super::command::{run, Finished};
 use super::{Action, StepOutcome, StepRunner};
 use crate::config::{CommandsConfig, Device, ResourceKind, ResourceSpec};
@@ -19,6 +19,7 @@ pub struct ShellRunner {
     commands: CommandsConfig,
     work_dir: PathBuf,
     attachments: HashMap<String, Attachment>,
+    attach_host: AttachHost,
 }
 
 /// Runs `rdbdadm ARGS` and returns its stdout, or why it failed.
@@ -123,7 +124,14 @@ impl ShellRunner {
             commands,
             work_dir: work_dir.to_path_buf(),
             attachments: HashMap::new(),
+            attach_host: AttachHost::default(),
         }
+    }
+
+    /// Looks for NBD devices and the attach programs in `host` (tests).
+    pub fn with_attach_host(mut self, host: AttachHost) -> Self {
+        self.attach_host = host;
+        self
     }
 
     /// Finds a script by name in the script directories (or takes a path as is).
@@ -184,11 +192,15 @@ impl ShellRunner {
                 if present() == Some(true) {
                     return StepOutcome::Ok;
                 }
-                outcome(run(
+                let added = outcome(run(
                     &argv(&["ip", "addr", "add", address, "dev", &iface]),
                     &[],
                     timeout,
-                ))
+                ));
+                if added.is_ok() {
+                    super::garp::announce(address, &iface);
+                }
+                added
             }
             Action::Stop => {
                 if present() == Some(false) {
@@ -279,7 +291,7 @@ impl ShellRunner {
                                 Err(e) => return StepOutcome::Failed(e),
                             };
                             let dir = self.work_dir.join(format!("fuse-{res}"));
-                            match attach::attach(&uri, &dir, timeout) {
+                            match attach::attach_with(&self.attach_host, &uri, &dir, timeout) {
                                 Ok(a) => {
                                     info!(resource = %res, device = %a.device().display(), "export attached");
                                     let d = a.device().to_path_buf();
@@ -349,9 +361,9 @@ impl ShellRunner {
                 if let Device::Export(res) = &device {
                     let dir = self.work_dir.join(format!("fuse-{res}"));
                     let result = match self.attachments.remove(mountpoint) {
-                        Some(a) => attach::detach(a, &dir, timeout),
+                        Some(a) => attach::detach_with(&self.attach_host, a, &dir, timeout),
                         // Left by an earlier incarnation that died.
-                        None => attach::detach_stale(&dir, timeout),
+                        None => attach::detach_stale_with(&self.attach_host, &dir, timeout),
                     };
                     if let Err(e) = result {
                         return StepOutcome::Failed(e);

@@ -1,6 +1,8 @@
 //! The replay filter: per sender, accept only a newer incarnation (generation) or a
 //! higher sequence number within the current one. An old packet captured and sent again
-//! is refused.
+//! is refused. The newest packet seen again is a [`Verdict::Duplicate`]: the same
+//! heartbeat goes out over every medium (ucast, bcast, mcast), so its copies arrive once
+//! per link; a copy tells that its link works and nothing else.
 
 use std::collections::HashMap;
 
@@ -11,7 +13,10 @@ pub enum Verdict {
     Fresh,
     /// The sender restarted (a larger generation).
     NewIncarnation,
-    /// An old or duplicated packet: ignore it.
+    /// Another copy of the newest packet (sent over several links): it shows only that
+    /// the link it came over works.
+    Duplicate,
+    /// An old packet: ignore it.
     Replay {
         /// The newest (generation, seq) seen from that sender.
         newest: (u64, u64),
@@ -45,6 +50,7 @@ impl ReplayFilter {
                 self.newest.insert(node.to_string(), (generation, seq));
                 Verdict::Fresh
             }
+            Some((g, s)) if generation == g && seq == s => Verdict::Duplicate,
             Some(newest) => Verdict::Replay { newest },
         }
     }
@@ -59,11 +65,14 @@ mod tests {
         let mut f = ReplayFilter::new();
         assert_eq!(f.check("b", 5, 1), Verdict::NewIncarnation);
         assert_eq!(f.check("b", 5, 2), Verdict::Fresh);
-        assert_eq!(f.check("b", 5, 2), Verdict::Replay { newest: (5, 2) });
+        assert_eq!(f.check("b", 5, 2), Verdict::Duplicate);
         assert_eq!(f.check("b", 5, 1), Verdict::Replay { newest: (5, 2) });
         assert_eq!(f.check("b", 4, 100), Verdict::Replay { newest: (5, 2) });
         assert_eq!(f.check("b", 6, 0), Verdict::NewIncarnation);
         assert_eq!(f.check("b", 5, 3), Verdict::Replay { newest: (6, 0) });
+        assert_eq!(f.check("b", 6, 0), Verdict::Duplicate);
+        assert_eq!(f.check("b", 6, 1), Verdict::Fresh);
+        assert_eq!(f.check("b", 6, 0), Verdict::Replay { newest: (6, 1) });
         // Senders are independent.
         assert_eq!(f.check("a", 1, 0), Verdict::NewIncarnation);
     }

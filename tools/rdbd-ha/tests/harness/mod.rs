@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod netns;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -41,6 +43,12 @@ pub struct Options {
     pub monitor_failures_max: u32,
     /// Give each node its own ping node `tcp:127.0.0.1:PORT` (see `Cluster::ping_port`).
     pub ping: bool,
+    /// Heartbeat media instead of unicast on loopback: `udp_port` and `[[links]]` TOML
+    /// (`{IFACE}` is replaced by each node's interface, see `netns`).
+    pub media: Option<(u16, String)>,
+    /// Run each node in its network namespace (`ip netns exec NS`), with `{IFACE}` its
+    /// interface there: `[(namespace, interface); 2]`.
+    pub netns: Option<[(String, String); 2]>,
 }
 
 impl Default for Options {
@@ -52,6 +60,8 @@ impl Default for Options {
             monitor_interval_ms: 0,
             monitor_failures_max: 3,
             ping: false,
+            media: None,
+            netns: None,
         }
     }
 }
@@ -63,6 +73,7 @@ pub struct Cluster {
     pub config: PathBuf,
     pub ports: [u16; 2],
     pub procs: [Option<Child>; 2],
+    pub netns: Option<[(String, String); 2]>,
 }
 
 pub const NAMES: [&str; 2] = ["alice", "bob"];
@@ -98,6 +109,16 @@ fn free_udp_port() -> u16 {
         .port()
 }
 
+/// Fails the test when `tool` is not installed (scripts/install-deps.sh installs it).
+pub fn require(tool: &str) {
+    let found = std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()));
+    assert!(
+        found,
+        "{tool} is not installed: run scripts/install-deps.sh"
+    );
+}
+
 pub fn write_exec(path: &Path, text: &str) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::write(path, text).unwrap();
@@ -127,11 +148,23 @@ impl Cluster {
             o.auto_failback,
             if o.ping { "ping_nodes = [\"tcp:127.0.0.1:{PING}\"]\nping_timeout_ms = 300\n" } else { "" },
         );
-        for (i, n) in NAMES.iter().enumerate() {
-            text += &format!(
-                "[[nodes]]\nname = \"{n}\"\nheartbeat = [\"127.0.0.1:{}\"]\n\n",
-                ports[i]
-            );
+        match &o.media {
+            None => {
+                for (i, n) in NAMES.iter().enumerate() {
+                    text += &format!(
+                        "[[nodes]]\nname = \"{n}\"\nheartbeat = [\"127.0.0.1:{}\"]\n\n",
+                        ports[i]
+                    );
+                }
+            }
+            Some((port, links)) => {
+                text = format!("udp_port = {port}\n{text}");
+                for n in NAMES {
+                    text += &format!("[[nodes]]\nname = \"{n}\"\n\n");
+                }
+                text += links;
+                text += "\n";
+            }
         }
         text += &format!(
             "[[groups]]\nname = \"svc\"\npreferred_node = \"{}\"\nmonitor_interval_ms = {}\nmonitor_failures_max = {}\n\n[[groups.resources]]\ntype = \"script\"\nname = \"{}\"\nargs = [\"{{DIR}}\"]\n\n[commands]\nstart_timeout_ms = 5000\nstop_timeout_ms = 5000\nstatus_timeout_ms = 2000\n",
@@ -149,6 +182,7 @@ impl Cluster {
             config,
             ports,
             procs: [None, None],
+            netns: o.netns,
         }
     }
 
@@ -163,6 +197,10 @@ impl Cluster {
         let text = text
             .replace("{DIR}", &self.path(NAMES[i]).display().to_string())
             .replace("{PING}", &self.ping_ports[i].to_string());
+        let text = match &self.netns {
+            Some(ns) => text.replace("{IFACE}", &ns[i].1),
+            None => text,
+        };
         std::fs::write(&p, text).unwrap();
         p
     }
@@ -177,7 +215,16 @@ impl Cluster {
             .append(true)
             .open(self.log_path(i))
             .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_rdbd-ha"))
+        // `ip netns exec` execs the program in place: the pid is rdbd-ha's.
+        let mut cmd = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", &ns[i].0, env!("CARGO_BIN_EXE_rdbd-ha")]);
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_rdbd-ha")),
+        };
+        let child = cmd
             .arg("--config")
             .arg(self.node_config(i))
             .arg("--node")
@@ -326,6 +373,14 @@ impl Cluster {
             .args(args)
             .output()
             .unwrap()
+    }
+
+    /// The status, or None while the control socket is not up (yet).
+    pub fn try_status(&self, i: usize) -> Option<serde_json::Value> {
+        let out = self.ctl(i, &["status", "--json"]);
+        out.status
+            .success()
+            .then(|| serde_json::from_slice(&out.stdout).ok())?
     }
 
     pub fn status(&self, i: usize) -> serde_json::Value {

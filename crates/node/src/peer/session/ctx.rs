@@ -37,11 +37,14 @@ impl Ctx {
         self.changed.notify_waiters();
     }
 
+    /// A hard connection change, through the states DRBD's transition rules require
+    /// (`crate::state_change::conn_path`: e.g. StandAlone -> Unconnected -> WFConnection).
     pub(super) fn set_cstate(&self, cs: ConnState) {
-        let old = self.resource.state().cstate;
-        if old != cs {
-            tracing::info!(resource = %self.name(), "conn( {old} -> {cs} )");
-            self.update(|st| st.cstate = cs);
+        let mut old = self.resource.state().cstate;
+        for step in crate::state_change::conn_path(old, cs) {
+            tracing::info!(resource = %self.name(), "conn( {old} -> {step} )");
+            self.update(|st| st.cstate = step);
+            old = step;
         }
     }
 
@@ -207,6 +210,9 @@ impl Ctx {
     /// After a connection: requests not acknowledged go out of sync, a Primary starts a
     /// new generation, the peer is unknown again.
     pub(super) async fn cleanup(&self) {
+        // Read before the transfer log is cleared: a `secondary` waiting for it to drain
+        // goes on from there, and the peer-loss rules apply to the role it had (Primary).
+        let before = self.resource.state();
         let lost = self.link.stop_replicating();
         self.link.fail_remote_reads();
         for (sector, size) in &lost {
@@ -219,7 +225,6 @@ impl Ctx {
         }
         self.link.set_sync_progress(None);
         self.link.counters.rs_pending.store(0, Ordering::Relaxed);
-        let before = self.resource.state();
         self.update(|st| {
             st.peer_role = Role::Unknown;
             // An Outdated peer stays Outdated (DRBD sanitize_state keeps pdsk Outdated).

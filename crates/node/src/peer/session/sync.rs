@@ -87,7 +87,7 @@ impl Session<'_> {
             }
         }
         if hs.demote {
-            if let Err(e) = ctx.resource.demote().await {
+            if let Err(e) = ctx.resource.demote_in_session().await {
                 crate::handlers::run(&ctx.resource, crate::handlers::Handler::PriLostAfterSb)
                     .await;
                 return Err(End::Dropped(format!(

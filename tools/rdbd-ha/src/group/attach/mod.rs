@@ -1,11 +1,19 @@
 //! Attaching an rdbd export (an NBD URI) as a local block device: the kernel's
 //! `nbd-client` where `/dev/nbd*` exists, otherwise `nbdfuse` (a file) + `losetup`.
+//! Where devices and programs are looked for is an [`AttachHost`] (the real `/dev`,
+//! `/sys/block` and `$PATH` by default; tests use a fake one).
 
+mod args;
+mod host;
+
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::command::{run, Finished};
+pub use args::{nbd_client_args, NBD_BLOCK_SIZE_BYTES};
+pub use host::{AttachHost, MAX_NBD_DEVICES};
 
 /// A block device attached to an export.
 #[derive(Debug)]
@@ -35,45 +43,6 @@ impl Attachment {
     }
 }
 
-/// `nbd+unix:///NAME?socket=PATH` or `nbd://HOST[:PORT]/NAME` → nbd-client arguments.
-pub fn nbd_client_args(uri: &str) -> Option<Vec<String>> {
-    if let Some(rest) = uri.strip_prefix("nbd+unix:///") {
-        let (name, query) = rest.split_once('?')?;
-        let socket = query.split('&').find_map(|kv| kv.strip_prefix("socket="))?;
-        return Some(vec![
-            "-unix".into(),
-            socket.into(),
-            "-N".into(),
-            name.into(),
-        ]);
-    }
-    let rest = uri.strip_prefix("nbd://")?;
-    let (hostport, name) = rest.split_once('/').unwrap_or((rest, ""));
-    let (host, port) = match hostport.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => (h.to_string(), p.to_string()),
-        _ => (hostport.to_string(), "10809".to_string()),
-    };
-    let mut v = vec![host, port];
-    if !name.is_empty() {
-        v.push("-N".into());
-        v.push(name.into());
-    }
-    Some(v)
-}
-
-fn free_nbd_device() -> Option<PathBuf> {
-    (0..64).find_map(|i| {
-        let dev = PathBuf::from(format!("/dev/nbd{i}"));
-        let busy = Path::new(&format!("/sys/block/nbd{i}/pid")).exists();
-        (dev.exists() && !busy).then_some(dev)
-    })
-}
-
-fn has_program(name: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
-}
-
 /// The file recording an attachment's device (`WORK_DIR.device`), so that a restarted
 /// rdbd-ha (or an operator, or a fencing script) can undo an attachment whose process died.
 pub fn state_file(work_dir: &Path) -> PathBuf {
@@ -85,36 +54,63 @@ pub fn pid_file(work_dir: &Path) -> PathBuf {
     work_dir.with_extension("nbdfuse.pid")
 }
 
-/// Attaches `uri`; `work_dir` holds the nbdfuse mount when that path is taken. The device
-/// is recorded in [`state_file`].
+/// Attaches `uri` on this host; `work_dir` holds the nbdfuse mount when that path is
+/// taken. The device is recorded in [`state_file`].
 pub fn attach(uri: &str, work_dir: &Path, timeout: Duration) -> Result<Attachment, String> {
-    let a = attach_device(uri, work_dir, timeout)?;
+    attach_with(&AttachHost::default(), uri, work_dir, timeout)
+}
+
+/// [`attach`] with the devices and programs of `host`.
+pub fn attach_with(
+    host: &AttachHost,
+    uri: &str,
+    work_dir: &Path,
+    timeout: Duration,
+) -> Result<Attachment, String> {
+    let a = attach_device(host, uri, work_dir, timeout)?;
     let device = a.device().display().to_string();
-    let identity = loop_identity(&device, timeout).unwrap_or_default();
+    let identity = loop_identity(host, &device, timeout).unwrap_or_default();
     let _ = std::fs::write(state_file(work_dir), format!("{device} {identity}\n"));
     Ok(a)
 }
 
-fn attach_device(uri: &str, work_dir: &Path, timeout: Duration) -> Result<Attachment, String> {
-    if has_program("nbd-client") {
-        if let (Some(device), Some(args)) = (free_nbd_device(), nbd_client_args(uri)) {
-            let mut argv = vec!["nbd-client".to_string()];
-            argv.extend(args);
-            argv.push(device.display().to_string());
-            let f = run(&argv, &[], timeout);
-            return if f.success() {
-                Ok(Attachment::Kernel { device })
-            } else {
-                Err(format!("nbd-client {}: {}", device.display(), f.describe()))
-            };
-        }
+/// The kernel path: `nbd-client [-unix] HOST|SOCKET [PORT] -N EXPORT -b BLOCK DEVICE`
+/// on the first free `/dev/nbdN`, when there is one, nbd-client is installed and the URI
+/// is one nbd-client can take. None: use nbdfuse + losetup.
+fn attach_kernel(
+    host: &AttachHost,
+    uri: &str,
+    timeout: Duration,
+) -> Option<Result<Attachment, String>> {
+    let program = host.find_program("nbd-client")?;
+    let device = host.free_nbd_device()?;
+    let args = nbd_client_args(uri)?;
+    let mut argv = vec![program.display().to_string()];
+    argv.extend(args);
+    argv.push(device.display().to_string());
+    let f = run(&argv, &[], timeout);
+    Some(if f.success() {
+        Ok(Attachment::Kernel { device })
+    } else {
+        Err(format!("nbd-client {}: {}", device.display(), f.describe()))
+    })
+}
+
+fn attach_device(
+    host: &AttachHost,
+    uri: &str,
+    work_dir: &Path,
+    timeout: Duration,
+) -> Result<Attachment, String> {
+    if let Some(result) = attach_kernel(host, uri, timeout) {
+        return result;
     }
     let fuse_dir = work_dir.to_path_buf();
     std::fs::create_dir_all(&fuse_dir).map_err(|e| format!("mkdir {}: {e}", fuse_dir.display()))?;
     let pidfile = pid_file(work_dir);
     let _ = std::fs::remove_file(&pidfile);
     let file = fuse_dir.join("disk");
-    let mut nbdfuse = Command::new("nbdfuse")
+    let mut nbdfuse = Command::new(host.program("nbdfuse"))
         .arg("-P")
         .arg(&pidfile)
         .arg(&file)
@@ -138,7 +134,7 @@ fn attach_device(uri: &str, work_dir: &Path, timeout: Duration) -> Result<Attach
     }
     let f = run(
         &[
-            "losetup".into(),
+            host.program("losetup"),
             "-f".into(),
             "--show".into(),
             file.display().to_string(),
@@ -157,7 +153,7 @@ fn attach_device(uri: &str, work_dir: &Path, timeout: Duration) -> Result<Attach
         other => {
             let _ = run(
                 &[
-                    "fusermount3".into(),
+                    host.program("fusermount3"),
                     "-u".into(),
                     fuse_dir.display().to_string(),
                 ],
@@ -171,22 +167,30 @@ fn attach_device(uri: &str, work_dir: &Path, timeout: Duration) -> Result<Attach
     }
 }
 
-use std::os::unix::process::CommandExt;
-
 /// Detaches (the file system must be unmounted); `work_dir` as given to [`attach`].
 pub fn detach(a: Attachment, work_dir: &Path, timeout: Duration) -> Result<(), String> {
-    detach_device(a, timeout)?;
+    detach_with(&AttachHost::default(), a, work_dir, timeout)
+}
+
+/// [`detach`] with the programs of `host`.
+pub fn detach_with(
+    host: &AttachHost,
+    a: Attachment,
+    work_dir: &Path,
+    timeout: Duration,
+) -> Result<(), String> {
+    detach_device(host, a, timeout)?;
     let _ = std::fs::remove_file(state_file(work_dir));
     let _ = std::fs::remove_file(pid_file(work_dir));
     Ok(())
 }
 
-fn detach_device(a: Attachment, timeout: Duration) -> Result<(), String> {
+fn detach_device(host: &AttachHost, a: Attachment, timeout: Duration) -> Result<(), String> {
     match a {
         Attachment::Kernel { device } => {
             let f = run(
                 &[
-                    "nbd-client".into(),
+                    host.program("nbd-client"),
                     "-d".into(),
                     device.display().to_string(),
                 ],
@@ -203,7 +207,11 @@ fn detach_device(a: Attachment, timeout: Duration) -> Result<(), String> {
             mut nbdfuse,
         } => {
             let f = run(
-                &["losetup".into(), "-d".into(), device.display().to_string()],
+                &[
+                    host.program("losetup"),
+                    "-d".into(),
+                    device.display().to_string(),
+                ],
                 &[],
                 timeout,
             );
@@ -212,9 +220,7 @@ fn detach_device(a: Attachment, timeout: Duration) -> Result<(), String> {
             }
             // losetup -d only marks a busy device for release: wait until the kernel lets
             // go of the FUSE file, or the unmount below fails with EBUSY.
-            let backing = device
-                .file_name()
-                .map(|n| Path::new("/sys/block").join(n).join("loop/backing_file"));
+            let backing = host.loop_backing_file(&device);
             let start = Instant::now();
             while backing.as_ref().is_some_and(|b| b.exists()) && start.elapsed() < timeout {
                 std::thread::sleep(Duration::from_millis(20));
@@ -223,7 +229,7 @@ fn detach_device(a: Attachment, timeout: Duration) -> Result<(), String> {
             let mut unmounted = false;
             for _ in 0..50 {
                 if run(
-                    &["fusermount3".into(), "-u".into(), dir.clone()],
+                    &[host.program("fusermount3"), "-u".into(), dir.clone()],
                     &[],
                     timeout,
                 )
@@ -237,7 +243,7 @@ fn detach_device(a: Attachment, timeout: Duration) -> Result<(), String> {
             if !unmounted {
                 // Last resort: detach lazily so no dead mount is left behind.
                 let _ = run(
-                    &["fusermount3".into(), "-u".into(), "-z".into(), dir],
+                    &[host.program("fusermount3"), "-u".into(), "-z".into(), dir],
                     &[],
                     timeout,
                 );
@@ -267,11 +273,12 @@ fn mount_dev(dir: &Path) -> Option<String> {
 }
 
 /// `BACK-MAJ:MIN BACK-INO` of a bound loop device (None when it is not a bound loop).
-fn loop_identity(device: &str, timeout: Duration) -> Option<String> {
+fn loop_identity(host: &AttachHost, device: &str, timeout: Duration) -> Option<String> {
     if !device.starts_with("/dev/loop") {
         return None;
     }
-    let argv = ["losetup", "-l", "-n", "-O", "BACK-MAJ:MIN,BACK-INO", device];
+    let losetup = host.program("losetup");
+    let argv = [&losetup, "-l", "-n", "-O", "BACK-MAJ:MIN,BACK-INO", device];
     let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
     match run(&argv, &[], timeout) {
         Finished::Exit {
@@ -288,6 +295,15 @@ fn loop_identity(device: &str, timeout: Duration) -> Option<String> {
 /// [`state_file`]): detaches the device, unmounts the FUSE directory lazily and kills the
 /// recorded nbdfuse. Does nothing when no state file exists.
 pub fn detach_stale(work_dir: &Path, timeout: Duration) -> Result<(), String> {
+    detach_stale_with(&AttachHost::default(), work_dir, timeout)
+}
+
+/// [`detach_stale`] with the devices and programs of `host`.
+pub fn detach_stale_with(
+    host: &AttachHost,
+    work_dir: &Path,
+    timeout: Duration,
+) -> Result<(), String> {
     let state = state_file(work_dir);
     let Ok(text) = std::fs::read_to_string(&state) else {
         return Ok(());
@@ -300,12 +316,12 @@ pub fn detach_stale(work_dir: &Path, timeout: Duration) -> Result<(), String> {
     // The FUSE mount at work_dir (alive or dead) must be the one the loop reads from.
     let ours = device.starts_with("/dev/loop")
         && !recorded.is_empty()
-        && loop_identity(&device, timeout).is_some_and(|now| now == recorded)
+        && loop_identity(host, &device, timeout).is_some_and(|now| now == recorded)
         && mount_dev(work_dir)
             .is_some_and(|dev| recorded.split_whitespace().next() == Some(dev.as_str()));
-    if device.starts_with("/dev/nbd") {
+    if host.is_nbd_device(Path::new(&device)) {
         let f = run(
-            &["nbd-client".into(), "-d".into(), device.clone()],
+            &[host.program("nbd-client"), "-d".into(), device.clone()],
             &[],
             timeout,
         );
@@ -315,7 +331,7 @@ pub fn detach_stale(work_dir: &Path, timeout: Duration) -> Result<(), String> {
     } else if device.starts_with("/dev/loop") {
         if ours {
             let f = run(
-                &["losetup".into(), "-d".into(), device.clone()],
+                &[host.program("losetup"), "-d".into(), device.clone()],
                 &[],
                 timeout,
             );
@@ -325,7 +341,7 @@ pub fn detach_stale(work_dir: &Path, timeout: Duration) -> Result<(), String> {
         }
         let _ = run(
             &[
-                "fusermount3".into(),
+                host.program("fusermount3"),
                 "-u".into(),
                 "-z".into(),
                 work_dir.display().to_string(),
@@ -348,27 +364,4 @@ pub fn detach_stale(work_dir: &Path, timeout: Duration) -> Result<(), String> {
     let _ = std::fs::remove_file(&state);
     let _ = std::fs::remove_file(pid_file(work_dir));
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn uris_to_nbd_client() {
-        assert_eq!(
-            nbd_client_args("nbd+unix:///data?socket=/run/rdbd/nbd.sock").unwrap(),
-            vec!["-unix", "/run/rdbd/nbd.sock", "-N", "data"]
-        );
-        assert_eq!(
-            nbd_client_args("nbd://10.0.0.7:10809/data").unwrap(),
-            vec!["10.0.0.7", "10809", "-N", "data"]
-        );
-        assert_eq!(
-            nbd_client_args("nbd://host").unwrap(),
-            vec!["host", "10809"]
-        );
-        assert!(nbd_client_args("http://x").is_none());
-        assert!(nbd_client_args("nbd+unix:///data").is_none());
-    }
 }
