@@ -3,7 +3,8 @@
 //! Each node sees the other alive, declares it dead `deadtime` after the link is cut,
 //! and alive again once it is healed. Over multicast, a forged and a replayed packet
 //! injected on the wire are ignored and logged, and the nodes' own looped-back packets
-//! (loop on) are recognised and ignored.
+//! (loop on) are recognised and ignored. A third test starts both nodes from heartbeat's
+//! own files: an `mcast IFACE GROUP PORT TTL 0` line in ha.cf is a working medium.
 
 mod harness;
 
@@ -84,6 +85,12 @@ fn up_cut_heal(pair: &NetPair, c: &mut Cluster, medium: &str) {
             !log.contains("replayed"),
             "no copy is taken for a replay:\n{log}"
         );
+        // Sends into the cut link fail every keepalive: logged once, and the recovery.
+        let failed = log.matches("heartbeat send failed").count();
+        assert!(failed <= 1, "send failures logged {failed} times:\n{log}");
+        if failed == 1 {
+            assert!(log.contains("heartbeat send works again"), "{log}");
+        }
     }
 }
 
@@ -176,4 +183,109 @@ fn membership_over_multicast_only_and_forged_or_replayed_packets_are_ignored() {
         .find(|l| l.contains("ignored replayed heartbeat"))
         .unwrap();
     assert!(line.contains("mcast("), "the log names the medium: {line}");
+}
+
+/// A daemon started from heartbeat's files; killed on drop.
+struct HaCfNode {
+    child: std::process::Child,
+    run_dir: std::path::PathBuf,
+    log: std::path::PathBuf,
+}
+
+impl HaCfNode {
+    fn status(&self) -> Option<serde_json::Value> {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_rdbd-ha"))
+            .arg("--run-dir")
+            .arg(&self.run_dir)
+            .args(["status", "--json"])
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| serde_json::from_slice(&out.stdout).ok())?
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for HaCfNode {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn hacf_mcast_line_is_a_working_medium() {
+    let pair = NetPair::new();
+    let dir = tempfile::tempdir().unwrap();
+    let nodes: Vec<HaCfNode> = (0..2)
+        .map(|i| {
+            let name = harness::NAMES[i];
+            let d = dir.path().join(name);
+            std::fs::create_dir_all(d.join("resource.d")).unwrap();
+            // `mcast IFACE GROUP PORT TTL LOOP` with loop 0: no own packets come back.
+            std::fs::write(
+                d.join("ha.cf"),
+                format!(
+                    "keepalive 200ms\nwarntime 1\ndeadtime 2500ms\ninitdead 5\nudpport 6943\nmcast {} 239.77.0.2 6942 1 0\nnode alice bob\nauto_failback off\n",
+                    pair.veth[i]
+                ),
+            )
+            .unwrap();
+            harness::write_exec(
+                &d.join("resource.d/svc"),
+                "#!/bin/sh\ncase \"$1\" in start|stop) exit 0 ;; *) exit 3 ;; esac\n",
+            );
+            std::fs::write(d.join("haresources"), "alice svc\n").unwrap();
+            std::fs::write(d.join("authkeys"), "auth 2\n2 sha1 hacf-secret\n").unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(
+                d.join("authkeys"),
+                std::fs::Permissions::from_mode(0o600),
+            )
+            .unwrap();
+            let log = d.join("rdbd-ha.log");
+            let run_dir = d.join("run");
+            let child = std::process::Command::new("ip")
+                .args(["netns", "exec", &pair.ns[i], env!("CARGO_BIN_EXE_rdbd-ha")])
+                .arg("--config")
+                .arg(&d)
+                .args(["--node", name, "--run-dir"])
+                .arg(&run_dir)
+                .arg("run")
+                .env("RUST_LOG", "info")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::fs::File::create(&log).unwrap())
+                .spawn()
+                .unwrap();
+            HaCfNode {
+                child,
+                run_dir,
+                log,
+            }
+        })
+        .collect();
+    let alive = |n: &HaCfNode| n.status().is_some_and(|s| s["peer"]["liveness"] == "alive");
+    let start = Instant::now();
+    while !nodes.iter().all(alive) {
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "the nodes did not hear each other over ha.cf's mcast\nalice:\n{}\nbob:\n{}",
+            nodes[0].log(),
+            nodes[1].log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for n in &nodes {
+        let st = n.status().unwrap();
+        let links = st["peer"]["links"].to_string();
+        assert!(links.contains("mcast("), "{st}");
+        assert!(links.contains("239.77.0.2:6942"), "{st}");
+        assert_eq!(st["own_packets_ignored"], 0, "loop 0: {st}");
+        assert_eq!(st["rejected_packets"], 0, "{st}");
+        assert!(n.log().contains("heartbeat medium open"), "{}", n.log());
+    }
 }

@@ -4,7 +4,7 @@
 //!
 //! - start adds the address and announces it with gratuitous ARP: the other namespace
 //!   (arp_accept on) learns the VIP's MAC without ever asking for it;
-//! - stop removes the address;
+//! - stop cancels the announcements still under way and removes the address;
 //! - a group whose next resource fails to start rolls back: the address is removed.
 
 mod harness;
@@ -72,6 +72,18 @@ fn neighbour_of_vip(pair: &NetPair) -> String {
     ])
 }
 
+/// The arping processes announcing on `iface` (from /proc).
+fn arpings_on(iface: &str) -> usize {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
+        .filter(|c| {
+            let args: Vec<&[u8]> = c.split(|b| *b == 0).collect();
+            args.first().is_some_and(|a| a.ends_with(b"arping")) && args.contains(&iface.as_bytes())
+        })
+        .count()
+}
+
 fn manager(pair: &NetPair, dir: &Path) -> GroupManager<ShellRunner> {
     write_exec(&dir.join("svc"), SVC);
     let line = format!(
@@ -136,7 +148,14 @@ fn vip_is_added_announced_removed_and_rolled_back_on_a_real_interface() {
         std::thread::sleep(Duration::from_millis(50));
     }
 
-    // Stop removes the address.
+    // The announcements take GARP_COUNT seconds: one is still under way.
+    assert_eq!(
+        arpings_on(&pair.veth[0]),
+        1,
+        "arping runs in the background"
+    );
+    // Stop cancels it (a late announcement would undo the new holder's) and removes
+    // the address.
     m = pair.inside(0, move || {
         let mut m = m;
         assert_eq!(m.stop(), Ok(()));
@@ -144,6 +163,7 @@ fn vip_is_added_announced_removed_and_rolled_back_on_a_real_interface() {
     });
     assert_eq!(m.state(), GroupState::Stopped);
     assert!(!vip_on(&pair), "the VIP is gone after stop");
+    assert_eq!(arpings_on(&pair.veth[0]), 0, "arping cancelled by the stop");
     assert!(!d.join("active").exists());
 
     // The service fails to start: the group rolls back and removes the address.
@@ -158,4 +178,9 @@ fn vip_is_added_announced_removed_and_rolled_back_on_a_real_interface() {
     assert!(failure.reason.contains("svc"), "{failure:?}");
     assert_eq!(m.state(), GroupState::Failed);
     assert!(!vip_on(&pair), "the VIP is removed by the rollback");
+    assert_eq!(
+        arpings_on(&pair.veth[0]),
+        0,
+        "arping cancelled by the rollback"
+    );
 }

@@ -6,12 +6,35 @@
 //! so a failover does not wait for arping's one-second interval. Best effort: a
 //! missing arping or a failure is logged, never a failed start (the address is up).
 //! Not sent for IPv6 addresses, on loopback or on NOARP interfaces (dummy, tun).
+//!
+//! Removing the address first cancels its announcements still under way ([`cancel`]):
+//! a late announcement from the node that gave the address up would undo the new
+//! holder's and send the clients to the old MAC.
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
 use super::command::{run, Finished};
+
+/// The arping processes under way, by [`key`].
+static RUNNING: Mutex<Option<HashMap<String, Child>>> = Mutex::new(None);
+
+fn running() -> MutexGuard<'static, Option<HashMap<String, Child>>> {
+    RUNNING.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn key(ip: &str, interface: &str) -> String {
+    format!("{ip}%{interface}")
+}
+
+fn ip_of(address: &str) -> &str {
+    address.split('/').next().unwrap_or(address)
+}
 
 /// How many announcements are sent (one per second).
 pub const GARP_COUNT: u32 = 3;
@@ -59,26 +82,87 @@ pub fn arping_argv(interface: &str, ip: &str) -> Vec<String> {
 /// Announces `address` (`IP/PREFIX`) on `interface` in the background, when that
 /// makes sense (IPv4 on an ARP interface).
 pub fn announce(address: &str, interface: &str) {
-    let ip = address.split('/').next().unwrap_or(address).to_string();
+    let ip = ip_of(address).to_string();
     if ip.contains(':') || !interface_does_arp(interface) {
         return;
     }
+    cancel(address, interface);
     let argv = arping_argv(interface, &ip);
+    let child = Command::new(&argv[0])
+        .args(&argv[1..])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn();
+    let child = match child {
+        Ok(c) => c,
+        Err(e) => {
+            warn!(%ip, %interface, error = %e,
+                  "gratuitous ARP not sent: cannot run arping (install iputils-arping); neighbours learn the address when their ARP entries expire");
+            return;
+        }
+    };
+    let k = key(&ip, interface);
+    running()
+        .get_or_insert_with(HashMap::new)
+        .insert(k.clone(), child);
     let interface = interface.to_string();
     let spawned = std::thread::Builder::new()
         .name("garp".into())
-        .spawn(move || {
-            let timeout = Duration::from_secs(u64::from(GARP_COUNT) + 3);
-            let f = run(&argv, &[], timeout);
-            if f.success() {
-                info!(%ip, %interface, count = GARP_COUNT, "gratuitous ARP sent");
-            } else {
-                warn!(%ip, %interface, result = %f.describe(),
-                      "gratuitous ARP failed (install iputils-arping); neighbours learn the address when their ARP entries expire");
-            }
-        });
+        .spawn(move || watch(&k, &ip, &interface));
     if let Err(e) = spawned {
         warn!(error = %e, "cannot start the gratuitous ARP thread");
+    }
+}
+
+/// Waits for the arping of `k` (killed after its time is up); logs how it ended. Gives
+/// up quietly when [`cancel`] took it.
+fn watch(k: &str, ip: &str, interface: &str) {
+    let deadline = Instant::now() + Duration::from_secs(u64::from(GARP_COUNT) + 3);
+    loop {
+        {
+            let mut guard = running();
+            let Some(child) = guard.as_mut().and_then(|m| m.get_mut(k)) else {
+                return;
+            };
+            let done = match child.try_wait() {
+                Ok(Some(status)) => Some(status.success()),
+                Ok(None) if Instant::now() >= deadline => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    Some(false)
+                }
+                Ok(None) => None,
+                Err(_) => Some(false),
+            };
+            if let Some(ok) = done {
+                guard.as_mut().and_then(|m| m.remove(k));
+                if ok {
+                    info!(%ip, %interface, count = GARP_COUNT, "gratuitous ARP sent");
+                } else {
+                    warn!(%ip, %interface, "gratuitous ARP failed; neighbours learn the address when their ARP entries expire");
+                }
+                return;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Stops the announcements of `address` on `interface` still under way (before the
+/// address is removed). Returns whether one was running.
+pub fn cancel(address: &str, interface: &str) -> bool {
+    let k = key(ip_of(address), interface);
+    let child = running().as_mut().and_then(|m| m.remove(&k));
+    match child {
+        Some(mut c) => {
+            let _ = c.kill();
+            let _ = c.wait();
+            info!(ip = %ip_of(address), %interface, "gratuitous ARP cancelled: the address is being removed");
+            true
+        }
+        None => false,
     }
 }
 

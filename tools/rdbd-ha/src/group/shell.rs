@@ -203,6 +203,7 @@ impl ShellRunner {
                 added
             }
             Action::Stop => {
+                super::garp::cancel(address, &iface);
                 if present() == Some(false) {
                     return StepOutcome::Ok;
                 }
