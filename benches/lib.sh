@@ -10,8 +10,16 @@ work=$(mktemp -d "${BENCH_DIR:-/var/tmp}/rdbd-bench.XXXXXX")
 bench_pids=()
 bench_nodes=()
 bench_cleanup() {
-  for n in "${bench_nodes[@]}"; do
+  # Nodes set up inside $(...) (standalone_node) are not in bench_nodes: take the run dirs.
+  local runs=("$work"/run-*)
+  local nodes=("${bench_nodes[@]}" "${runs[@]##*/run-}")
+  for n in $(printf '%s\n' "${nodes[@]}" | sort -u); do
+    [ -d "$work/run-$n" ] || continue
+    "$bin/rdbdadm" -c "$work/$n.conf" --node "$n" --run-dir "$work/run-$n" down all >/dev/null 2>&1 || true
     "$bin/rdbdadm" -c "$work/$n.conf" --node "$n" --run-dir "$work/run-$n" shutdown >/dev/null 2>&1 || true
+    # A daemon that did not stop must not outlive its scratch dir.
+    pid=$(cat "$work/run-$n/rdbd.pid" 2>/dev/null || true)
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then kill "$pid" 2>/dev/null || true; fi
   done
   for p in "${bench_pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
