@@ -6,6 +6,10 @@
 //! - writes are grouped in epochs; an epoch is closed by `P_BARRIER{nr}` before the first
 //!   write of the next one, when it reached `max-epoch-size`, on a flush, or when the
 //!   sender goes idle ([`TransferLog::close_epoch`]); empty epochs send no barrier;
+//! - once a write of the open epoch has completed towards the application, the next
+//!   write starts a new epoch (D84 drbd_req.c: a completion in the current epoch starts a
+//!   new one), so a write issued after an earlier one completed can never be written
+//!   before it on the peer, under any protocol;
 //! - the peer answers a barrier with `P_BARRIER_ACK{nr, set_size}`, in order, where
 //!   `set_size` must equal the number of writes of that epoch;
 //! - a request completes towards the application per protocol: A when handed to the
@@ -66,6 +70,8 @@ struct Request<T> {
     sector: u64,
     size_bytes: u32,
     submitted_ms: u64,
+    /// The epoch the write was sent in.
+    epoch: u32,
     /// Still waiting for the protocol's ack.
     waiter: Option<T>,
     /// The peer reported a failure.
@@ -107,6 +113,8 @@ pub struct TransferLog<T> {
     open_epoch_ids: Vec<u64>,
     closed: VecDeque<(u32, Vec<u64>)>,
     requests: HashMap<u64, Request<T>>,
+    /// A write of the open epoch completed: the next write opens a new epoch.
+    close_before_next: bool,
 }
 
 impl<T> TransferLog<T> {
@@ -121,6 +129,7 @@ impl<T> TransferLog<T> {
             open_epoch_ids: Vec::new(),
             closed: VecDeque::new(),
             requests: HashMap::new(),
+            close_before_next: false,
         }
     }
 
@@ -131,7 +140,8 @@ impl<T> TransferLog<T> {
 
     /// Enters a write; the caller sends the barrier (if any), then `P_DATA` with these numbers.
     pub fn submit(&mut self, sector: u64, size_bytes: u32, now_ms: u64, waiter: T) -> Submitted {
-        let barrier_before = if self.open_epoch_ids.len() as u32 >= self.max_epoch_size {
+        let full = self.open_epoch_ids.len() as u32 >= self.max_epoch_size;
+        let barrier_before = if full || self.close_before_next {
             self.close_epoch()
         } else {
             None
@@ -147,6 +157,7 @@ impl<T> TransferLog<T> {
                 sector,
                 size_bytes,
                 submitted_ms: now_ms,
+                epoch: self.open_epoch,
                 waiter: Some(waiter),
                 failed: false,
             },
@@ -160,6 +171,7 @@ impl<T> TransferLog<T> {
 
     /// Closes the open epoch if it has writes; returns the barrier number to send.
     pub fn close_epoch(&mut self) -> Option<u32> {
+        self.close_before_next = false;
         if self.open_epoch_ids.is_empty() {
             return None;
         }
@@ -197,17 +209,32 @@ impl<T> TransferLog<T> {
             return None;
         }
         let waiter = req.waiter.take()?;
-        Some(Done {
+        let epoch = req.epoch;
+        let done = Done {
             sector: req.sector,
             size_bytes: req.size_bytes,
             waiter: Some(waiter),
             failed: req.failed,
-        })
+        };
+        self.completed_in(epoch);
+        Some(done)
+    }
+
+    /// A request of `epoch` completed towards the application: if that is the open
+    /// epoch, the next write must go into a new one.
+    fn completed_in(&mut self, epoch: u32) {
+        if epoch == self.open_epoch {
+            self.close_before_next = true;
+        }
     }
 
     /// Takes the waiter of a request (protocol A: completed when handed to the socket).
     pub fn take_waiter(&mut self, block_id: u64) -> Option<T> {
-        self.requests.get_mut(&block_id)?.waiter.take()
+        let req = self.requests.get_mut(&block_id)?;
+        let waiter = req.waiter.take()?;
+        let epoch = req.epoch;
+        self.completed_in(epoch);
+        Some(waiter)
     }
 
     /// `P_BARRIER_ACK`: releases the oldest epoch. Returns its requests that failed on the
@@ -383,6 +410,56 @@ mod tests {
         assert_eq!(tl.close_epoch(), Some(0));
         assert_eq!(tl.close_epoch(), None, "empty epochs send no barrier");
         assert!(tl.on_barrier_ack(0, 1).unwrap().is_empty());
+    }
+
+    /// A write issued after an earlier write of the open epoch completed goes into a
+    /// new epoch (behind a barrier), for every protocol; writes in flight together
+    /// share one.
+    #[test]
+    fn a_completion_in_the_open_epoch_starts_a_new_one() {
+        for (protocol, kind) in [
+            (Protocol::A, None),
+            (Protocol::B, Some(AckKind::Recv)),
+            (Protocol::C, Some(AckKind::Write)),
+        ] {
+            let mut tl = TransferLog::new(protocol, 100, 7);
+            let first = tl.submit(0, 4096, 0, 1);
+            let concurrent = tl.submit(8, 4096, 0, 2);
+            assert_eq!(
+                concurrent.barrier_before, None,
+                "{protocol:?}: in flight together"
+            );
+            match kind {
+                Some(kind) => assert!(tl.on_ack(kind, first.block_id).is_some()),
+                None => assert_eq!(tl.take_waiter(first.block_id), Some(1)),
+            }
+            let dependent = tl.submit(16, 4096, 0, 3);
+            assert_eq!(
+                dependent.barrier_before,
+                Some(7),
+                "{protocol:?}: a write after a completion must follow a barrier"
+            );
+            let next = tl.submit(24, 4096, 0, 4);
+            assert_eq!(
+                next.barrier_before, None,
+                "{protocol:?}: one barrier is enough"
+            );
+            assert_eq!(tl.on_barrier_ack(7, 2).map(|d| d.len()), Ok(1));
+        }
+    }
+
+    /// A completion of a write from an epoch already closed does not close the open one.
+    #[test]
+    fn a_completion_in_a_closed_epoch_does_not_split_the_open_one() {
+        let mut tl = TransferLog::new(Protocol::C, 100, 0);
+        let old = tl.submit(0, 4096, 0, 1);
+        assert_eq!(tl.close_epoch(), Some(0));
+        let open = tl.submit(8, 4096, 0, 2);
+        assert!(tl.on_ack(AckKind::Write, old.block_id).is_some());
+        let later = tl.submit(16, 4096, 0, 3);
+        assert_eq!(later.barrier_before, None);
+        assert!(tl.on_ack(AckKind::Write, open.block_id).is_some());
+        assert_eq!(tl.submit(24, 4096, 0, 4).barrier_before, Some(1));
     }
 
     #[test]
