@@ -478,6 +478,8 @@ fn unknown_resource_fails_like_drbdadm() {
         .arg("-c")
         .arg(&f)
         .args(["dump", "nosuch"]));
-    assert_eq!(out.status.code(), Some(10), "{}", stderr(&out));
+    // drbdadm-84 -c FILE dump nosuch: "'nosuch' not defined in your config (for this
+    // host)." and exit code 1 (E_USAGE).
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("nosuch"), "{}", stderr(&out));
 }

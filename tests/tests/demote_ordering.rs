@@ -53,7 +53,10 @@ fn secondary_then_peer_killed_leaves_equal_data_after_restart() {
             sha256_prefix(&p.disk_a, DATA_BYTES),
             sha256_prefix(&p.disk_b, DATA_BYTES),
         );
-        assert_eq!(sum_a, want, "round {round}: alice holds what the client wrote");
+        assert_eq!(
+            sum_a, want,
+            "round {round}: alice holds what the client wrote"
+        );
         assert_eq!(
             sum_b,
             want,

@@ -324,6 +324,28 @@ fn pause_sync_freezes_the_resync_and_resume_sync_completes_it() {
     wait_line(&p.b, CONNECTED_B, 30);
     assert!(node_log(&p.a).contains("Resync suspended"));
     assert!(node_log(&p.a).contains("Syncer continues."));
+    // DRBD's summary counts the ~2.5 s paused apart (both sides saw the pause).
+    for node in [&p.a, &p.b] {
+        let log = node_log(node);
+        let done = log
+            .lines()
+            .rev()
+            .find(|l| l.contains("Resync done (total "))
+            .unwrap_or_else(|| panic!("no resync summary:\n{log}"));
+        let number_after = |key: &str| -> u64 {
+            let rest = &done[done.find(key).unwrap() + key.len()..];
+            rest.chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+                .parse()
+                .unwrap()
+        };
+        let (total_s, paused_s) = (number_after("(total "), number_after("; paused "));
+        assert!(
+            paused_s >= 2 && total_s > paused_s,
+            "the pause is not in the summary: {done}"
+        );
+    }
     p.a.adm_ok(&["down", "r0"]);
     p.b.adm_ok(&["down", "r0"]);
     assert_data_equal(&p);
@@ -484,4 +506,97 @@ fn resync_after_holds_the_dependent_resource_until_the_first_is_done() {
             n.adm_ok(&["down", r]);
         }
     }
+}
+
+/// The number right after `key` in the last line of `log` that contains it.
+fn last_number_after(log: &str, key: &str) -> u64 {
+    let line = log
+        .lines()
+        .rev()
+        .find(|l| l.contains(key))
+        .unwrap_or_else(|| panic!("no {key:?} in the log:\n{log}"));
+    let rest = &line[line.find(key).unwrap() + key.len()..];
+    rest.chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .unwrap_or_else(|_| panic!("no number after {key:?} in {line:?}"))
+}
+
+#[test]
+fn verify_cut_by_a_disconnect_logs_where_it_got_and_the_next_one_resumes_there() {
+    // 16 MiB/s: the 64 MiB verify takes ~4 s; it is cut after ~1.5 s.
+    let p = Pair::synced_with(&format!("verify-alg crc32c; {NET}"), "resync-rate 16M;");
+    p.a.adm_ok(&["verify", "r0"]);
+    wait_line(&p.a, "] verified:", 5);
+    std::thread::sleep(Duration::from_millis(1500));
+    p.b.adm_ok(&["disconnect", "r0"]);
+    let key = "Online Verify reached sector ";
+    let log_a = wait_log(&p.a, key, 10);
+    let log_b = wait_log(&p.b, key, 10);
+    assert_eq!(count(&log_a, "Online verify done"), 0, "{log_a}");
+    let reached = last_number_after(&log_a, key);
+    let capacity_sectors = DATA_BYTES / 512;
+    assert!(
+        reached > 0 && reached < capacity_sectors && reached % 8 == 0,
+        "verify reached sector {reached} of {capacity_sectors}:\n{log_a}"
+    );
+    // The answering side counted the same requests (a reply may have been in flight).
+    let reached_b = last_number_after(&log_b, key);
+    assert!(
+        reached_b.abs_diff(reached) <= 8 * 1024,
+        "{reached_b} vs {reached}"
+    );
+
+    // Reconnected, `verify` without --start resumes there (as drbdadm verify does).
+    p.b.adm_ok(&["connect", "r0"]);
+    wait_line(&p.a, CONNECTED_A, 30);
+    wait_line(&p.b, CONNECTED_B, 30);
+    p.a.adm_ok(&["verify", "r0"]);
+    let log = wait_done(&p.a, 1);
+    assert_eq!(
+        last_number_after(&log, "Starting Online Verify from sector "),
+        reached,
+        "{log}"
+    );
+    wait_log(&p.b, &format!("Online Verify start sector: {reached}"), 10);
+    // The summary: elapsed time, no pause, and the rate of the remaining part only.
+    let done = log
+        .lines()
+        .rev()
+        .find(|l| l.contains("Online verify done (total "))
+        .unwrap();
+    assert!(done.contains(" sec; paused 0 sec; "), "{done}");
+    let total_s = last_number_after(done, "Online verify done (total ");
+    let rate_kib = last_number_after(done, " sec; paused 0 sec; ");
+    // DRBD's arithmetic: blocks verified / whole seconds, in KiB.
+    let verified_blocks = capacity_sectors.div_ceil(8) - reached / 8;
+    assert_eq!(rate_kib, verified_blocks / total_s.max(1) * 4, "{done}");
+    assert!(
+        total_s <= verified_blocks * 4 / 16_384 + 2,
+        "the rest of the verify was slow: {done}"
+    );
+    // It reached the end: the next verify starts at 0 again; --start picks any block.
+    wait_line(&p.a, CONNECTED_A, 10);
+    p.a.adm_ok(&["verify", "r0", "--stop", "64"]);
+    let log = wait_done(&p.a, 2);
+    assert_eq!(
+        last_number_after(&log, "Starting Online Verify from sector "),
+        0
+    );
+    wait_line(&p.a, CONNECTED_A, 10);
+    wait_line(&p.b, CONNECTED_B, 10);
+    p.a.adm_ok(&[
+        "verify",
+        "r0",
+        "--start",
+        &reached.to_string(),
+        "--stop",
+        &(reached + 64).to_string(),
+    ]);
+    let log = wait_done(&p.a, 3);
+    assert_eq!(
+        last_number_after(&log, "Starting Online Verify from sector "),
+        reached
+    );
 }

@@ -14,15 +14,21 @@
 //!   `secondary`, `disconnect`, `-- --discard-my-data connect` on the victim, `connect` on
 //!   the survivor;
 //! - seed 001 (CentOS 7.6 NFS): `up all`, `primary --force`, `role` on both, `dstate`,
-//!   `secondary all` and `primary` on the other node, the data there;
+//!   `mkfs.ext4` and `mount` of the device (nbdfuse + loop), files written, `umount`,
+//!   `secondary all` and `primary` on the other node, mounted there: the files with their
+//!   content, fsck clean;
 //! - seed 002 (keepalived check script): the script's `drbdadm role r1|grep Primary`
 //!   branches, promoting and demoting through the script;
 //! - seed 003 (MFS): `-- --overwrite-data-of-peer primary all`, `primary r0` and
 //!   `primary all` again (no-ops), SyncSource then Connected in `/proc/drbd`, a second
 //!   Primary refused with exit code 11 (the seed's "Multiple primaries not allowed"),
 //!   switch-over with `secondary all` / `primary all`;
-//! - seed 004 (mystore): `primary --force`, write, `secondary`, `primary` on the other
-//!   node, read, `secondary`, `service drbd stop` (`down all` on both).
+//! - seed 004 (mystore): `primary --force`, `mke2fs -t ext4` and `mount` (nbdfuse + loop),
+//!   `fstab` copied in and edited, `umount`, `secondary`, `primary` on the other node,
+//!   mounted there: the edit is there, fsck clean; `umount`, `secondary`,
+//!   `service drbd stop` (`down all` on both).
+//!
+//! The `/proc/drbd` line of each node is checked after every role change.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -30,6 +36,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use rdbd_tests::bins::bin;
+use rdbd_tests::fuse::NbdLoop;
 use rdbd_tests::node::Node;
 use rdbd_tests::pair::{node_log, Pair, PairOptions, DATA_BYTES};
 use rdbd_tests::tools::{run, run_ok, sha256_prefix, stderr, stdout};
@@ -148,6 +155,54 @@ impl Seed {
     /// demotion by a state packet, in DRBD as in rdbd).
     fn peer_demoted(&self, i: usize) {
         self.proc_drbd(i, "ro:Secondary/Secondary", 10);
+    }
+
+    /// Node `i`'s `/dev/drbd0`: its export as a loop device through nbdfuse.
+    fn device(&self, i: usize) -> NbdLoop {
+        let dir = self
+            .p
+            .dir
+            .path()
+            .join(format!("fuse-{}", self.node(i).name));
+        NbdLoop::attach(&dir, &self.node(i).nbd_uri("r0"))
+    }
+
+    /// The mount point the seed uses (`/nfs`, `/drbd`) on node `i`.
+    fn mount_point(&self, i: usize, name: &str) -> PathBuf {
+        self.p
+            .dir
+            .path()
+            .join(format!("{}-{name}", self.node(i).name))
+    }
+
+    /// `umount`, the device released (nbdfuse gone), then `fsck -n -f` clean.
+    fn umount_fsck_release(&self, mut dev: NbdLoop) {
+        dev.umount();
+        let (clean, report) = dev.fsck_clean();
+        assert!(clean, "fsck after umount:\n{report}");
+        drop(dev);
+    }
+
+    /// A seed line that is refused while the device is still held open (the daemon
+    /// notices the NBD client that nbdfuse closed a moment later).
+    fn ok_once_released(&self, i: usize, line: &str) -> String {
+        let start = Instant::now();
+        loop {
+            let out = self.sh(i, line);
+            if out.status.success() {
+                return stdout(&out);
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10) && stderr(&out).contains("held open"),
+                "{} `{line}` failed ({}):\n{}{}\n{}",
+                self.node(i).name,
+                out.status,
+                stdout(&out),
+                stderr(&out),
+                self.diag()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Both nodes' status files and the end of their logs.
@@ -306,20 +361,13 @@ fn seed_000_initial_sync_secondary_down_up_and_split_brain_recovery() {
     s.ok(1, "drbdadm secondary r0");
     s.ok(1, "drbdadm disconnect r0");
     s.ok(1, "drbdadm -- --discard-my-data connect r0");
-    // 2) on the primary: "if not WFConnection, connect by hand". The side that found
-    // the split brain is StandAlone; the other saw its handshake cut and keeps trying
-    // (Unconnected/WFConnection, both on their way to WFConnection), in rdbd as in DRBD
-    // when one side drops first. `cstate` says what /proc/drbd says.
+    // 2) on the primary: "if not WFConnection, connect by hand". As in DRBD 8.4, each
+    // side ran the sync handshake on the other's UUIDs and state and found the split
+    // brain, so both are StandAlone (neither retries). `cstate` says what /proc/drbd says.
+    s.proc_drbd(0, " cs:StandAlone ", 20);
     let cstate = s.ok(0, "drbdadm cstate r0");
-    assert!(
-        ["StandAlone\n", "Unconnected\n", "WFConnection\n"].contains(&cstate.as_str()),
-        "{cstate:?}\n{}",
-        s.diag()
-    );
-    if cstate == "StandAlone\n" {
-        assert!(s.node(0).status_file().contains(" cs:StandAlone "));
-        s.ok(0, "drbdadm connect r0");
-    }
+    assert_eq!(cstate, "StandAlone\n", "{}", s.diag());
+    s.ok(0, "drbdadm connect r0");
     s.proc_drbd(
         0,
         "cs:Connected ro:Primary/Secondary ds:UpToDate/UpToDate",
@@ -361,19 +409,65 @@ fn seed_001_up_all_force_primary_role_dstate_and_switch_over() {
     assert_eq!(s.ok(1, "drbdadm role r0"), "Secondary/Primary\n");
     s.proc_drbd(1, "ds:UpToDate/UpToDate", 60);
     assert_eq!(s.ok(1, "drbdadm dstate r0"), "UpToDate/UpToDate\n");
-    // mkfs + files on ct74.
-    nbd_fill(&s.p.a.nbd_uri("r0"), MIB as u64, 3 * MIB, 0x74);
-    // umount, then ct74 secondary, ct75 primary; ct75 sees the data.
-    s.ok(0, "drbdadm secondary all");
+    s.proc_drbd(
+        0,
+        " 0: cs:Connected ro:Primary/Secondary ds:UpToDate/UpToDate C r-----",
+        10,
+    );
+    // ct74: mkfs.ext4 /dev/drbd0; mount /dev/drbd0 /nfs; files into it.
+    let mut dev = s.device(0);
+    dev.mkfs_ext4();
+    let nfs = s.mount_point(0, "nfs");
+    dev.mount(&nfs);
+    let big: Vec<u8> = (0..3 * MIB).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::create_dir_all(nfs.join("share")).unwrap();
+    std::fs::write(
+        nfs.join("share/exports"),
+        "/nfs 192.168.137.0/24(rw,sync)\n",
+    )
+    .unwrap();
+    std::fs::write(nfs.join("share/big.bin"), &big).unwrap();
+    // Writes went to bob as well (dw here, nr there).
+    s.proc_drbd(
+        0,
+        " 0: cs:Connected ro:Primary/Secondary ds:UpToDate/UpToDate",
+        5,
+    );
+    // umount /nfs; drbdadm secondary all (refused while the device is held open).
+    s.umount_fsck_release(dev);
+    s.ok_once_released(0, "drbdadm secondary all");
+    s.proc_drbd(
+        0,
+        " 0: cs:Connected ro:Secondary/Secondary ds:UpToDate/UpToDate C r-----",
+        10,
+    );
     s.peer_demoted(1);
+    // ct75: drbdadm primary r0; mount /dev/drbd0 /nfs: the files are there.
     s.ok(1, "drbdadm primary r0");
+    s.proc_drbd(
+        1,
+        " 0: cs:Connected ro:Primary/Secondary ds:UpToDate/UpToDate C r-----",
+        10,
+    );
+    s.proc_drbd(
+        0,
+        " 0: cs:Connected ro:Secondary/Primary ds:UpToDate/UpToDate",
+        10,
+    );
     assert_eq!(s.ok(1, "drbdadm role r0"), "Primary/Secondary\n");
     assert_eq!(s.ok(0, "drbdadm role r0"), "Secondary/Primary\n");
+    let mut dev = s.device(1);
+    let nfs = s.mount_point(1, "nfs");
+    dev.mount(&nfs);
     assert_eq!(
-        nbd_bytes(&s.p.b.nbd_uri("r0"), MIB as u64, 3 * MIB),
-        vec![0x74]
+        std::fs::read_to_string(nfs.join("share/exports")).unwrap(),
+        "/nfs 192.168.137.0/24(rw,sync)\n"
     );
-    assert_eq!(nbd_bytes(&s.p.b.nbd_uri("r0"), 0, MIB), vec![0]);
+    assert!(
+        std::fs::read(nfs.join("share/big.bin")).unwrap() == big,
+        "big.bin differs"
+    );
+    s.umount_fsck_release(dev);
 }
 
 /// The keepalived check script of seed 002 (its DRBD part, `r1` -> `r0`), run as is:
@@ -486,17 +580,43 @@ fn seed_004_mystore_manual_switch_over_and_service_stop() {
     // `watch cat /proc/drbd` after the promotion: syncing, then in sync.
     s.proc_drbd(0, "ro:Primary/Secondary ds:UpToDate/", 10);
     s.proc_drbd(0, "ds:UpToDate/UpToDate", 60);
-    // mke2fs, copy fstab, edit it.
-    nbd_fill(&s.p.a.nbd_uri("r0"), 0, MIB, 0x42);
-    nbd_fill(&s.p.a.nbd_uri("r0"), 16 * MIB as u64, 4096, 0x43);
-    s.ok(0, "drbdadm secondary r0");
+    // mke2fs -t ext4 /dev/drbd0; mount /dev/drbd0 /drbd; cp /etc/fstab .; vim fstab.
+    let mut dev = s.device(0);
+    dev.mkfs_ext4();
+    let mnt = s.mount_point(0, "drbd");
+    dev.mount(&mnt);
+    let fstab = std::fs::read_to_string("/etc/fstab").unwrap_or_default();
+    std::fs::write(mnt.join("fstab"), &fstab).unwrap();
+    let edited = format!("{fstab}# edited on node1: /dev/drbd0 /drbd ext4 defaults 0 0\n");
+    std::fs::write(mnt.join("fstab"), &edited).unwrap();
+    // umount /dev/drbd0; drbdadm secondary mystore.
+    s.umount_fsck_release(dev);
+    s.ok_once_released(0, "drbdadm secondary r0");
+    s.proc_drbd(
+        0,
+        " 0: cs:Connected ro:Secondary/Secondary ds:UpToDate/UpToDate C r-----",
+        10,
+    );
     s.peer_demoted(1);
+    // The other node: drbdadm primary mystore; mount; the edit is there.
     s.ok(1, "drbdadm primary r0");
-    let uri_b = s.p.b.nbd_uri("r0");
-    assert_eq!(nbd_bytes(&uri_b, 0, MIB), vec![0x42]);
-    assert_eq!(nbd_bytes(&uri_b, 16 * MIB as u64, 4096), vec![0x43]);
-    // Before handing over to Pacemaker: demote where Primary, stop drbd on both.
-    s.ok(1, "drbdadm secondary r0");
+    s.proc_drbd(
+        1,
+        " 0: cs:Connected ro:Primary/Secondary ds:UpToDate/UpToDate C r-----",
+        10,
+    );
+    let mut dev = s.device(1);
+    let mnt = s.mount_point(1, "drbd");
+    dev.mount(&mnt);
+    assert_eq!(std::fs::read_to_string(mnt.join("fstab")).unwrap(), edited);
+    // Before handing over to Pacemaker: umount, demote where Primary, stop drbd on both.
+    s.umount_fsck_release(dev);
+    s.ok_once_released(1, "drbdadm secondary r0");
+    s.proc_drbd(
+        1,
+        " 0: cs:Connected ro:Secondary/Secondary ds:UpToDate/UpToDate C r-----",
+        10,
+    );
     for i in 0..2 {
         s.ok(i, "drbdadm down all");
     }

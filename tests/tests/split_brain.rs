@@ -163,7 +163,11 @@ fn split_with_handlers(net: &str, s: Scenario, with_handlers: bool) -> Split {
     let p = Pair::with(PairOptions {
         net_a: net.to_string(),
         net_b: net.to_string(),
-        handlers: if with_handlers { h.config() } else { String::new() },
+        handlers: if with_handlers {
+            h.config()
+        } else {
+            String::new()
+        },
         ..PairOptions::default()
     });
     p.up_and_sync();

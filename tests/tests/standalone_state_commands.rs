@@ -27,7 +27,9 @@ fn gi(s: &Standalone) -> Vec<String> {
 fn outdate_refuses_a_primary_and_survives_down_and_up() {
     let s = Standalone::up(16);
     let out = s.node.adm_run(&["outdate", "r0"]);
-    assert_eq!(out.status.code(), Some(11), "{}", stderr(&out));
+    // DRBD: a Primary without a connection and without UpToDate data breaks
+    // SS_NO_UP_TO_DATE_DISK (-2); drbdsetup exits 17 for it.
+    assert_eq!(out.status.code(), Some(17), "{}", stderr(&out));
     assert!(stderr(&out).contains("Primary"), "{}", stderr(&out));
     s.node.adm_ok(&["secondary", "r0"]);
     s.node.adm_ok(&["outdate", "r0"]);
@@ -35,8 +37,8 @@ fn outdate_refuses_a_primary_and_survives_down_and_up() {
     let out = s.node.adm_run(&["primary", "r0"]);
     assert_eq!(
         out.status.code(),
-        Some(11),
-        "an Outdated disk must not be promoted without --force"
+        Some(17),
+        "an Outdated disk must not be promoted without --force (drbdsetup: (-2), exit 17)"
     );
     s.node.adm_ok(&["down", "r0"]);
     // Down: the meta-data says Outdated (consistent, not was-up-to-date).

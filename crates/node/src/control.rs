@@ -334,7 +334,8 @@ impl Controller {
 
     async fn down(&self, name: &str) -> Response {
         let Some(resource) = self.exports.get(name) else {
-            return not_up(name);
+            // Down already: drbdsetup's `down` of an unknown resource succeeds too.
+            return Response::ok();
         };
         if let Err(e) = resource.demote().await {
             return Response::error(exit_code::STATE_CHANGE_FAILED, format!("{name}: {e}"));
@@ -393,10 +394,11 @@ fn state_result(resource: &Resource, result: Result<(), crate::resource::StateEr
             tracing::info!(resource = %resource.name, role = %st.role, disk = %st.disk, "state changed");
             Response::ok()
         }
-        Err(e) => Response::error(
-            exit_code::STATE_CHANGE_FAILED,
-            format!("{}: {e}", resource.name),
-        ),
+        Err(e) => {
+            // drbdsetup's exit code for the refusal (17 for "(-2) Need access to UpToDate data").
+            let message = format!("{}: {e}", resource.name);
+            Response::error(exit_code::for_state_change(&message), message)
+        }
     }
 }
 

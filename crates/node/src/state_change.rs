@@ -339,6 +339,35 @@ mod tests {
     }
 
     #[test]
+    fn detaching_a_primary_needs_a_connected_up_to_date_peer() {
+        let alone = st(
+            Role::Primary,
+            ConnState::StandAlone,
+            DiskState::UpToDate,
+            DiskState::DUnknown,
+        );
+        let detached = ResourceState {
+            disk: DiskState::Diskless,
+            ..alone.clone()
+        };
+        assert_eq!(
+            check(&alone, &detached, ChangeKind::Soft, &cx()),
+            Err(RuleError::NoUpToDateDisk)
+        );
+        let connected = st(
+            Role::Primary,
+            ConnState::Connected,
+            DiskState::UpToDate,
+            DiskState::UpToDate,
+        );
+        let detached = ResourceState {
+            disk: DiskState::Diskless,
+            ..connected.clone()
+        };
+        assert!(check(&connected, &detached, ChangeKind::Soft, &cx()).is_ok());
+    }
+
+    #[test]
     fn outdating_while_connected_is_nothing_to_do_as_in_drbd() {
         // sanitize_state: Outdated vanishes while Connected.
         let old = st(

@@ -72,6 +72,11 @@ pub fn run(inv: &Invocation) -> Outcome {
         "adjust" => for_each(inv, crate::lifecycle::adjust),
         "resize" => for_each(inv, crate::lifecycle::resize),
         "down" => for_each(inv, |inv, r| {
+            // No daemon: nothing is up, so the resource is down already (drbdsetup's
+            // `down` of an unknown resource succeeds too).
+            if !inv.dry_run && Client::connect(&inv.node.run_dir, Duration::from_secs(5)).is_err() {
+                return Ok(());
+            }
             simple(inv, Request::Down { resource: r.into() })
         }),
         "primary" => {
@@ -219,9 +224,11 @@ fn load_config(inv: &Invocation) -> Result<Config, Failure> {
 /// exist and have an `on` section for this node. `all` is every such resource.
 fn resolve(inv: &Invocation) -> Result<Vec<String>, Failure> {
     let config = load_config(inv)?;
+    // drbdadm exits with its usage code (E_USAGE, 1) for every naming mistake: no
+    // resource, an unknown one, one without an `on` section for this host.
     if inv.resources.is_empty() {
         return Err(Failure::new(
-            exit_code::USAGE,
+            help::USAGE_EXIT,
             format!(
                 "rdbdadm {}: no resource given (name one, or 'all')",
                 inv.command
@@ -231,25 +238,37 @@ fn resolve(inv: &Invocation) -> Result<Vec<String>, Failure> {
     let node = &inv.node.node_name;
     let path = inv.node.config_path.display();
     if inv.resources.iter().any(|r| r == "all") {
-        return Ok(config
+        let all: Vec<String> = config
             .resources
             .iter()
             .filter(|r| r.host(node).is_ok())
             .map(|r| r.name.clone())
-            .collect());
+            .collect();
+        if all.is_empty() {
+            return Err(Failure::new(
+                help::USAGE_EXIT,
+                format!("no resources defined for this host ('{node}') in {path}; set --node"),
+            ));
+        }
+        return Ok(all);
     }
     for name in &inv.resources {
-        let resource = config.resource(name).map_err(|_| {
-            Failure::new(
-                exit_code::CONFIG,
-                format!("'{name}' not defined in your config ({path})"),
-            )
-        })?;
+        let resource = config
+            .resource(name)
+            .map_err(|_| not_defined(name, &path.to_string()))?;
         resource.host(node).map_err(|_| {
-            Failure::new(exit_code::CONFIG, format!("resource {name} has no 'on {node}' section in {path} (this node is '{node}'; set --node)"))
+            Failure::new(help::USAGE_EXIT, format!("resource {name} has no 'on {node}' section in {path} (this node is '{node}'; set --node)"))
         })?;
     }
     Ok(inv.resources.clone())
+}
+
+/// drbdadm's `'X' not defined in your config (for this host).`, with the file.
+fn not_defined(name: &str, path: &str) -> Failure {
+    Failure::new(
+        help::USAGE_EXIT,
+        format!("'{name}' not defined in your config (for this host): {path}"),
+    )
 }
 
 fn for_each(inv: &Invocation, mut action: impl FnMut(&Invocation, &str) -> Outcome) -> Outcome {
@@ -385,7 +404,7 @@ fn dump(inv: &Invocation) -> Outcome {
     if let Some(name) = only {
         config
             .resource(name)
-            .map_err(|e| Failure::new(exit_code::CONFIG, e.to_string()))?;
+            .map_err(|_| not_defined(name, &inv.node.config_path.display().to_string()))?;
     }
     print!("{}", rdbd_config::dump(&config, only));
     Ok(())
@@ -504,6 +523,9 @@ fn events2(inv: &Invocation) -> Outcome {
         } else {
             Some(resolve(inv)?)
         };
+    if inv.dry_run {
+        return request(inv, &Request::Events { now }).map(|_| ());
+    }
     let mut client = connect(inv)?;
     let mut failure = None;
     client

@@ -48,10 +48,12 @@ fn render_minor(out: &mut String, r: &ResourceStatus) {
         let _ = writeln!(out, "{:2}: cs:Unconfigured", r.minor);
         return;
     }
-    let protocol = r
-        .protocol
-        .map(|p| p.name().chars().next().unwrap_or(' '))
-        .unwrap_or(' ');
+    // DRBD prints the protocol of the net configuration, which StandAlone has none
+    // of: `drbdsetup disconnect` frees it (drbd_state.c, Disconnecting -> StandAlone).
+    let protocol = match r.protocol {
+        Some(p) if r.cstate != ConnState::StandAlone => p.name().chars().next().unwrap_or(' '),
+        _ => ' ',
+    };
     let _ = writeln!(
         out,
         "{:2}: cs:{} ro:{}/{} ds:{}/{} {} {}{}{}{}--",

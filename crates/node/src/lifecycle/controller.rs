@@ -24,6 +24,14 @@ impl Controller {
                 format!("{name}: No such resource (it is not up on this node; use 'rdbdadm up')"),
             );
         };
+        let disk = resource.state().disk;
+        if disk != rdbd_types::DiskState::Diskless {
+            // drbdsetup attach: "Failure: (124) ..." and its exit code 10.
+            return Response::error(
+                exit_code::CONFIG,
+                format!("{name}: Failure: (124) Device is attached to a disk (use detach first): disk is {disk}"),
+            );
+        }
         let file = match self.load_resource_config(name) {
             Ok(f) => f,
             Err(r) => return r,

@@ -11,6 +11,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rdbd_replicator::state::rules::ChangeKind;
+use rdbd_replicator::state::StateError as RuleError;
 use rdbd_types::{ConnState, DiskState};
 
 use crate::resource::Resource;
@@ -56,6 +58,21 @@ pub async fn detach(resource: &Arc<Resource>) -> Result<String, String> {
                 st.cstate
             ));
         }
+        // DRBD's rules (drbd_adm_detach: NS(disk, D_FAILED) -> D_DISKLESS): e.g. a
+        // Primary without a connected UpToDate peer keeps its disk (SS_NO_UP_TO_DATE_DISK).
+        let requested = crate::resource::ResourceState {
+            disk: DiskState::Diskless,
+            ..st.clone()
+        };
+        let cx = crate::state_change::rule_context(resource, st);
+        crate::state_change::check(st, &requested, ChangeKind::Soft, &cx).map_err(|e| {
+            let hint = if e == RuleError::NoUpToDateDisk {
+                " (a Primary without a connected UpToDate peer keeps its disk)"
+            } else {
+                ""
+            };
+            format!("State change failed: ({}) {e}{hint}", e.code())
+        })?;
         let was = st.disk;
         // From here on no client opens the device and the peer gets no new writes.
         st.disk = DiskState::Diskless;

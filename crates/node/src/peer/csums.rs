@@ -99,7 +99,11 @@ pub(super) fn serve_csum(ctx: &Ctx, data: &Outbox, meta: &Outbox, d: DigestReque
         data.clone(),
         meta.clone(),
     );
+    let c_min_rate_kib = super::source_throttle::c_min_rate_kib(ctx);
     tokio::spawn(async move {
+        link.source_gate
+            .pass(&resource, &link, c_min_rate_kib)
+            .await;
         let _exclusive = link.resync_lock.write().await;
         let buf = match resource.disk.read(offset, req.size_bytes as usize).await {
             Ok(buf) => buf,

@@ -17,10 +17,14 @@ mod connect;
 mod csums;
 mod io;
 mod lifecycle;
+mod out_of_sync;
 mod receive;
 mod remote_read;
 mod resync;
 mod session;
+#[cfg(test)]
+mod drain_tests;
+mod source_throttle;
 mod sync_admin;
 mod verify;
 
@@ -98,6 +102,8 @@ struct LinkInner {
     trim: bool,
     /// Flushes waiting for a barrier ack.
     flush_waiters: Vec<(u32, oneshot::Sender<()>)>,
+    /// WFBitMapS: writes send `P_OUT_OF_SYNC` here instead of `P_DATA` ([`out_of_sync`]).
+    out_of_sync_only: Option<Outbox>,
 }
 
 /// Counters of the connection for the status (`pe`, `ua`).
@@ -118,8 +124,9 @@ pub struct LinkCounters {
 pub struct PeerLink {
     inner: Mutex<LinkInner>,
     /// Application writes hold it shared across "queue P_DATA + local write"; resync
-    /// reads and the bitmap exchange hold it exclusively, so a resync reply never
-    /// carries older data than a write queued before it.
+    /// reads hold it exclusively, so a resync reply never carries older data than a write
+    /// queued before it. Entering WFBitMapS holds it while our bitmap is queued (with a
+    /// peer older than protocol 96, until the peer's bitmap arrived).
     pub resync_lock: Arc<tokio::sync::RwLock<()>>,
     /// Status counters.
     pub counters: LinkCounters,
@@ -141,6 +148,10 @@ pub struct PeerLink {
     next_cfg: Mutex<Option<PeerConfig>>,
     /// How long `secondary` waits for the transfer log to drain (`timeout`).
     demote_wait_ms: AtomicU64,
+    /// c-min-rate on the SyncSource ([`source_throttle`]).
+    source_gate: source_throttle::SourceGate,
+    /// Where the next `verify` without `--start` begins (`ov_start_sector`, see [`verify`]).
+    pub(crate) ov_start_sector: AtomicU64,
 }
 
 impl std::fmt::Debug for PeerLink {
@@ -187,6 +198,9 @@ impl PeerLink {
         payload: WritePayload,
         fua: bool,
     ) -> Option<Vec<oneshot::Receiver<PeerOutcome>>> {
+        if self.send_out_of_sync_instead(offset, &payload) {
+            return None;
+        }
         let data = match payload {
             WritePayload::Data(data) if data.len() > rdbd_wire::DRBD_MAX_BIO_SIZE => data,
             other => return self.submit_write(offset, other, fua).map(|rx| vec![rx]),
@@ -382,7 +396,9 @@ impl PeerLink {
     fn stop_replicating(&self) -> Vec<(u64, u32)> {
         let mut inner = self.inner();
         inner.data = None;
+        inner.out_of_sync_only = None;
         inner.flush_waiters.clear();
+        self.source_gate.stop();
         let lost = inner.tl.clear();
         lost.into_iter()
             .map(|d| {
@@ -410,9 +426,10 @@ impl PeerLink {
         *lock(&self.resync_after) = after;
     }
 
-    /// Whether writes are replicated now.
+    /// Whether writes are replicated now (while WFBitMapS: described by `P_OUT_OF_SYNC`).
     pub fn is_replicating(&self) -> bool {
-        self.inner().data.is_some()
+        let inner = self.inner();
+        inner.data.is_some() || inner.out_of_sync_only.is_some()
     }
 
     /// `pe`: requests waiting for the peer.
@@ -504,6 +521,7 @@ pub fn start(resource: Arc<Resource>, cfg: PeerConfig, changed: Arc<Notify>) -> 
             data: None,
             trim: false,
             flush_waiters: Vec::new(),
+            out_of_sync_only: None,
         }),
         resync_lock: Arc::new(tokio::sync::RwLock::new(())),
         counters: LinkCounters::default(),
@@ -517,6 +535,8 @@ pub fn start(resource: Arc<Resource>, cfg: PeerConfig, changed: Arc<Notify>) -> 
         remote_reads: remote_read::RemoteReads::default(),
         next_cfg: Mutex::new(None),
         demote_wait_ms: AtomicU64::new(u64::from(cfg.settings.timeout_ds).max(1) * 100),
+        source_gate: source_throttle::SourceGate::default(),
+        ov_start_sector: AtomicU64::new(0),
     });
     after::register(&resource);
     let ctx = session::Ctx {

@@ -8,7 +8,8 @@
 //!   written back every second, so an interrupted resync resumes where it stopped.
 //! - The SyncSource answers from its disk, holding the resync lock exclusively for the
 //!   read and the queueing of the reply (no application write slips in between), and
-//!   clears its bits on `P_RS_WRITE_ACK`.
+//!   clears its bits on `P_RS_WRITE_ACK`. Before that, c-min-rate may hold a request
+//!   back 100 ms while application I/O is active here (`super::source_throttle`).
 //! - Identifiers at the start and the end of a resync follow
 //!   `rdbd_replicator::sync_handshake` (`source_sync_uuid`, `target_sync_uuid_received`,
 //!   `resync_finished_source` / `resync_finished_target`).
@@ -30,11 +31,15 @@ const MAX_REQUEST_BLOCKS: u64 = 32;
 
 /// Progress bookkeeping shared by both sides.
 #[derive(Debug)]
-pub(super) struct Progress {
+pub(crate) struct Progress {
     total_blocks: u64,
     started: Instant,
     last: (Instant, u64),
     speed_kib: u64,
+    /// Time spent paused before the current pause (`rs_paused`).
+    paused_ms: u64,
+    /// The current pause began here.
+    paused_since: Option<Instant>,
 }
 
 impl Progress {
@@ -45,7 +50,44 @@ impl Progress {
             started: now,
             last: (now, total_blocks),
             speed_kib: 0,
+            paused_ms: 0,
+            paused_since: None,
         }
+    }
+
+    /// The resync is (still) paused or not; called every tick.
+    pub(crate) fn observe_pause(&mut self, paused: bool) {
+        match (paused, self.paused_since) {
+            (true, None) => self.paused_since = Some(Instant::now()),
+            (false, Some(since)) => {
+                self.paused_ms += since.elapsed().as_millis() as u64;
+                self.paused_since = None;
+            }
+            _ => {}
+        }
+    }
+
+    /// Time spent paused so far.
+    pub(crate) fn paused_ms(&self) -> u64 {
+        self.paused_ms
+            + self
+                .paused_since
+                .map_or(0, |s| s.elapsed().as_millis() as u64)
+    }
+
+    /// Time since the start, without paused time.
+    pub(crate) fn active_ms(&self) -> u64 {
+        (self.started.elapsed().as_millis() as u64).saturating_sub(self.paused_ms())
+    }
+
+    /// `Resync done (total T sec; paused P sec; R K/sec)` for `done_blocks` moved.
+    pub(crate) fn done_line(&self, done_blocks: u64) -> String {
+        rdbd_replicator::resync::progress::done_line(
+            false,
+            self.active_ms(),
+            self.paused_ms(),
+            done_blocks,
+        )
     }
 
     /// Blocks to move at the start.
@@ -61,7 +103,8 @@ impl Progress {
             self.speed_kib = ((self.last.1.saturating_sub(left_blocks)) as f64 * 4.0 / dt) as u64;
             self.last = (now, left_blocks);
         }
-        let elapsed = self.started.elapsed().as_secs_f64().max(0.001);
+        // The average leaves paused time out, as /proc/drbd's does.
+        let elapsed = (self.active_ms() as f64 / 1000.0).max(0.001);
         let done = self.total_blocks.saturating_sub(left_blocks);
         let average_kib = (done as f64 * 4.0 / elapsed) as u64;
         let rate = self.speed_kib.max(average_kib).max(1);
@@ -163,6 +206,7 @@ impl TargetPump {
             .bitmap_weight()
             .saturating_sub(self.failed_blocks);
         self.marks.advance(now_ms, left, paused);
+        self.progress.observe_pause(paused);
         if paused
             || self.throttle.should_throttle(
                 &self.marks,
@@ -268,7 +312,12 @@ pub(super) fn serve(ctx: &Ctx, data: &Outbox, meta: &Outbox, req: BlockRequest) 
             return;
         }
     };
+    let c_min_rate_kib = super::source_throttle::c_min_rate_kib(ctx);
     tokio::spawn(async move {
+        // c-min-rate: application I/O here slows the resync down.
+        link.source_gate
+            .pass(&resource, &link, c_min_rate_kib)
+            .await;
         let _exclusive = link.resync_lock.write().await;
         match resource.disk.read(offset, req.size_bytes as usize).await {
             Ok(buf) => {

@@ -290,8 +290,9 @@ fn ack_handler(ctx: &Ctx) -> AckHandler {
 /// The resync phase of a session.
 enum SyncPhase {
     None,
-    /// WFBitMapS: application writes are held off while the bitmaps cross.
-    BitmapS(BitmapReceiver, OwnedRwLockWriteGuard<()>),
+    /// WFBitMapS: application writes send `P_OUT_OF_SYNC` (`crate::peer::out_of_sync`);
+    /// with a peer before protocol 96 they are held off (the guard) while the bitmaps cross.
+    BitmapS(BitmapReceiver, Option<OwnedRwLockWriteGuard<()>>),
     BitmapT(BitmapReceiver),
     WaitSyncUuid,
     Source(Progress),
@@ -673,6 +674,7 @@ impl<'a> Session<'a> {
                 }
             }
             SyncPhase::Source(progress) => {
+                progress.observe_pause(self.ctx.link.sync_paused());
                 let p = progress.sample(weight, 0);
                 self.ctx.link.set_sync_progress(Some(p));
             }
@@ -813,11 +815,7 @@ impl<'a> Session<'a> {
                 self.receiver
                     .on_rs_reply(ctx, &self.meta, d.header, d.payload, &self.events_tx);
             }
-            Packet::OutOfSync(d) => {
-                ctx.resource
-                    .meta
-                    .set_out_of_sync(d.sector.saturating_mul(512), u64::from(d.size_bytes));
-            }
+            Packet::OutOfSync(d) => super::out_of_sync::on_out_of_sync(ctx, cs, d),
             p @ (Packet::Bitmap(_) | Packet::CompressedBitmap(_)) => self.on_bitmap(&p).await?,
             Packet::SyncUuid { uuid } => self.on_sync_uuid(uuid).await?,
             Packet::State(s) => self.on_peer_state(s).await?,

@@ -92,7 +92,9 @@ pub async fn sync_admin(resource: &Resource, command: AdminCommand) -> Response 
             start_sector,
             stop_sector,
         } => SyncCommand::Verify {
-            start_sector: start_sector.unwrap_or(0),
+            // Without --start: resume where the last run stopped (DRBD drbd_adm_start_ov).
+            start_sector: start_sector
+                .unwrap_or_else(|| link.ov_start_sector.load(Ordering::Relaxed)),
             stop_sector,
         },
         AdminCommand::PauseSync => {

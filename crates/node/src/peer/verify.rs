@@ -15,8 +15,11 @@
 //!   request order, so the session keeps answering pings and the out-of-sync ranges
 //!   come out in order.
 //! - Both log contiguous out-of-sync ranges (`Out of sync: start=S, size=N (sectors)`),
-//!   and at the end `Online verify done (...)` and, when the bitmap is not empty,
-//!   `Online verify found N 4k block out of sync!`. The resync of what was found happens
+//!   and at the end `Online verify done (total T sec; paused P sec; R K/sec)` and, when
+//!   the bitmap is not empty, `Online verify found N 4k block out of sync!`. A run that
+//!   stops before the device end (stop sector, lost connection) logs `Online Verify
+//!   reached sector S`, and the next `verify` without `--start` begins there
+//!   ([`position`]). The resync of what was found happens
 //!   at the next connect (as in DRBD: `disconnect` + `connect`).
 
 use std::sync::atomic::Ordering;
@@ -34,6 +37,8 @@ use rdbd_replicator::resync::rate::{MinRateThrottle, RateController, ResyncMarks
 use super::io::{Outbox, Outgoing};
 use super::resync::{rate_config, Progress};
 use super::session::{Ctx, Event};
+
+mod position;
 
 /// Work for the verify worker.
 #[derive(Debug)]
@@ -159,10 +164,11 @@ pub(super) fn verify_alg(ctx: &Ctx) -> Option<DigestAlg> {
 }
 
 /// Lines logged when verify ends on either side.
-fn finish_lines(ctx: &Ctx, started: Instant, total_blocks: u64, left_blocks: u64) {
+fn finish_lines(ctx: &Ctx, progress: &Progress, total_blocks: u64, left_blocks: u64) {
     let name = &ctx.resource.name;
     let done = total_blocks.saturating_sub(left_blocks);
-    tracing::info!(resource = %name, "{}", done_line(true, ms_since(started), 0, done));
+    let line = done_line(true, progress.active_ms(), progress.paused_ms(), done);
+    tracing::info!(resource = %name, "{line}");
     if let Some(line) = verify_found_line(ctx.resource.meta.bitmap_weight()) {
         tracing::error!(resource = %name, "{line}");
         crate::handlers::spawn(&ctx.resource, crate::handlers::Handler::OutOfSync);
@@ -192,6 +198,8 @@ pub(crate) struct VerifySource {
     pub(crate) alg: DigestAlg,
     /// Reads and compares (set when verify starts).
     pub(crate) worker: Option<Worker>,
+    /// Where the run got to (set when verify starts).
+    position: Option<position::Position>,
 }
 
 impl VerifySource {
@@ -230,7 +238,19 @@ impl VerifySource {
             started,
             alg,
             worker: None,
+            position: None,
         }
+    }
+
+    /// The peer accepted: verify starts with this worker.
+    pub(crate) fn begin(&mut self, ctx: &Ctx, worker: Worker) {
+        self.worker = Some(worker);
+        self.position = Some(position::Position::new(
+            &ctx.resource,
+            &ctx.link,
+            self.position_sector / SECTORS_PER_BLOCK,
+            self.capacity_sectors,
+        ));
     }
 
     /// The first sector verified.
@@ -303,6 +323,9 @@ impl VerifySource {
         self.in_flight = self.in_flight.saturating_sub(1);
         self.sectors_in += u64::from(size_bytes) / 512;
         self.left_blocks = self.left_blocks.saturating_sub(1);
+        if let Some(p) = &mut self.position {
+            p.verified();
+        }
         if equal {
             self.flush_range(ctx);
         } else {
@@ -332,7 +355,10 @@ impl VerifySource {
     /// Verify ended: the last range and the summary.
     pub(crate) fn finish(&mut self, ctx: &Ctx) {
         self.flush_range(ctx);
-        finish_lines(ctx, self.started, self.total_blocks, self.left_blocks);
+        finish_lines(ctx, &self.progress, self.total_blocks, self.left_blocks);
+        if let Some(p) = &mut self.position {
+            p.ended();
+        }
     }
 }
 
@@ -347,11 +373,19 @@ pub(crate) struct VerifyTarget {
     started: Instant,
     /// Reads and digests (with `verify-alg`).
     pub(crate) worker: Worker,
+    /// Where the run got to.
+    position: position::Position,
 }
 
 impl VerifyTarget {
-    pub(crate) fn new(worker: Worker) -> Self {
+    pub(crate) fn new(ctx: &Ctx, worker: Worker) -> Self {
         VerifyTarget {
+            position: position::Position::new(
+                &ctx.resource,
+                &ctx.link,
+                0,
+                ctx.resource.size_bytes / 512,
+            ),
             left_blocks: None,
             total_blocks: 0,
             ranges: OutOfSyncRanges::default(),
@@ -370,6 +404,7 @@ impl VerifyTarget {
             self.total_blocks = left;
             self.progress = Progress::new(left);
             self.started = Instant::now();
+            self.position.set_first_bit(sector / SECTORS_PER_BLOCK);
             tracing::info!(resource = %ctx.resource.name, "Online Verify start sector: {sector}");
         }
     }
@@ -394,6 +429,7 @@ impl VerifyTarget {
         }
         match &mut self.left_blocks {
             Some(left) => {
+                self.position.verified();
                 *left = left.saturating_sub(1);
                 *left == 0
             }
@@ -415,6 +451,7 @@ impl VerifyTarget {
             tracing::error!(resource = %ctx.resource.name, "{line}");
         }
         let left = self.left_blocks.unwrap_or(0);
-        finish_lines(ctx, self.started, self.total_blocks, left);
+        finish_lines(ctx, &self.progress, self.total_blocks, left);
+        self.position.ended();
     }
 }

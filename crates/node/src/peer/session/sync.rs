@@ -5,8 +5,9 @@
 //!
 //! - the handshake decides NoSync (Connected), Source (WFBitMapS) or Target (WFBitMapT),
 //!   or refuses (split brain, unrelated data, a Primary that would become SyncTarget);
-//! - WFBitMapS sends our bitmap and holds application writes off until the target's
-//!   bitmap arrived; then `P_SYNC_UUID` and SyncSource;
+//! - WFBitMapS sends our bitmap; until the target's bitmap arrived application writes
+//!   complete locally and send `P_OUT_OF_SYNC` (`crate::peer::out_of_sync`; before
+//!   protocol 96 they are held off); then `P_SYNC_UUID` and SyncSource;
 //! - WFBitMapT waits for the source's bitmap, ORs it in, answers with ours, WFSyncUUID;
 //!   `P_SYNC_UUID` starts the SyncTarget's pump;
 //! - the end: the target when its bitmap is empty, the source when the target reports
@@ -26,6 +27,7 @@ use rdbd_wire::{HeaderKind, Packet};
 
 use super::{End, Session, SyncPhase};
 use crate::peer::io::Outgoing;
+use crate::peer::out_of_sync::OUT_OF_SYNC_MIN_PROTOCOL;
 use crate::peer::resync::{Progress, TargetPump};
 
 impl Session<'_> {
@@ -123,7 +125,8 @@ impl Session<'_> {
                 Ok(())
             }
             SyncDecision::Source { full } => {
-                // Hold application writes off until the bitmaps crossed.
+                // No write between the bitmap we send and the mode it starts (DRBD:
+                // drbd_queue_bitmap_io waits for application I/O to drain).
                 let guard = Arc::clone(&ctx.link.resync_lock).write_owned().await;
                 if full {
                     ctx.resource.meta.set_all_out_of_sync();
@@ -133,7 +136,16 @@ impl Session<'_> {
                 ctx.update(|st| st.peer_disk = DiskState::Inconsistent);
                 self.send_state();
                 self.send_bitmap()?;
-                self.sync = SyncPhase::BitmapS(self.bitmap_receiver()?, guard);
+                let rx = self.bitmap_receiver()?;
+                if self.peer.agreed_version >= OUT_OF_SYNC_MIN_PROTOCOL {
+                    // Writes go on, described to the peer by P_OUT_OF_SYNC.
+                    ctx.link.begin_out_of_sync_only(self.data.clone());
+                    drop(guard);
+                    self.sync = SyncPhase::BitmapS(rx, None);
+                } else {
+                    // Before protocol 96, DRBD freezes application I/O while the bitmaps cross.
+                    self.sync = SyncPhase::BitmapS(rx, Some(guard));
+                }
                 Ok(())
             }
             SyncDecision::Target { full } => {
@@ -241,6 +253,8 @@ impl Session<'_> {
                     })
                     .await;
                 ctx.write_bitmap().await;
+                // Every P_OUT_OF_SYNC is queued before P_SYNC_UUID; later writes are P_DATA.
+                ctx.link.end_out_of_sync_only();
                 self.send_data(Packet::SyncUuid { uuid: g.bitmap });
                 ctx.set_cstate(ConnState::SyncSource);
                 self.sync_started();
@@ -298,6 +312,10 @@ impl Session<'_> {
     /// The target's bitmap is empty: UpToDate, the source's identifiers, Connected.
     pub(super) async fn finish_target(&mut self) {
         let ctx = self.ctx;
+        if let SyncPhase::Target(pump) = &self.sync {
+            let line = pump.progress.done_line(pump.progress.total_blocks());
+            tracing::info!(resource = %ctx.name(), "{line}");
+        }
         self.csums_summary();
         self.sync = SyncPhase::None;
         ctx.link.set_sync_progress(None);
@@ -320,6 +338,11 @@ impl Session<'_> {
     /// The target reported the end: the peer is UpToDate, our bitmap identifier retires.
     pub(super) async fn finish_source(&mut self) {
         let ctx = self.ctx;
+        if let SyncPhase::Source(progress) = &self.sync {
+            let line = progress.done_line(progress.total_blocks());
+            tracing::info!(resource = %ctx.name(), "{line}");
+        }
+        ctx.link.source_gate.stop();
         self.csums_summary();
         self.sync = SyncPhase::None;
         ctx.link.set_sync_progress(None);

@@ -146,7 +146,8 @@ impl Session<'_> {
         }
         tracing::info!(resource = %self.ctx.name(), "Starting Online Verify from sector {}", source.start_sector());
         let mut source = source;
-        source.worker = Some(self.verify_worker(source.alg));
+        let worker = self.verify_worker(source.alg);
+        source.begin(self.ctx, worker);
         self.ctx.set_cstate(ConnState::VerifyS);
         self.sync = SyncPhase::VerifyS(source);
         let _ = reply.send(Ok(()));
@@ -164,7 +165,7 @@ impl Session<'_> {
             (None, Some(alg)) => {
                 self.ctx.set_cstate(ConnState::VerifyT);
                 let worker = self.verify_worker(alg);
-                self.sync = SyncPhase::VerifyT(VerifyTarget::new(worker));
+                self.sync = SyncPhase::VerifyT(VerifyTarget::new(self.ctx, worker));
                 1
             }
             (Some(code), _) => code,
@@ -388,6 +389,12 @@ impl Session<'_> {
             .rs_same_csum_blocks
             .store(0, Ordering::Relaxed);
         if ctx.resource.state().cstate == ConnState::SyncSource {
+            ctx.link.source_gate.start(
+                &ctx.resource,
+                &ctx.link,
+                ctx.resource.meta.bitmap_weight(),
+                crate::peer::source_throttle::c_min_rate_kib(ctx),
+            );
             // drbd_start_resync: the source's peer disk is Inconsistent from now on, whatever
             // the target reported while the bitmaps crossed (a kernel target says Outdated
             // and sends no new P_STATE when it turns Inconsistent).
