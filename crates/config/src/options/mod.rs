@@ -131,6 +131,14 @@ pub fn check_value(spec: &OptionSpec, value: &str, at: &Location) -> Result<Stri
                 }
             } else if values.contains(&value) {
                 return Ok(value.to_string());
+            } else if spec.name == "after-sb-0pri"
+                && value
+                    .strip_prefix("discard-node-")
+                    .is_some_and(|host| !host.is_empty())
+            {
+                // drbdadm turns `discard-node-NAME` into discard-local on NAME and
+                // discard-remote on its peer.
+                return Ok(value.to_string());
             }
             Err(invalid(format!("expected one of {}", values.join(", "))))
         }

@@ -182,11 +182,14 @@ impl Ctx {
         }
         let mut state = self.our_state();
         state.conn = ConnState::WFReportParams;
+        // `discard-node-NAME` goes on the wire as discard-local / discard-remote.
+        let after_sb_0pri = sh::parse_after_sb(&s.after_sb_0pri, &self.cfg.local_name)
+            .map_or(s.after_sb_0pri.as_str(), |p| p.name());
         Ok(HandshakeConfig {
             auth,
             protocol: protocol_params(
                 s.protocol,
-                [&s.after_sb_0pri, &s.after_sb_1pri, &s.after_sb_2pri],
+                [after_sb_0pri, &s.after_sb_1pri, &s.after_sb_2pri],
                 s.allow_two_primaries,
                 s.data_integrity_alg.as_deref(),
                 self.resource.hooks.discard_my_data(),
