@@ -32,6 +32,8 @@ pub struct PairOptions {
     pub resource_extra: String,
     /// Put the nodes in two network namespaces joined by a veth pair.
     pub netns: bool,
+    /// Size of each backing file in MiB (`None`: 64, whose data area is [`DATA_BYTES`]).
+    pub size_mib: Option<u64>,
 }
 
 /// Two nodes and their files.
@@ -94,7 +96,10 @@ impl Pair {
         let disk_a = dir.path().join("alice.img");
         let disk_b = dir.path().join("bob.img");
         for d in [&disk_a, &disk_b] {
-            std::fs::File::create(d).unwrap().set_len(64 << 20).unwrap();
+            std::fs::File::create(d)
+                .unwrap()
+                .set_len(o.size_mib.unwrap_or(64) << 20)
+                .unwrap();
         }
         let conf_a = dir.path().join("a.conf");
         let conf_b = dir.path().join("b.conf");
