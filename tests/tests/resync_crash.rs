@@ -71,7 +71,6 @@ fn damage(path: &std::path::Path, offset: u64) {
 }
 
 #[test]
-#[ignore = "daemon bug: after SIGKILL of a Primary, `up` applies the AL (3072 bits) but never sets CRASHED_PRIMARY (every flag_state(.., crashed_primary) passes false; DRBD's attach sets it when the superblock has PRIMARY_IND), so uuid_compare takes rule 40 -> 0, 'No resync, but 3072 bits in bitmap!', and the hot extents are never resynced"]
 fn sigkill_of_the_primary_resyncs_the_hot_extents_of_its_activity_log() {
     require("python3");
     let p = Pair::synced(&format!("protocol C; {NET}"));

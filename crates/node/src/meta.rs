@@ -99,6 +99,10 @@ pub struct ResourceMeta {
     /// Set by `detach` (the disk is no longer used): meta-data writes become no-ops
     /// until [`ResourceMeta::reattach`].
     detached: std::sync::atomic::AtomicBool,
+    /// DRBD's CRASHED_PRIMARY bit: set at attach when the meta-data says the node was
+    /// Primary (or crashed as one and has not resynced since); cleared once both disks
+    /// are UpToDate; written into every flags update.
+    crashed_primary: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for ResourceMeta {
@@ -181,8 +185,15 @@ impl ResourceMeta {
             bitmap.mark_all_dirty();
         }
         let (disk_state, peer_disk) = generation::disk_state_at_attach(flags, fencing_dont_care);
+        // drbd_adm_attach: MDF_CRASHED_PRIMARY, or MDF_PRIMARY_IND left by a Primary that
+        // did not demote (a clean `down` demotes first), makes this a crashed primary; the
+        // handshake uses it to pick the sync source when the current UUIDs are equal.
+        let crashed_primary =
+            flags & (generation::md_flag::PRIMARY_IND | generation::md_flag::CRASHED_PRIMARY) != 0;
         let size_sect = data_sectors;
         dev.update_superblock(|sb| {
+            sb.flags
+                .set(generation::md_flag::CRASHED_PRIMARY, crashed_primary);
             if sb.la_size_sect == 0 {
                 sb.la_size_sect = size_sect;
             }
@@ -208,6 +219,7 @@ impl ResourceMeta {
             al_updates,
             claims: Mutex::new(claims),
             detached: std::sync::atomic::AtomicBool::new(false),
+            crashed_primary: std::sync::atomic::AtomicBool::new(crashed_primary),
         };
         Ok((meta, info))
     }
@@ -346,6 +358,7 @@ impl ResourceMeta {
         if self.is_detached() {
             return Ok(());
         }
+        let crashed_primary = self.crashed_primary();
         let dev = Arc::clone(&self.dev);
         blocking(move || {
             let mut dev = lock(&dev);
@@ -369,7 +382,11 @@ impl ResourceMeta {
                 sb.uuids.current = g.current;
                 sb.uuids.bitmap = g.bitmap;
                 sb.uuids.history = g.history;
-                sb.flags.0 = generation::md_flags_for_state(sb.flags.0, &change.state);
+                let state = FlagState {
+                    crashed_primary: change.state.crashed_primary || crashed_primary,
+                    ..change.state
+                };
+                sb.flags.0 = generation::md_flags_for_state(sb.flags.0, &state);
             })
         })
         .await
@@ -517,6 +534,19 @@ pub fn flag_state(
 /// Replication's view of the meta-data: identifiers and the bitmap as a whole
 /// (used by `crate::peer` for the handshake, the bitmap exchange and resync).
 impl ResourceMeta {
+    /// DRBD's CRASHED_PRIMARY: this node was Primary when it went away and has not been
+    /// UpToDate with an UpToDate peer since.
+    pub fn crashed_primary(&self) -> bool {
+        self.crashed_primary
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Both disks are UpToDate: the crash is behind us (the next flags write records it).
+    pub fn clear_crashed_primary(&self) {
+        self.crashed_primary
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+
     /// The generation identifiers as last written.
     pub fn generations(&self) -> Generations {
         let u = lock(&self.dev).superblock().uuids;
@@ -537,6 +567,7 @@ impl ResourceMeta {
             return Ok(self.generations());
         }
         let dev = Arc::clone(&self.dev);
+        let crashed_primary = self.crashed_primary();
         blocking(move || {
             let mut dev = lock(&dev);
             let mut out = Generations::default();
@@ -550,6 +581,10 @@ impl ResourceMeta {
                 sb.uuids.current = g.current;
                 sb.uuids.bitmap = g.bitmap;
                 sb.uuids.history = g.history;
+                let state = FlagState {
+                    crashed_primary: state.crashed_primary || crashed_primary,
+                    ..state
+                };
                 sb.flags.0 = generation::md_flags_for_state(sb.flags.0, &state);
                 out = g;
             })?;

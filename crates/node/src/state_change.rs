@@ -17,7 +17,7 @@
 
 use rdbd_replicator::state::rules::{self, ChangeKind, Checked, RuleContext, SanitizeWarning};
 use rdbd_replicator::state::{Fencing, StateError as RuleError};
-use rdbd_types::ConnState;
+use rdbd_types::{ConnState, DiskState};
 use rdbd_wire::DrbdState;
 
 use crate::handlers::fencing::FencePolicy;
@@ -134,7 +134,16 @@ pub fn change(
         }
     });
     match &result {
-        Ok(Outcome::Changed { old, new }) => log_change(resource, old, new),
+        Ok(Outcome::Changed { old, new }) => {
+            let both_up_to_date = |s: &ResourceState| {
+                s.disk == DiskState::UpToDate && s.peer_disk == DiskState::UpToDate
+            };
+            // drbd_state.c after_state_ch: both disks UpToDate ends the crashed-primary state.
+            if both_up_to_date(new) && !both_up_to_date(old) {
+                resource.meta.clear_crashed_primary();
+            }
+            log_change(resource, old, new)
+        }
         Ok(Outcome::NothingToDo) => {}
         Err(e) => {
             tracing::warn!(resource = %resource.name, code = e.code(), ?kind, "State change failed: ({}) {e}", e.code())

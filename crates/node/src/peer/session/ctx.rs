@@ -116,10 +116,7 @@ impl Ctx {
         if self.resource.hooks.discard_my_data() {
             flags |= rdbd_wire::UUID_FLAG_DISCARD_MY_DATA;
         }
-        if self.resource.meta.superblock().flags.0
-            & rdbd_replicator::generation::md_flag::CRASHED_PRIMARY
-            != 0
-        {
+        if self.resource.meta.crashed_primary() {
             flags |= UUID_FLAG_CRASHED_PRIMARY;
         }
         Uuids {

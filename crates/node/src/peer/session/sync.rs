@@ -39,9 +39,7 @@ impl Session<'_> {
         let settings = &ctx.cfg.settings;
         let policy = |v: &str| sh::parse_after_sb(v, &ctx.cfg.local_name).unwrap_or_default();
         let mut input = HandshakeInput::from_peer_uuids(own, &self.peer.uuids);
-        input.compare.own_crashed_primary = ctx.resource.meta.superblock().flags.0
-            & rdbd_replicator::generation::md_flag::CRASHED_PRIMARY
-            != 0;
+        input.compare.own_crashed_primary = ctx.resource.meta.crashed_primary();
         input.compare.own_role = st.role;
         input.compare.peer_role = self.peer.state.role;
         input.compare.resolve_conflicts = self.resolve_conflicts;
@@ -74,8 +72,7 @@ impl Session<'_> {
         // DRBD runs these synchronously in the receiver (initial-split-brain before the
         // recovery, split-brain / pri-lost before dropping the connection).
         for h in &hs.handlers {
-            crate::handlers::run(&ctx.resource, crate::handlers::Handler::from_handshake(*h))
-                .await;
+            crate::handlers::run(&ctx.resource, crate::handlers::Handler::from_handshake(*h)).await;
         }
         if !hs.comparison.fixups.is_empty() {
             let mut peer_g = generations_of(&self.peer.uuids);
@@ -90,8 +87,7 @@ impl Session<'_> {
         }
         if hs.demote {
             if let Err(e) = ctx.resource.demote_in_session().await {
-                crate::handlers::run(&ctx.resource, crate::handlers::Handler::PriLostAfterSb)
-                    .await;
+                crate::handlers::run(&ctx.resource, crate::handlers::Handler::PriLostAfterSb).await;
                 return Err(End::Dropped(format!(
                     "call-pri-lost-after-sb: this Primary lost the split brain but cannot demote: {e}"
                 )));
