@@ -401,7 +401,10 @@ fn ocf_tester_with_clone_parameters_on_a_node_of_the_pair() {
     // whether a promotion lands after the connection is up is a matter of timing; the
     // promotion of a connected node is asserted by the lifecycle test above.
     let log = node_log(&c.p.a)[log_before..].to_string();
-    assert!(log.contains("-> Connected )"), "alice connected to bob:\n{log}");
+    assert!(
+        log.contains("-> Connected )"),
+        "alice connected to bob:\n{log}"
+    );
     assert!(log.contains("role=Primary"), "alice was promoted:\n{log}");
     // alice was left stopped; bob is still running, Secondary, UpToDate.
     assert_eq!(c.p.a.adm_run(&["role", "r0"]).status.code(), Some(10));

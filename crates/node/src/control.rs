@@ -192,12 +192,14 @@ impl Controller {
         let nbd_address = setup.1;
         let resource = Arc::new(Resource::new(setup.0));
         if let Ok(res_cfg) = config.resource(name) {
-            resource.hooks.configure(crate::handlers::HandlerConfig::new(
-                res_cfg,
-                &self.opts,
-                resource.minor,
-                resource.disk.path().display().to_string(),
-            ));
+            resource
+                .hooks
+                .configure(crate::handlers::HandlerConfig::new(
+                    res_cfg,
+                    &self.opts,
+                    resource.minor,
+                    resource.disk.path().display().to_string(),
+                ));
         }
         tracing::info!(
             resource = name,

@@ -59,7 +59,9 @@ pub enum StateError {
     #[error("resource {0} has no disk attached")]
     Diskless(String),
     /// `outdate` of data that is not consistent.
-    #[error("State change failed: (-16) Disk state is lower than outdated: {0} data cannot be outdated")]
+    #[error(
+        "State change failed: (-16) Disk state is lower than outdated: {0} data cannot be outdated"
+    )]
     CannotOutdate(DiskState),
     /// A command that needs a Secondary was given to a Primary.
     #[error("State change failed: (-1) Refusing to {0} a Primary (rdbdadm secondary first)")]

@@ -15,6 +15,8 @@
 mod after;
 mod connect;
 mod csums;
+#[cfg(test)]
+mod drain_tests;
 mod io;
 mod lifecycle;
 mod out_of_sync;
@@ -22,8 +24,6 @@ mod receive;
 mod remote_read;
 mod resync;
 mod session;
-#[cfg(test)]
-mod drain_tests;
 mod source_throttle;
 mod sync_admin;
 mod verify;

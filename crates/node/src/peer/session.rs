@@ -214,8 +214,7 @@ pub(crate) async fn manage(mut ctx: Ctx, mut commands: mpsc::UnboundedReceiver<C
         let fence = matches!(
             end,
             End::Lost(..) | End::Refused(_) | End::Dropped(_) | End::DisconnectUnconfirmed(_)
-        )
-            && crate::handlers::fence_peer::on_connection_lost(&ctx.resource, &before);
+        ) && crate::handlers::fence_peer::on_connection_lost(&ctx.resource, &before);
         ctx.cleanup().await;
         crate::handlers::after_connection_lost(&ctx.resource, &before);
         if fence {
@@ -891,7 +890,8 @@ impl<'a> Session<'a> {
         let ctx = self.ctx;
         let st = ctx.resource.state();
         let mut peer_disk = peer_state::real_peer_disk(&s, self.peer.uuids.flags);
-        if st.role == Role::Primary && s.role == Role::Primary && st.cstate >= ConnState::Connected {
+        if st.role == Role::Primary && s.role == Role::Primary && st.cstate >= ConnState::Connected
+        {
             return Err(End::Refused("the peer is Primary too; dual-primary (allow-two-primaries) is not supported by rdbd".into()));
         }
         self.peer.state = s;
