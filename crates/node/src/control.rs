@@ -96,6 +96,17 @@ impl Controller {
                     discard_my_data,
                 } => {
                     if let Some(r) = self.exports.get(&resource) {
+                        // drbd_adm_connect: a resource that is not StandAlone has its
+                        // net configuration already (drbdsetup exits 10).
+                        let cstate = r.state().cstate;
+                        if cstate != rdbd_types::ConnState::StandAlone && r.peer_link().is_some() {
+                            return Response::error(
+                                exit_code::CONFIG,
+                                format!(
+                                    "{resource}: Failure: (125) Device has a net-config (use disconnect first); it is {cstate}"
+                                ),
+                            );
+                        }
                         r.hooks.set_discard_my_data(discard_my_data);
                     }
                     self.connect(&resource, true).await
