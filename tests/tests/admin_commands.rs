@@ -519,6 +519,14 @@ fn states_printed_after_each_command_on_a_pair() {
         10,
     );
     assert_eq!(states(a), "Secondary/Secondary Connected UpToDate/UpToDate");
+    // connect on a connected resource: drbdsetup's "(125) Device has a net-config".
+    fails(
+        "connect while connected",
+        &a.adm_run(&["connect", "r0"]),
+        FAILURE,
+        &["r0", "(125) Device has a net-config (use disconnect first)"],
+    );
+    assert_eq!(states(a), "Secondary/Secondary Connected UpToDate/UpToDate");
 
     // down; the peer waits for it; a second down (and one without a daemon) is a
     // no-op as drbdsetup's down of an unknown resource.
