@@ -185,6 +185,15 @@ fn wrong_secret_is_refused_and_retried() {
         30,
     );
     assert!(log.contains("wrong shared-secret?"), "{log}");
+    // The refusal names the resource and the peer (the session's span).
+    let refusal = log
+        .lines()
+        .find(|l| l.contains("authentication of peer failed"))
+        .unwrap_or_default();
+    assert!(
+        refusal.contains("peer{resource=r0 peer=bob}"),
+        "resource and peer in the line: {refusal}"
+    );
     // Still trying, never Connected.
     let start = Instant::now();
     while Pair::log(&p.a).matches("connection refused").count() < 2 {

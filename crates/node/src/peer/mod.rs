@@ -545,7 +545,16 @@ pub fn start(resource: Arc<Resource>, cfg: PeerConfig, changed: Arc<Notify>) -> 
         cfg,
         changed,
     };
-    tokio::spawn(session::manage(ctx, rx));
+    // Every line the session logs names the resource and the peer.
+    let span = tracing::info_span!(
+        "peer",
+        resource = %ctx.resource.name,
+        peer = %ctx.cfg.peer_name
+    );
+    tokio::spawn(tracing::Instrument::instrument(
+        session::manage(ctx, rx),
+        span,
+    ));
     link
 }
 
