@@ -160,6 +160,11 @@ impl Pair {
         self.b.adm_ok(&["up", "r0"]);
         wait_line(&self.a, "cs:Connected ro:Secondary/Secondary", 30);
         self.a.adm_ok(&["primary", "--force", "r0"]);
+        self.wait_in_sync();
+    }
+
+    /// Waits until alice is Primary and both are Connected and UpToDate.
+    pub fn wait_in_sync(&self) {
         wait_line(
             &self.a,
             "cs:Connected ro:Primary/Secondary ds:UpToDate/UpToDate",

@@ -78,3 +78,24 @@ pub fn free_udp_port() -> u16 {
         .expect("local_addr")
         .port()
 }
+
+/// The number right after `key` at its first occurrence in `text`, thousands
+/// separators allowed (`8,192` -> 8192).
+pub fn number_after(text: &str, key: &str) -> Option<u64> {
+    parse_number(&text[text.find(key)? + key.len()..])
+}
+
+/// As [`number_after`], at the last occurrence of `key`.
+pub fn last_number_after(text: &str, key: &str) -> Option<u64> {
+    parse_number(&text[text.rfind(key)? + key.len()..])
+}
+
+fn parse_number(rest: &str) -> Option<u64> {
+    let digits: String = rest
+        .trim_start()
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == ',')
+        .filter(|c| *c != ',')
+        .collect();
+    digits.parse().ok()
+}

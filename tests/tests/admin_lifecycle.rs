@@ -130,16 +130,7 @@ fn detach_and_attach_resync_what_changed_meanwhile() {
     assert!(!claim_free(&p.disk_b), "attach must claim the disk again");
     // The initial sync was the first resync as SyncTarget; the attach starts the second.
     wait_count(&p.b, "Began resync as SyncTarget", 2, 20);
-    wait_line(
-        &p.a,
-        "cs:Connected ro:Primary/Secondary ds:UpToDate/UpToDate",
-        60,
-    );
-    wait_line(
-        &p.b,
-        "cs:Connected ro:Secondary/Primary ds:UpToDate/UpToDate",
-        30,
-    );
+    p.wait_in_sync();
     let st = status_of(&p.a);
     assert!(
         st.contains(" oos:0"),
@@ -286,16 +277,7 @@ fn invalidate_remote_repairs_a_corrupted_peer() {
         10,
     );
     wait_log(&p.b, "the peer invalidated our disk", 10);
-    wait_line(
-        &p.a,
-        "cs:Connected ro:Primary/Secondary ds:UpToDate/UpToDate",
-        60,
-    );
-    wait_line(
-        &p.b,
-        "cs:Connected ro:Secondary/Primary ds:UpToDate/UpToDate",
-        30,
-    );
+    p.wait_in_sync();
     let log = node_log(&p.b);
     let line = log
         .lines()

@@ -90,16 +90,7 @@ fn grow_pair(assume_clean: bool) {
         p.a.adm_ok(&["resize", "r0"]);
         wait_log(&p.a, "after the online grow", 20);
     }
-    wait_line(
-        &p.a,
-        "cs:Connected ro:Primary/Secondary ds:UpToDate/UpToDate",
-        60,
-    );
-    wait_line(
-        &p.b,
-        "cs:Connected ro:Secondary/Primary ds:UpToDate/UpToDate",
-        30,
-    );
+    p.wait_in_sync();
     let grown = nbd_size(&uri);
     assert!(
         grown > DATA_BYTES + (24 << 20),

@@ -17,25 +17,13 @@ use std::time::{Duration, Instant};
 
 use rdbd_tests::node::Node;
 use rdbd_tests::pair::{node_log, wait_line, wait_log, Pair, PairOptions, DATA_BYTES};
-use rdbd_tests::tools::{require, run_ok, sha256_prefix};
+use rdbd_tests::tools::{number_after, require, run_ok, sha256_prefix};
 
 /// A long ping-timeout: a loaded test machine must not drop the connection mid-test.
 const NET: &str = "ping-timeout 30;";
 
 /// One activity-log extent.
 const EXTENT_BYTES: u64 = 4 << 20;
-
-/// The number after `key` in `text` (`8,192` -> 8192), at its first occurrence.
-fn number_after(text: &str, key: &str) -> Option<u64> {
-    let rest = &text[text.find(key)? + key.len()..];
-    let digits: String = rest
-        .trim_start()
-        .chars()
-        .take_while(|c| c.is_ascii_digit() || *c == ',')
-        .filter(|c| *c != ',')
-        .collect();
-    digits.parse().ok()
-}
 
 /// KiB and bits of the last `Began resync as <role> (will sync N KB [B bits set])`.
 fn began_resync(log: &str, role: &str) -> Option<(u64, u64)> {

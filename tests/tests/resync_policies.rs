@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use rdbd_tests::node::Node;
 use rdbd_tests::pair::{node_log, wait_line, wait_log, Pair, PairOptions, DATA_BYTES};
-use rdbd_tests::tools::{require, run_ok, sha256_prefix, stdout};
+use rdbd_tests::tools::{last_number_after, require, run_ok, sha256_prefix, stdout};
 
 /// A 3 s ping-timeout: a loaded machine must not drop the connection mid-test.
 const NET: &str = "ping-timeout 30;";
@@ -53,18 +53,6 @@ fn write_blocks(node: &Node, pattern: u8, writes: &[(u64, u64)]) {
     cmd.args(["-c", "aio_flush"]);
     let out = run_ok(&mut cmd);
     assert!(!stdout(&out).contains("error"), "{}", stdout(&out));
-}
-
-/// The number after `key` in `text` (`8,192` -> 8192), at its last occurrence.
-fn last_number_after(text: &str, key: &str) -> Option<u64> {
-    let rest = &text[text.rfind(key)? + key.len()..];
-    let digits: String = rest
-        .trim_start()
-        .chars()
-        .take_while(|c| c.is_ascii_digit() || *c == ',')
-        .filter(|c| *c != ',')
-        .collect();
-    digits.parse().ok()
 }
 
 /// A status-file field such as `oos:` or `nr:`.
@@ -514,15 +502,6 @@ fn full_sync_interrupted_by_killing_the_target_resumes_where_it_stopped() {
         resumed_kib >= oos_a_kib,
         "the resync covers at least alice's out-of-sync blocks ({resumed_kib} < {oos_a_kib})"
     );
-    wait_line(
-        &p.a,
-        "cs:Connected ro:Primary/Secondary ds:UpToDate/UpToDate",
-        60,
-    );
-    wait_line(
-        &p.b,
-        "cs:Connected ro:Secondary/Primary ds:UpToDate/UpToDate",
-        30,
-    );
+    p.wait_in_sync();
     assert_eq!(checksum(&p.disk_a), checksum(&p.disk_b), "data equal");
 }

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use rdbd_tests::node::Node;
 use rdbd_tests::pair::{wait_line, Pair, PairOptions, DATA_BYTES};
-use rdbd_tests::tools::{require, sha256_prefix, stderr, stdout};
+use rdbd_tests::tools::{number_after, require, sha256_prefix, stderr, stdout};
 
 /// A long ping-timeout: a loaded test machine must not drop the connection mid-test.
 const NET: &str = "ping-timeout 30;";
@@ -36,18 +36,6 @@ struct Sample {
     at: Duration,
     speed_kib: u64,
     want_kib: Option<u64>,
-}
-
-/// The number after `key` in `text` (`8,192` -> 8192).
-fn number_after(text: &str, key: &str) -> Option<u64> {
-    let rest = &text[text.find(key)? + key.len()..];
-    let digits: String = rest
-        .trim_start()
-        .chars()
-        .take_while(|c| c.is_ascii_digit() || *c == ',')
-        .filter(|c| *c != ',')
-        .collect();
-    digits.parse().ok()
 }
 
 /// The progress figures of a status file, when it shows a running resync.

@@ -861,16 +861,7 @@ fn disconnect_of_a_fencing_primary_outdates_the_peer() {
     // The Primary's writes from now on reach bob by a resync.
     write_pattern(&p.a, 0x77, 0, 1 << 20);
     p.a.adm_ok(&["connect", "r0"]);
-    wait_line(
-        &p.a,
-        "cs:Connected ro:Primary/Secondary ds:UpToDate/UpToDate",
-        60,
-    );
-    wait_line(
-        &p.b,
-        "cs:Connected ro:Secondary/Primary ds:UpToDate/UpToDate",
-        30,
-    );
+    p.wait_in_sync();
     assert_eq!(
         checksum(&p.disk_a),
         checksum(&p.disk_b),
