@@ -12,9 +12,6 @@
 //!   enters it while handling the answer, which precedes the source's `P_SYNC_UUID`
 //!   on the data socket.
 
-use std::sync::Arc;
-
-use rdbd_replicator::sync_handshake as sh;
 use rdbd_types::{ConnState, DiskState, Role};
 use rdbd_wire::{Packet, Sizes, DDSF_NO_RESYNC};
 use tokio::sync::oneshot;
@@ -22,7 +19,6 @@ use tokio::sync::oneshot;
 use super::{Session, SyncPhase};
 use crate::lifecycle::resize::{capacity, grow_local};
 use crate::peer::lifecycle::ResizeRequest;
-use crate::peer::resync::Progress;
 
 /// A `resize` waiting for the peer's `P_SIZES`.
 pub(crate) struct PendingResize {
@@ -82,7 +78,12 @@ impl Session<'_> {
                 Ok(_) => {
                     if resync {
                         if self.online_grow_source() {
-                            self.start_online_sync_source().await;
+                            self.begin_source_resync(
+                                false,
+                                "Began resync as SyncSource",
+                                " after the online grow.",
+                            )
+                            .await;
                         } else {
                             self.enter_wait_sync_uuid().await;
                         }
@@ -123,7 +124,12 @@ impl Session<'_> {
         } else {
             self.send_data(Packet::Sizes(reply));
             if grew && resync {
-                self.start_online_sync_source().await;
+                self.begin_source_resync(
+                    false,
+                    "Began resync as SyncSource",
+                    " after the online grow.",
+                )
+                .await;
             }
         }
     }
@@ -147,26 +153,5 @@ impl Session<'_> {
         ctx.set_cstate(ConnState::WFSyncUUID);
         self.sync = SyncPhase::WaitSyncUuid;
         self.send_state();
-    }
-
-    /// The source of the new area's resync starts it.
-    async fn start_online_sync_source(&mut self) {
-        let ctx = self.ctx;
-        let guard = Arc::clone(&ctx.link.resync_lock).write_owned().await;
-        ctx.write_bitmap().await;
-        ctx.update(|st| st.peer_disk = DiskState::Inconsistent);
-        let random = rand::random::<u64>() & !1;
-        let g = ctx
-            .persist(move |g| {
-                sh::source_sync_uuid(g, random);
-            })
-            .await;
-        self.send_data(Packet::SyncUuid { uuid: g.bitmap });
-        ctx.set_cstate(ConnState::SyncSource);
-        self.send_state();
-        let weight = ctx.resource.meta.bitmap_weight();
-        tracing::info!(resource = %ctx.name(), "Began resync as SyncSource (will sync {} KB [{weight} bits set]) after the online grow.", weight * 4);
-        self.sync = SyncPhase::Source(Progress::new(weight));
-        drop(guard);
     }
 }

@@ -176,9 +176,25 @@ impl Session<'_> {
             )));
             return;
         }
-        // Application writes wait while the bitmap fills up and the identifiers change.
+        self.begin_source_resync(
+            true,
+            "invalidate-remote: began full resync as SyncSource",
+            ".",
+        )
+        .await;
+        let _ = tx.send(Ok(()));
+    }
+
+    /// Starts a resync as SyncSource on a connection that is already up (invalidate-remote,
+    /// an online grow): with `set_all`, every block is out of sync first. Application
+    /// writes wait while the bitmap and the identifiers change; then P_SYNC_UUID, the
+    /// state, and the resync.
+    pub(super) async fn begin_source_resync(&mut self, set_all: bool, what: &str, after: &str) {
+        let ctx = self.ctx;
         let guard = Arc::clone(&ctx.link.resync_lock).write_owned().await;
-        ctx.resource.meta.set_all_out_of_sync();
+        if set_all {
+            ctx.resource.meta.set_all_out_of_sync();
+        }
         ctx.write_bitmap().await;
         ctx.update(|st| st.peer_disk = DiskState::Inconsistent);
         let random = rand::random::<u64>() & !1;
@@ -191,10 +207,9 @@ impl Session<'_> {
         ctx.set_cstate(ConnState::SyncSource);
         self.send_state();
         let weight = ctx.resource.meta.bitmap_weight();
-        tracing::info!(resource = %ctx.name(), "invalidate-remote: began full resync as SyncSource (will sync {} KB [{weight} bits set]).", weight * 4);
+        tracing::info!(resource = %ctx.name(), "{what} (will sync {} KB [{weight} bits set]){after}", weight * 4);
         self.sync = SyncPhase::Source(Progress::new(weight));
         drop(guard);
-        let _ = tx.send(Ok(()));
     }
 
     /// A peer's request to change the connection state (`StartingSyncT` in our terms:
