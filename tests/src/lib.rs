@@ -12,6 +12,7 @@
 //!   their output captured and failures reported with that output.
 
 pub mod bins;
+pub mod faulty;
 pub mod fixture;
 pub mod fuse;
 pub mod ha;

@@ -2,85 +2,22 @@
 //! disk is nbdkit's `error` filter behind nbdfuse, failing reads while a trigger file
 //! exists) runs the `local-io-error` handler with DRBD's environment.
 
-use std::path::Path;
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use rdbd_tests::faulty::FaultyDisk;
 use rdbd_tests::fixture::scratch_dir;
 use rdbd_tests::node::Node;
 use rdbd_tests::pair::wait_log;
 use rdbd_tests::tools::{require, run, run_ok};
 
-fn wait_for(path: &Path, what: &str) {
-    let start = Instant::now();
-    while !path.exists() {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "{what} did not appear"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// nbdkit + nbdfuse, stopped on drop.
-struct Faulty {
-    nbdkit: Child,
-    nbdfuse: Child,
-    mountpoint: std::path::PathBuf,
-}
-
-impl Drop for Faulty {
-    fn drop(&mut self) {
-        let _ = Command::new("fusermount3")
-            .arg("-u")
-            .arg(&self.mountpoint)
-            .output();
-        let _ = self.nbdfuse.kill();
-        let _ = self.nbdfuse.wait();
-        let _ = self.nbdkit.kill();
-        let _ = self.nbdkit.wait();
-    }
-}
-
 #[test]
 fn a_local_read_error_runs_the_local_io_error_handler() {
-    for tool in ["nbdkit", "nbdfuse", "fusermount3", "qemu-io"] {
-        require(tool);
-    }
+    require("qemu-io");
     let dir = scratch_dir();
-    let sock = dir.path().join("kit.sock");
-    let trigger = dir.path().join("inject");
-    let nbdkit = Command::new("nbdkit")
-        .arg("--foreground")
-        .arg("-U")
-        .arg(&sock)
-        .args([
-            "--filter=error",
-            "memory",
-            "64M",
-            "error-pread=EIO",
-            "error-pread-rate=100%",
-        ])
-        .arg(format!("error-file={}", trigger.display()))
-        .spawn()
-        .expect("nbdkit");
-    wait_for(&sock, "nbdkit socket");
-    let mountpoint = dir.path().join("fuse");
-    std::fs::create_dir_all(&mountpoint).unwrap();
-    let pidfile = dir.path().join("nbdfuse.pid");
-    let nbdfuse = Command::new("nbdfuse")
-        .arg("-P")
-        .arg(&pidfile)
-        .arg(mountpoint.join("disk"))
-        .arg(format!("nbd+unix:///?socket={}", sock.display()))
-        .spawn()
-        .expect("nbdfuse");
-    let _faulty = Faulty {
-        nbdkit,
-        nbdfuse,
-        mountpoint: mountpoint.clone(),
-    };
-    wait_for(&pidfile, "nbdfuse");
+    let faulty = FaultyDisk::start(dir.path());
+    let trigger = faulty.trigger.clone();
+    let faulty_disk = faulty.disk.clone();
 
     let ran = dir.path().join("ran");
     let script = dir.path().join("lio.sh");
@@ -94,7 +31,7 @@ fn a_local_read_error_runs_the_local_io_error_handler() {
     .unwrap();
     run_ok(Command::new("chmod").arg("+x").arg(&script));
     let config = dir.path().join("rdbd.conf");
-    let disk = mountpoint.join("disk");
+    let disk = faulty_disk;
     std::fs::write(
         &config,
         format!(

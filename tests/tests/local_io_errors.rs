@@ -2,85 +2,21 @@
 //! `error` filter, which fails reads with EIO while a trigger file exists. The NBD
 //! client gets EIO, the daemon logs the offset, and the export works again after.
 
-use std::path::Path;
-use std::process::{Child, Command};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
+use rdbd_tests::faulty::FaultyDisk;
 use rdbd_tests::fixture::{scratch_dir, standalone_config};
 use rdbd_tests::node::Node;
-use rdbd_tests::tools::{require, run, stderr, stdout};
-
-fn wait_for(path: &Path, what: &str) {
-    let start = Instant::now();
-    while !path.exists() {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "{what} did not appear"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-struct Faulty {
-    nbdkit: Child,
-    nbdfuse: Child,
-    mountpoint: std::path::PathBuf,
-}
-
-impl Drop for Faulty {
-    fn drop(&mut self) {
-        let _ = Command::new("fusermount3")
-            .arg("-u")
-            .arg(&self.mountpoint)
-            .output();
-        let _ = self.nbdfuse.kill();
-        let _ = self.nbdfuse.wait();
-        let _ = self.nbdkit.kill();
-        let _ = self.nbdkit.wait();
-    }
-}
+use rdbd_tests::tools::{run, stderr, stdout};
 
 #[test]
 fn a_local_read_error_reaches_the_client_as_eio_and_is_logged() {
-    for tool in ["nbdkit", "nbdfuse", "fusermount3"] {
-        require(tool);
-    }
     let dir = scratch_dir();
-    let sock = dir.path().join("kit.sock");
-    let trigger = dir.path().join("inject");
-    let nbdkit = Command::new("nbdkit")
-        .arg("--foreground")
-        .arg("-U")
-        .arg(&sock)
-        .args([
-            "--filter=error",
-            "memory",
-            "64M",
-            "error-pread=EIO",
-            "error-pread-rate=100%",
-        ])
-        .arg(format!("error-file={}", trigger.display()))
-        .spawn()
-        .expect("nbdkit");
-    wait_for(&sock, "nbdkit socket");
-    let mountpoint = dir.path().join("fuse");
-    std::fs::create_dir_all(&mountpoint).unwrap();
-    let pidfile = dir.path().join("nbdfuse.pid");
-    let nbdfuse = Command::new("nbdfuse")
-        .arg("-P")
-        .arg(&pidfile)
-        .arg(mountpoint.join("disk"))
-        .arg(format!("nbd+unix:///?socket={}", sock.display()))
-        .spawn()
-        .expect("nbdfuse");
-    let _faulty = Faulty {
-        nbdkit,
-        nbdfuse,
-        mountpoint: mountpoint.clone(),
-    };
-    wait_for(&pidfile, "nbdfuse");
+    let faulty = FaultyDisk::start(dir.path());
+    let trigger = faulty.trigger.clone();
+    let faulty_disk = faulty.disk.clone();
 
-    let config = standalone_config(dir.path(), &mountpoint.join("disk"), "");
+    let config = standalone_config(dir.path(), &faulty_disk, "");
     let node = Node::new(dir.path(), "alice", &config);
     node.adm_ok(&["create-md", "--force", "r0"]);
     node.adm_ok(&["up", "r0"]);
