@@ -99,3 +99,32 @@ fn parse_number(rest: &str) -> Option<u64> {
         .collect();
     digits.parse().ok()
 }
+
+/// Debian's python3, which has python3-libnbd (a pyenv python may come first on PATH).
+pub const DEBIAN_PYTHON: &str = "/usr/bin/python3";
+
+/// A python3-libnbd client that connects to `uri` and holds the export open until its
+/// stdin closes or it is killed.
+pub fn hold_open(uri: &str) -> std::process::Child {
+    use std::io::BufRead;
+    use std::process::Stdio;
+    let script = "import nbd, sys\nh = nbd.NBD()\nh.connect_uri(sys.argv[1])\nprint('ready', flush=True)\nsys.stdin.read()\n";
+    let mut child = Command::new(DEBIAN_PYTHON)
+        .arg("-c")
+        .arg(script)
+        .arg(uri)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.as_mut().expect("stdout"))
+        .read_line(&mut line)
+        .expect("client output");
+    assert_eq!(
+        line.trim(),
+        "ready",
+        "python3-libnbd client did not connect"
+    );
+    child
+}

@@ -41,18 +41,14 @@
 //! "Failure: (1xx)" is 10 and "State change failed: (-n)" is 11; no module (here: no
 //! daemon) is 20.
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use rdbd_tests::node::Node;
 use rdbd_tests::pair::{node_log, wait_line, Pair};
-use rdbd_tests::tools::{require, run, stderr, stdout};
-
-/// Debian's python3, which has python3-libnbd.
-const PYTHON: &str = "/usr/bin/python3";
+use rdbd_tests::tools::{hold_open, require, run, stderr, stdout};
 
 /// drbdadm's usage exit code (E_USAGE): naming mistakes.
 const USAGE: i32 = 1;
@@ -182,25 +178,6 @@ fn states(n: &Node) -> String {
         ok(n, &["cstate", "r0"]),
         ok(n, &["dstate", "r0"])
     )
-}
-
-/// A python3-libnbd client holding the export open until its stdin closes.
-fn hold_open(uri: &str) -> Child {
-    let script = "import nbd, sys\nh = nbd.NBD()\nh.connect_uri(sys.argv[1])\nprint('ready', flush=True)\nsys.stdin.read()\n";
-    let mut child = Command::new(PYTHON)
-        .arg("-c")
-        .arg(script)
-        .arg(uri)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python3");
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line.trim(), "ready", "the NBD client did not connect");
-    child
 }
 
 /// Retries `rdbdadm ARGS` until it succeeds (the daemon notices a client that left).

@@ -14,12 +14,12 @@
 
 use std::io::{Seek, SeekFrom, Write};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use rdbd_tests::node::Node;
 use rdbd_tests::pair::{fio_verify, node_log, wait_line, wait_log, Pair, DATA_BYTES};
-use rdbd_tests::tools::{require, run, run_ok, sha256_prefix, stderr, stdout};
+use rdbd_tests::tools::{hold_open, require, run, run_ok, sha256_prefix, stderr, stdout};
 
 /// Both data areas equal after `down` on both nodes.
 fn down_and_compare(p: &Pair, what: &str) {
@@ -50,24 +50,6 @@ fn drbdmeta_dump(file: &Path) -> std::process::Output {
         .args(["internal", "dump-md"]));
     let _ = std::fs::remove_file("/var/lib/drbd/drbd-minor--1.lkbd");
     out
-}
-
-/// An NBD client that keeps the export open until killed.
-fn hold_open(uri: &str) -> Child {
-    let script = "import nbd, sys, time\nh = nbd.NBD()\nh.connect_uri(sys.argv[1])\nprint('open', flush=True)\ntime.sleep(60)\n";
-    let mut child = Command::new("/usr/bin/python3")
-        .arg("-c")
-        .arg(script)
-        .arg(uri)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3 runs");
-    let mut line = String::new();
-    let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
-    std::io::BufRead::read_line(&mut out, &mut line).expect("client output");
-    assert_eq!(line.trim(), "open", "the NBD client did not connect");
-    child
 }
 
 /// Waits until `what` occurs at least `n` times in the node's log.

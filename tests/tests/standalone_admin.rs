@@ -1,41 +1,16 @@
 //! rdbdadm on a standalone resource: roles, states, the status file, refusals, and
 //! bad input (configs, out-of-range I/O) that must fail clearly and harm nothing.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use rdbd_control::status::parse;
 use rdbd_tests::fixture::Standalone;
 use rdbd_tests::node::Node;
-use rdbd_tests::tools::{require, run, stderr, stdout};
+use rdbd_tests::tools::{hold_open, require, run, stderr, stdout};
 use rdbd_types::{ConnState, DiskState, Role};
 
 /// Debian's python3, which has python3-libnbd (a pyenv python may come first on PATH).
 const PYTHON: &str = "/usr/bin/python3";
-
-/// A python3-libnbd client that connects, says "ready", and holds the export open
-/// until its stdin closes.
-fn hold_open(uri: &str) -> std::process::Child {
-    let script = "import nbd, sys\nh = nbd.NBD()\nh.connect_uri(sys.argv[1])\nprint('ready', flush=True)\nsys.stdin.read()\n";
-    let mut child = Command::new(PYTHON)
-        .arg("-c")
-        .arg(script)
-        .arg(uri)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python3");
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(
-        line.trim(),
-        "ready",
-        "python3-libnbd client did not connect"
-    );
-    child
-}
 
 #[test]
 fn roles_states_and_the_status_file() {
