@@ -11,6 +11,7 @@
 //! - [`tools`]: running external tools (nbdinfo, nbdcopy, qemu-io, fio, ...) with
 //!   their output captured and failures reported with that output.
 
+pub mod acked_writer;
 pub mod bins;
 pub mod faulty;
 pub mod fixture;

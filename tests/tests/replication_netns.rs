@@ -18,6 +18,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use rdbd_tests::acked_writer::{assert_acked_present, AckedWriter};
 use rdbd_tests::pair::{fio_verify, wait_line, Pair, PairOptions, DATA_BYTES};
 use rdbd_tests::tools::{require, run_ok, sha256_prefix};
 
@@ -273,61 +274,15 @@ fn protocol_c_secondary_killed_during_writes_across_namespaces() {
     secondary_killed_during_writes("C");
 }
 
-/// Writes 4 KiB blocks one at a time (QD1), each stamped with its number, and records
-/// a number only after the write returned (was acknowledged to the client).
-const ACKED_WRITER: &str = r#"import nbd, sys
-h = nbd.NBD()
-h.connect_uri(sys.argv[1])
-log = open(sys.argv[2], "w")
-for i in range(int(sys.argv[3])):
-    block = (b"rdbd-block-%08d-" % i) * 200
-    block = block + b"x" * (4096 - len(block))
-    h.pwrite(block, i * 4096)
-    log.write("%d\n" % i)
-    log.flush()
-"#;
-
 #[test]
 fn protocol_c_primary_killed_loses_no_acknowledged_write_across_namespaces() {
     let started = Instant::now();
     let p = synced_netns_pair("C");
-    let script = p.dir.path().join("writer.py");
-    let acked_path = p.dir.path().join("acked.txt");
-    std::fs::write(&script, ACKED_WRITER).unwrap();
     let blocks = 12_000;
-    // Debian's interpreter: it has python3-libnbd (pyenv's python, first on PATH, does not).
-    let mut writer = Command::new("/usr/bin/python3")
-        .arg(&script)
-        .arg(p.a.nbd_uri("r0"))
-        .arg(&acked_path)
-        .arg(blocks.to_string())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn /usr/bin/python3 (python3-libnbd)");
-    let acked_lines = || {
-        std::fs::read_to_string(&acked_path)
-            .unwrap_or_default()
-            .lines()
-            .count()
-    };
-    let start = Instant::now();
-    while acked_lines() < 300 {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "the writer made no progress"
-        );
-        if let Some(status) = writer.try_wait().unwrap() {
-            panic!("the writer ended early ({status}): is python3-libnbd installed?");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut writer = AckedWriter::start(p.dir.path(), &p.a.nbd_uri("r0"), blocks);
+    writer.wait_acked(300);
     p.a.crash();
-    let _ = writer.wait();
-    let acked: Vec<u64> = std::fs::read_to_string(&acked_path)
-        .unwrap()
-        .lines()
-        .map(|l| l.parse().unwrap())
-        .collect();
+    let acked = writer.acked();
     assert!(
         acked.len() >= 300 && acked.len() < blocks,
         "the crash interrupted the writer ({} acked)",
@@ -341,15 +296,7 @@ fn protocol_c_primary_killed_loses_no_acknowledged_write_across_namespaces() {
     let back = p.dir.path().join("back.bin");
     run_ok(Command::new("nbdcopy").arg(p.b.nbd_uri("r0")).arg(&back));
     let data = std::fs::read(&back).unwrap();
-    for i in &acked {
-        let at = (*i as usize) * 4096;
-        let want = format!("rdbd-block-{i:08}-");
-        assert_eq!(
-            &data[at..at + want.len()],
-            want.as_bytes(),
-            "acknowledged block {i} is missing on the new primary"
-        );
-    }
+    assert_acked_present(&data, &acked);
     eprintln!(
         "protocol C primary crash: {} acknowledged blocks all present, took {:?}",
         acked.len(),

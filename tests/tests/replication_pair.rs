@@ -14,6 +14,7 @@ use std::io::Write;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use rdbd_tests::acked_writer::{assert_acked_present, AckedWriter};
 use rdbd_tests::pair::{fio_verify, wait_line, wait_log, Pair, DATA_BYTES};
 use rdbd_tests::tools::{require, run_ok, sha256_prefix};
 
@@ -283,56 +284,14 @@ fn garbage_from_the_peer_is_refused_and_the_primary_keeps_serving() {
     );
 }
 
-/// The writer of the failover test: writes 4 KiB blocks one at a time (QD1), each
-/// stamped with its number, and records a number only after the write returned.
-const ACKED_WRITER: &str = r#"
-import sys
-h = nbd.NBD()
-h.connect_uri(sys.argv[1])
-log = open(sys.argv[2], "w")
-for i in range(int(sys.argv[3])):
-    block = (b"rdbd-block-%08d-" % i) * 200
-    block = block + b"x" * (4096 - len(block))
-    h.pwrite(block, i * 4096)
-    log.write("%d\n" % i)
-    log.flush()
-"#;
-
 #[test]
 fn protocol_c_loses_no_acknowledged_write_when_the_primary_dies() {
     let p = Pair::synced("protocol C;");
-    let script = p.dir.path().join("writer.py");
-    let acked = p.dir.path().join("acked.txt");
-    std::fs::write(&script, format!("import nbd\n{ACKED_WRITER}")).unwrap();
-    let mut writer = Command::new("/usr/bin/python3")
-        .arg(&script)
-        .arg(p.a.nbd_uri("r0"))
-        .arg(&acked)
-        .arg("12000")
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut writer = AckedWriter::start(p.dir.path(), &p.a.nbd_uri("r0"), 12_000);
     // Let it write a while, then the primary dies mid-stream.
-    let start = Instant::now();
-    while std::fs::read_to_string(&acked)
-        .unwrap_or_default()
-        .lines()
-        .count()
-        < 300
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "the writer made no progress"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    writer.wait_acked(300);
     p.a.crash();
-    let _ = writer.wait();
-    let acked: Vec<u64> = std::fs::read_to_string(&acked)
-        .unwrap()
-        .lines()
-        .map(|l| l.parse().unwrap())
-        .collect();
+    let acked = writer.acked();
     assert!(
         acked.len() >= 300 && acked.len() < 12000,
         "the crash interrupted the writer ({} acked)",
@@ -344,13 +303,5 @@ fn protocol_c_loses_no_acknowledged_write_when_the_primary_dies() {
     let back = p.dir.path().join("back.bin");
     run_ok(Command::new("nbdcopy").arg(p.b.nbd_uri("r0")).arg(&back));
     let data = std::fs::read(&back).unwrap();
-    for i in &acked {
-        let at = (*i as usize) * 4096;
-        let want = format!("rdbd-block-{i:08}-");
-        assert_eq!(
-            &data[at..at + want.len()],
-            want.as_bytes(),
-            "acknowledged block {i} is missing on the new primary"
-        );
-    }
+    assert_acked_present(&data, &acked);
 }
