@@ -12,21 +12,27 @@
 # On a shared machine the load changes between runs: every row runs all four targets
 # `--rounds` times, interleaved (the order rotates), and reports each target's median.
 #
-#   benches/repl-bench.sh [--runtime SECONDS] [--size SIZE] [--peer-dir DIR] [--rounds N]
+# `--bin DIR` runs the rdbd / rdbdadm binaries in DIR instead of the fresh release build
+# (to compare a saved build with the current one under the same load).
+#
+#   benches/repl-bench.sh [--runtime SECONDS] [--size SIZE] [--peer-dir DIR] [--rounds N] [--bin DIR]
 runtime=10
 disk_size=512M
 peer_dir=
 rounds=3
+bin_override=
 while [ $# -gt 0 ]; do
   case "$1" in
     --runtime) runtime=$2; shift 2 ;;
     --size) disk_size=$2; shift 2 ;;
     --peer-dir) peer_dir=$2; shift 2 ;;
     --rounds) rounds=$2; shift 2 ;;
+    --bin) bin_override=$(realpath "$2"); shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
 source "$(dirname "$0")/lib.sh"
+bin=${bin_override:-$bin}
 peer_dir=${peer_dir:-$work}
 peer_files=$(mktemp -d "$peer_dir/rdbd-bench-peer.XXXXXX")
 trap 'bench_cleanup; rm -rf "$peer_files"' EXIT

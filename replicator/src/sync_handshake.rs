@@ -137,8 +137,10 @@ pub struct HandshakeInput {
     pub peer_changed_blocks: u64,
     /// We were told `--discard-my-data`. The peer's is bit 1 of `compare.peer_flags`.
     pub discard_my_data: bool,
-    /// Demoting this node to Secondary would succeed now (no opener); read by
-    /// call-pri-lost-after-sb.
+    /// Demoting this node to Secondary would succeed now; read by call-pri-lost-after-sb.
+    /// In DRBD 8.4 it never does during the handshake: `drbd_change_state` is refused while
+    /// the connection is being established (STATE_SENT: SS_IN_TRANSIENT_STATE), so the
+    /// node passes `false` and the losing Primary runs `pri-lost-after-sb`.
     pub can_demote: bool,
     /// The net options.
     pub policies: Policies,

@@ -62,6 +62,28 @@ impl Node {
         String::from_utf8_lossy(&run_ok(self.adm().args(args)).stdout).into_owned()
     }
 
+    /// Runs `rdbdadm ARGS` like [`Node::adm_ok`], retrying (up to 10 s) while it is refused
+    /// because the device is held open: an NBD client that has just exited is noticed by
+    /// the daemon a moment later, when its socket's end reaches the server.
+    pub fn adm_ok_once_released(&self, args: &[&str]) -> String {
+        let start = std::time::Instant::now();
+        loop {
+            let out = self.adm_run(args);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            if out.status.success() {
+                return String::from_utf8_lossy(&out.stdout).into_owned();
+            }
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(10)
+                    && stderr.contains("held open"),
+                "rdbdadm {args:?} on {} failed ({}): {stderr}",
+                self.name,
+                out.status
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
     /// Runs `rdbdadm ARGS` whatever the outcome.
     pub fn adm_run(&self, args: &[&str]) -> Output {
         run(self.adm().args(args))

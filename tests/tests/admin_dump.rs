@@ -99,12 +99,14 @@ fn parse_dump(text: &str) -> BTreeSet<Entry> {
     out
 }
 
-fn rdbdadm_dump(file: &Path, resource: Option<&str>) -> String {
-    let out = run(Command::new(bin("rdbdadm"))
-        .arg("-c")
-        .arg(file)
-        .arg("dump")
-        .args(resource));
+/// rdbdadm's dump; `node`: `--node NODE` (`dump RES` needs a node the resource has an
+/// `on` section for, as drbdadm's does).
+fn rdbdadm_dump(file: &Path, resource: Option<&str>, node: Option<&str>) -> String {
+    let mut cmd = Command::new(bin("rdbdadm"));
+    if let Some(n) = node {
+        cmd.args(["--node", n]);
+    }
+    let out = run(cmd.arg("-c").arg(file).arg("dump").args(resource));
     assert!(
         out.status.success(),
         "rdbdadm -c {} dump {resource:?}: {}\n{}",
@@ -189,6 +191,28 @@ fn resources(set: &BTreeSet<Entry>) -> BTreeMap<String, BTreeSet<String>> {
     out
 }
 
+/// A node name rdbdadm runs `resource` as: its first `on` host, else the `ADDR:PORT`
+/// of its first `floating` section (rdbd names a floating host by its address).
+fn rdbd_node_of(set: &BTreeSet<Entry>, resource: &str) -> String {
+    let head = format!("resource {resource}");
+    let sections: Vec<&String> = set
+        .iter()
+        .filter(|(p, _, _)| p.first() == Some(&head))
+        .filter_map(|(p, _, _)| p.get(1))
+        .collect();
+    sections
+        .iter()
+        .find_map(|s| s.strip_prefix("on "))
+        .or_else(|| {
+            sections
+                .iter()
+                .find(|s| s.starts_with("floating "))
+                .and_then(|s| s.split_whitespace().last())
+        })
+        .unwrap_or_else(|| panic!("resource {resource} has no host section"))
+        .to_string()
+}
+
 /// The effective options of one resource from a full dump: its own sections plus the
 /// `common` options it does not override.
 fn effective(full: &BTreeSet<Entry>, resource: &str) -> BTreeSet<Entry> {
@@ -216,7 +240,7 @@ fn effective(full: &BTreeSet<Entry>, resource: &str) -> BTreeSet<Entry> {
 /// rdbdadm, when it is a TOML twin).
 fn compare(ours_file: &Path, drbdadm_file: &Path) {
     let what = format!("{} vs {}", ours_file.display(), drbdadm_file.display());
-    let ours = parse_dump(&rdbdadm_dump(ours_file, None));
+    let ours = parse_dump(&rdbdadm_dump(ours_file, None, None));
     let mut theirs = parse_dump(&drbdadm_dump(drbdadm_file, None, None));
     drop_added_defaults(&mut theirs, &ours);
     assert!(!ours.is_empty(), "{what}: rdbdadm dumped nothing");
@@ -229,7 +253,8 @@ fn compare(ours_file: &Path, drbdadm_file: &Path) {
         "{what}: resources"
     );
     for (name, hosts) in names {
-        let ours_one = parse_dump(&rdbdadm_dump(ours_file, Some(&name)));
+        let node = rdbd_node_of(&ours, &name);
+        let ours_one = parse_dump(&rdbdadm_dump(ours_file, Some(&name), Some(&node)));
         assert_same(
             &format!("{what}: dump {name} (common folded in)"),
             &ours_one,
@@ -324,7 +349,7 @@ fn syncer_dialect_of_8_3_maps_like_drbdadm_84() {
     );
     compare(&f, &f);
     // The mapping itself (not only agreement): rate is a disk option in 8.4.
-    let one = parse_dump(&rdbdadm_dump(&f, Some("r1")));
+    let one = parse_dump(&rdbdadm_dump(&f, Some("r1"), Some("alice")));
     let disk = vec!["resource r1".to_string(), "disk".to_string()];
     assert!(
         one.contains(&(disk, "resync-rate".into(), (1u64 << 20).to_string())),
@@ -374,7 +399,7 @@ fn include_globs_and_common_inheritance() {
         ),
     );
     compare(&f, &f);
-    let rb = parse_dump(&rdbdadm_dump(&f, Some("rb")));
+    let rb = parse_dump(&rdbdadm_dump(&f, Some("rb"), Some("bob")));
     let startup = vec!["resource rb".to_string(), "startup".to_string()];
     assert!(rb.contains(&(startup.clone(), "wfc-timeout".into(), "0".into())));
     assert!(
@@ -482,4 +507,128 @@ fn unknown_resource_fails_like_drbdadm() {
     // host)." and exit code 1 (E_USAGE).
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("nosuch"), "{}", stderr(&out));
+}
+
+/// Runs `tool -c FILE dump ARGS...` in a UTS namespace whose host name is `host` (both
+/// tools then pick their node from `uname -n`); returns (exit code, stdout, stderr).
+fn dump_as_host(tool: &Path, file: &Path, host: &str, args: &[&str]) -> (i32, String, String) {
+    require("unshare");
+    let out = run(Command::new("unshare")
+        .args(["--uts", "sh", "-c", "hostname \"$0\" && exec \"$@\"", host])
+        .arg(tool)
+        .arg("-c")
+        .arg(file)
+        .arg("dump")
+        .args(args)
+        .env_remove("RDBD_NODE")
+        .env_remove("__DRBD_NODE__"));
+    (out.status.code().unwrap_or(-1), stdout(&out), stderr(&out))
+}
+
+/// The resource names a dump prints, in order.
+fn dumped_names(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("resource "))
+        .filter_map(|l| l.split_whitespace().next())
+        .map(String::from)
+        .collect()
+}
+
+/// The `# resource NAME on HOST: [not ]ignored, ...` comments of a dump.
+fn ignored_notes(text: &str) -> Vec<String> {
+    text.lines()
+        .filter(|l| l.starts_with("# resource "))
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn dump_of_a_resource_without_an_on_section_for_this_host_fails_like_drbdadm() {
+    assert!(Path::new(DRBDADM_84).exists(), "{DRBDADM_84} is missing");
+    let dir = scratch_dir();
+    let f = write(
+        dir.path(),
+        "hosts.conf",
+        &format!(
+            "global {{ usage-count no; }}\n\
+             resource r0 {{ {} }}\n\
+             resource r2 {{\n\
+               on carol {{ device /dev/drbd2; disk /dev/vg/r2; address 127.0.0.1:7702; meta-disk internal; }}\n\
+               on dave {{ device /dev/drbd2; disk /dev/vg/r2; address 10.9.0.4:7702; meta-disk internal; }}\n\
+             }}\n",
+            hosts("r0", 0)
+        ),
+    );
+    // (drbdadm checks that this host's own address is local: carol's is 127.0.0.1.)
+    let rdbdadm = bin("rdbdadm");
+    let drbdadm = Path::new(DRBDADM_84);
+    // r0 has `on alice` and `on bob` only; this host is carol.
+    for args in [&["r0"][..], &["r0", "r2"], &["r2", "r0"]] {
+        let (our_code, our_out, our_err) = dump_as_host(&rdbdadm, &f, "carol", args);
+        let (their_code, their_out, their_err) = dump_as_host(drbdadm, &f, "carol", args);
+        assert_eq!(their_code, 1, "drbdadm-84 dump {args:?}: {their_err}");
+        assert_eq!(our_code, their_code, "dump {args:?}: {our_err}");
+        assert!(
+            their_err.contains("'r0' not defined in your config (for this host)"),
+            "{their_err}"
+        );
+        assert!(
+            our_err.contains("'r0' not defined in your config (for this host)")
+                && our_err.contains("no 'on carol' section"),
+            "rdbdadm names what was wrong: {our_err}"
+        );
+        // Resources named before the bad one are printed, as drbdadm does.
+        assert_eq!(
+            dumped_names(&our_out),
+            dumped_names(&their_out),
+            "dump {args:?}"
+        );
+    }
+    // The resource that has `on carol` dumps on both.
+    let (our_code, our_out, _) = dump_as_host(&rdbdadm, &f, "carol", &["r2"]);
+    let (their_code, their_out, _) = dump_as_host(drbdadm, &f, "carol", &["r2"]);
+    assert_eq!((our_code, their_code), (0, 0));
+    assert_eq!(dumped_names(&our_out), vec!["r2"]);
+    assert_eq!(ignored_notes(&our_out), ignored_notes(&their_out));
+    // `dump` and `dump all` print every resource, those of other hosts marked ignored.
+    for args in [&[][..], &["all"]] {
+        let (our_code, our_out, our_err) = dump_as_host(&rdbdadm, &f, "carol", args);
+        let (their_code, their_out, _) = dump_as_host(drbdadm, &f, "carol", args);
+        assert_eq!((our_code, their_code), (0, 0), "dump {args:?}: {our_err}");
+        assert_eq!(dumped_names(&our_out), dumped_names(&their_out));
+        assert_eq!(ignored_notes(&our_out), ignored_notes(&their_out));
+        assert!(
+            ignored_notes(&our_out)
+                .contains(&"# resource r0 on carol: ignored, not stacked".into()),
+            "{our_out}"
+        );
+        let mut ours = parse_dump(&our_out);
+        let mut theirs = parse_dump(&their_out);
+        drop_added_defaults(&mut theirs, &ours);
+        ours.retain(|e| !theirs.contains(e));
+        assert!(ours.is_empty(), "only rdbdadm:\n{}", describe(&ours));
+    }
+    // Choosing the node: rdbdadm --node bob, drbdadm's __DRBD_NODE__=bob.
+    let ours = run(Command::new(&rdbdadm)
+        .args(["--node", "bob", "-c"])
+        .arg(&f)
+        .args(["dump", "r0"]));
+    let theirs = run(Command::new(drbdadm)
+        .env("__DRBD_NODE__", "bob")
+        .arg("-c")
+        .arg(&f)
+        .args(["dump", "r0"]));
+    assert!(ours.status.success(), "{}", stderr(&ours));
+    assert!(theirs.status.success(), "{}", stderr(&theirs));
+    assert_eq!(
+        ignored_notes(&stdout(&ours)),
+        ignored_notes(&stdout(&theirs))
+    );
+    let theirs_one = parse_dump(&stdout(&theirs));
+    let ours_one = parse_dump(&stdout(&ours));
+    assert!(
+        !theirs_one.is_empty() && theirs_one.is_subset(&ours_one),
+        "only drbdadm-84:\n{}",
+        describe(&theirs_one.difference(&ours_one).cloned().collect())
+    );
 }

@@ -2,14 +2,19 @@
 //! internal meta-data moves to the new end, the pair agrees on the new size, the new
 //! area is resynced (or not, with `--assume-clean`), new NBD connections see the new
 //! size, and after `down` the real drbdmeta reads the moved meta-data with the new size.
-//! Shrinking and growing without a connected peer are refused with a clear message.
+//! Growing without a connected peer is refused with a clear message. Shrinking needs
+//! `--size` and `--force`: both nodes end with the new size (new NBD connections see it,
+//! I/O past it is refused), the meta-data stays in place with the new `la-size-sect`
+//! (drbdmeta reads it), the data below the new end is unchanged on both; a shrink
+//! without `--force`, to a size that is not whole 4 KiB blocks, or while a resync runs
+//! is refused with the reason.
 
 use std::path::Path;
 use std::process::Command;
 
 use rdbd_tests::fixture::Standalone;
-use rdbd_tests::pair::{fio_verify, node_log, wait_line, wait_log, Pair, DATA_BYTES};
-use rdbd_tests::tools::{require, run, run_ok, sha256_prefix, stderr, stdout};
+use rdbd_tests::pair::{fio_verify, node_log, wait_line, wait_log, Pair, PairOptions, DATA_BYTES};
+use rdbd_tests::tools::{require, run, run_ok, sha256_prefix, stderr, stdout, DEBIAN_PYTHON};
 
 const GROWN_FILE_BYTES: u64 = 96 << 20;
 
@@ -144,6 +149,186 @@ fn resize_with_assume_clean_skips_the_resync() {
     grow_pair(true);
 }
 
+const SHRUNK_BYTES: u64 = 32 << 20;
+
+/// python3-libnbd with strict mode off (the server, not libnbd, must refuse): a read and
+/// a write at `offset`; prints `read:ok|read:EINVAL...` and the same for the write.
+fn io_at(uri: &str, offset: u64) -> String {
+    let script = r#"import nbd, sys
+h = nbd.NBD()
+h.set_strict_mode(0)
+h.connect_uri(sys.argv[1])
+off = int(sys.argv[2])
+for name, op in (("read", lambda: h.pread(4096, off)), ("write", lambda: h.pwrite(b"x" * 4096, off))):
+    try:
+        op()
+        print(name + ":ok")
+    except nbd.Error as e:
+        print(name + ":" + str(e.errnum))
+h.shutdown()
+"#;
+    let out = run_ok(
+        Command::new(DEBIAN_PYTHON)
+            .args(["-c", script, uri])
+            .arg(offset.to_string()),
+    );
+    stdout(&out)
+}
+
+#[test]
+fn resize_shrinks_a_connected_pair_with_force() {
+    require("drbdmeta");
+    require("nbdinfo");
+    require("qemu-io");
+    require("fio");
+    let p = Pair::synced("protocol C;");
+    let uri = p.a.nbd_uri("r0");
+    fio_verify(&uri, "randwrite", "4k", "16", "16M");
+    // Data on both sides of the future end.
+    write_pattern(&uri, SHRUNK_BYTES - (1 << 20), 2 << 20);
+    write_pattern(&uri, 48 << 20, 4 << 20);
+    wait_line(&p.b, "oos:0", 10);
+    let kept_before = sha256_prefix(&p.disk_a, SHRUNK_BYTES);
+    assert_eq!(kept_before, sha256_prefix(&p.disk_b, SHRUNK_BYTES));
+
+    // Without --force: refused, saying why and how to confirm; nothing changed.
+    let out = p.a.adm_run(&["resize", "--size=32M", "r0"]);
+    assert!(!out.status.success());
+    let why = stderr(&out);
+    assert!(
+        why.contains("shrink") && why.contains("--force") && why.contains("--size=65536s"),
+        "{why}"
+    );
+    // Not whole 4 KiB blocks, or less than one: refused even with --force.
+    for size in ["--size=65537s", "--size=1s"] {
+        let out = p.a.adm_run(&["resize", size, "--force", "r0"]);
+        assert!(!out.status.success(), "{size}");
+        assert!(stderr(&out).contains("4 KiB"), "{size}: {}", stderr(&out));
+    }
+    // An NBD client holding the device (it negotiated the old size): refused.
+    let mut holder = rdbd_tests::tools::hold_open(&uri);
+    let out = p.a.adm_run(&["resize", "--size=32M", "--force", "r0"]);
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("NBD client"), "{}", stderr(&out));
+    assert_eq!(nbd_size(&uri), DATA_BYTES);
+
+    // The drbdadm pass-through form (retried while the daemon has not yet seen the
+    // holder's connection close).
+    let mut tries = 0;
+    loop {
+        let out =
+            p.a.adm_run(&["--", "--force", "--size=32M", "resize", "r0"]);
+        if out.status.success() {
+            break;
+        }
+        tries += 1;
+        assert!(
+            tries < 50 && stderr(&out).contains("NBD client"),
+            "{}",
+            stderr(&out)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(
+        nbd_size(&uri),
+        SHRUNK_BYTES,
+        "a new connection sees the new size"
+    );
+    wait_log(&p.b, "Peer sets u_size to 65536 sectors", 10);
+    assert_eq!(
+        io_at(&uri, SHRUNK_BYTES),
+        "read:22\nwrite:28\n",
+        "I/O past the new end is refused (NBD: EINVAL for a read, ENOSPC for a write)"
+    );
+    assert_eq!(io_at(&uri, SHRUNK_BYTES - 4096), "read:ok\nwrite:ok\n");
+    // Still replicating, no resync: both stay UpToDate.
+    fio_verify(&uri, "randwrite", "4k", "16", "8M");
+    wait_line(
+        &p.a,
+        "cs:Connected ro:Primary/Secondary ds:UpToDate/UpToDate",
+        10,
+    );
+    wait_line(&p.b, "oos:0", 10);
+    p.a.adm_ok(&["secondary", "r0"]);
+    p.a.adm_ok(&["down", "r0"]);
+    p.b.adm_ok(&["down", "r0"]);
+    for disk in [&p.disk_a, &p.disk_b] {
+        assert_eq!(
+            la_size_sect(&drbdmeta_dump(disk)) * 512,
+            SHRUNK_BYTES,
+            "drbdmeta reads the new size of {}",
+            disk.display()
+        );
+    }
+    assert_eq!(
+        sha256_prefix(&p.disk_a, SHRUNK_BYTES),
+        sha256_prefix(&p.disk_b, SHRUNK_BYTES),
+        "the kept data areas differ"
+    );
+    // Up again: the shrunk size stays, the pair connects without a resync.
+    p.a.adm_ok(&["up", "r0"]);
+    p.b.adm_ok(&["up", "r0"]);
+    wait_line(
+        &p.a,
+        "cs:Connected ro:Secondary/Secondary ds:UpToDate/UpToDate",
+        30,
+    );
+    p.a.adm_ok(&["primary", "r0"]);
+    assert_eq!(nbd_size(&uri), SHRUNK_BYTES);
+    p.a.adm_ok(&["secondary", "r0"]);
+    p.a.adm_ok(&["down", "r0"]);
+    p.b.adm_ok(&["down", "r0"]);
+}
+
+#[test]
+fn resize_keeps_the_data_below_the_new_end() {
+    // The shrink changes only the size: the bytes below the new end are those written
+    // before, on both nodes (no writes in between).
+    require("qemu-io");
+    let p = Pair::synced("protocol C;");
+    let uri = p.a.nbd_uri("r0");
+    write_pattern(&uri, 0, SHRUNK_BYTES);
+    write_pattern(&uri, SHRUNK_BYTES, 8 << 20);
+    wait_line(&p.b, "oos:0", 10);
+    let before = sha256_prefix(&p.disk_a, SHRUNK_BYTES);
+    p.a.adm_ok(&["resize", "--size", "32M", "--force", "r0"]);
+    p.a.adm_ok(&["secondary", "r0"]);
+    p.a.adm_ok(&["down", "r0"]);
+    p.b.adm_ok(&["down", "r0"]);
+    assert_eq!(sha256_prefix(&p.disk_a, SHRUNK_BYTES), before);
+    assert_eq!(sha256_prefix(&p.disk_b, SHRUNK_BYTES), before);
+}
+
+#[test]
+fn resize_refuses_a_shrink_while_a_resync_runs() {
+    let p = Pair::with(PairOptions {
+        net_a: "protocol C;".into(),
+        net_b: "protocol C;".into(),
+        resource_extra: "disk { c-plan-ahead 0; resync-rate 1M; }".into(),
+        ..PairOptions::default()
+    });
+    p.a.adm_ok(&["up", "r0"]);
+    p.b.adm_ok(&["up", "r0"]);
+    wait_line(&p.a, "cs:Connected ro:Secondary/Secondary", 30);
+    p.a.adm_ok(&["primary", "--force", "r0"]);
+    wait_line(&p.a, "cs:SyncSource", 10);
+    for node in [&p.a, &p.b] {
+        let out = node.adm_run(&["resize", "--size=32M", "--force", "r0"]);
+        assert!(!out.status.success());
+        assert!(
+            stderr(&out).contains("Resize not allowed during resync."),
+            "{}",
+            stderr(&out)
+        );
+    }
+    p.a.adm_ok(&["disconnect", "r0"]);
+    p.a.adm_ok(&["secondary", "r0"]);
+    p.a.adm_ok(&["down", "r0"]);
+    p.b.adm_ok(&["down", "r0"]);
+}
+
 #[test]
 fn resize_refuses_a_shrink_and_a_disconnected_peer() {
     let p = Pair::synced("protocol C;");
@@ -185,4 +370,32 @@ fn resize_of_a_standalone_resource_with_an_explicit_size() {
     s.node.adm_ok(&["secondary", "r0"]);
     s.node.adm_ok(&["down", "r0"]);
     assert_eq!(la_size_sect(&drbdmeta_dump(&s.disk)) * 512, after);
+}
+
+#[test]
+fn resize_shrinks_a_standalone_resource_and_the_size_survives_down_and_up() {
+    require("drbdmeta");
+    require("nbdinfo");
+    require("qemu-io");
+    let s = Standalone::up(64);
+    write_pattern(&s.uri(), 0, 8 << 20);
+    let kept = sha256_prefix(&s.disk, 8 << 20);
+    let out = s.node.adm_run(&["resize", "--size", "8M", "r0"]);
+    assert!(!out.status.success(), "no --force");
+    assert!(stderr(&out).contains("--force"), "{}", stderr(&out));
+    s.node.adm_ok(&["resize", "--size", "8M", "--force", "r0"]);
+    assert_eq!(s.node_size_bytes(), 8 << 20);
+    s.node.adm_ok(&["secondary", "r0"]);
+    s.node.adm_ok(&["down", "r0"]);
+    assert_eq!(la_size_sect(&drbdmeta_dump(&s.disk)) * 512, 8 << 20);
+    assert_eq!(sha256_prefix(&s.disk, 8 << 20), kept);
+    // The meta-data did not move: up again reads it and keeps the shrunk size.
+    s.node.adm_ok(&["up", "r0"]);
+    s.node.adm_ok(&["primary", "r0"]);
+    assert_eq!(s.node_size_bytes(), 8 << 20);
+    // Growing back to what the device offers works as any grow.
+    s.node.adm_ok(&["resize", "r0"]);
+    assert!(s.node_size_bytes() > 60 << 20);
+    s.node.adm_ok(&["secondary", "r0"]);
+    s.node.adm_ok(&["down", "r0"]);
 }

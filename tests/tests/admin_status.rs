@@ -387,3 +387,128 @@ fn resync_layout_done_and_user_pause() {
     let plain = snapshot_moving(&p.a, &[]);
     assert!(!plain.text.contains("resync-suspended"), "{}", plain.text);
 }
+
+/// Polls `n`'s status file for up to `budget`; true once `pred` holds for its text.
+fn file_within(n: &Node, budget: std::time::Duration, pred: impl Fn(&str) -> bool) -> bool {
+    let start = std::time::Instant::now();
+    loop {
+        if pred(&n.status_file()) {
+            return true;
+        }
+        if start.elapsed() >= budget {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// [`file_within`]: the file contains `needle`.
+fn file_shows_within(n: &Node, needle: &str, budget: std::time::Duration) -> bool {
+    file_within(n, budget, |t| t.contains(needle))
+}
+
+/// `rdbdadm events2 r0` on a node: the daemon's state changes as they happen, learnt
+/// without a control request (each of which rewrites the status file itself).
+struct Events {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Events {
+    fn follow(n: &Node) -> Events {
+        use std::io::BufRead;
+        let mut child = n
+            .adm()
+            .args(["events2", "r0"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                if line.map(|l| tx.send(l)).is_err() {
+                    break;
+                }
+            }
+        });
+        Events { child, lines }
+    }
+
+    /// Waits (10 s at most) for a line that starts with `prefix` and contains `field`.
+    fn wait(&self, prefix: &str, field: &str) -> String {
+        loop {
+            let line = self
+                .lines
+                .recv_timeout(std::time::Duration::from_secs(10))
+                .unwrap_or_else(|_| panic!("no '{prefix} ... {field}' event within 10 s"));
+            if line.starts_with(prefix) && line.split_whitespace().any(|w| w == field) {
+                return line;
+            }
+        }
+    }
+}
+
+impl Drop for Events {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn status_file_follows_every_state_change_at_once() {
+    // Causality, not timing: once a command returned (this node's change) or events2
+    // reported the new state (a change the peer caused; events2 sends no control request,
+    // so it does not rewrite the file itself), the file shows it within a budget far
+    // below the 1 s rewrite period.
+    let budget = std::time::Duration::from_millis(300);
+    let p = Pair::synced("protocol C;");
+    let bob_events = Events::follow(&p.b);
+    bob_events.wait("exists", "-");
+    for round in 0..4 {
+        p.a.adm_ok(&["secondary", "r0"]);
+        assert!(
+            file_shows_within(&p.a, "ro:Secondary/Secondary", budget),
+            "round {round}: after 'secondary' returned: {}",
+            p.a.status_file()
+        );
+        bob_events.wait("change connection", "role:Secondary");
+        assert!(
+            file_shows_within(&p.b, "ro:Secondary/Secondary", budget),
+            "round {round}: the peer's demotion: {}",
+            p.b.status_file()
+        );
+        p.a.adm_ok(&["primary", "r0"]);
+        assert!(
+            file_shows_within(&p.a, "ro:Primary/Secondary", budget),
+            "round {round}: after 'primary' returned: {}",
+            p.a.status_file()
+        );
+        bob_events.wait("change connection", "role:Primary");
+        assert!(
+            file_shows_within(&p.b, "ro:Secondary/Primary", budget),
+            "round {round}: the peer's promotion: {}",
+            p.b.status_file()
+        );
+    }
+    // A connection change the peer caused (a hard state change on bob).
+    p.a.adm_ok(&["disconnect", "r0"]);
+    assert!(file_shows_within(&p.a, "cs:StandAlone", budget));
+    let line = loop {
+        let l = bob_events.wait("change connection", "role:Unknown");
+        if !l.contains("connection:Connected") {
+            break l;
+        }
+    };
+    assert!(
+        file_within(&p.b, budget, |t| t.contains(" cs:")
+            && !t.contains("cs:Connected")),
+        "the peer's disconnect ({line}): {}",
+        p.b.status_file()
+    );
+    drop(bob_events);
+    p.a.adm_ok(&["secondary", "r0"]);
+    p.a.adm_ok(&["down", "r0"]);
+    p.b.adm_ok(&["down", "r0"]);
+}

@@ -74,6 +74,6 @@ fn a_local_read_error_runs_the_local_io_error_handler() {
         std::fs::read_to_string(&ran).unwrap().lines().next(),
         Some(format!("r0 0 {}", disk.display()).as_str())
     );
-    node.adm_ok(&["secondary", "r0"]);
+    node.adm_ok_once_released(&["secondary", "r0"]);
     node.adm_ok(&["down", "r0"]);
 }

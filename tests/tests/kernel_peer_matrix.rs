@@ -24,8 +24,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use rdbd_tests::kernel_peer::node::{oos_kib, Auth, RdbdNode};
-use rdbd_tests::kernel_peer::proc_drbd::{minor_line, mismatch};
-use rdbd_tests::kernel_peer::vm::{KernelPeerVm, VmConfig};
+use rdbd_tests::kernel_peer::pair::{resyncs_kib, Direction, KernelPair};
+use rdbd_tests::kernel_peer::vm::KernelPeerVm;
 use rdbd_tests::kernel_peer::DATA_BLOCKS;
 use rdbd_tests::tools::{require, run_ok, sha256_prefix, stdout};
 
@@ -33,125 +33,34 @@ use rdbd_tests::tools::{require, run_ok, sha256_prefix, stdout};
 /// is noticed quickly.
 const RDBD_NET: &str = "ping-int 2;";
 
-/// Shell functions for the guest, defined before `kp_serve` takes commands.
-const GUEST_LIB: &str = r#"
-g_opts() { echo "--protocol=$1 --ping-int=2 --connect-int=1 --timeout=20 $2"; }
-g_up() { KP_ATTACH_OPTS='--c-plan-ahead=0 --resync-rate=100M' kp_drbd_up r0 0 /dev/vda 10.0.2.15:7789 "$PEER" $(g_opts "$1" "$2"); }
-g_connect() { kp_run drbdsetup connect r0 ipv4:10.0.2.15:7789 "ipv4:$PEER" $(g_opts "$1" "$2"); }
-g_disconnect() { kp_run drbdsetup disconnect ipv4:10.0.2.15:7789 "ipv4:$PEER"; }
-g_area() { kp_result area "$(dd if=/dev/vda bs=24576 count=2729 iflag=direct 2>/dev/null | sha256sum | cut -d' ' -f1)"; }
-g_region() { kp_result "region-$1" "$(dd if=/dev/vda bs=65536 skip="$1" count="$2" iflag=direct 2>/dev/null | sha256sum | cut -d' ' -f1)"; }
-g_write() { dd if=/dev/urandom of=/tmp/w bs=65536 count="$2" 2>/dev/null || return 1; kp_result written "$(sha256sum /tmp/w | cut -d' ' -f1)"; kp_run dd if=/tmp/w of=/dev/drbd0 bs=65536 seek="$1" count="$2" oflag=direct 2>&1; }
-g_wait_cs_not() { i=0; while [ "$(kp_cs 0)" = "$1" ]; do sleep 1; i=$((i+1)); [ $i -lt "$2" ] || { cat /proc/drbd; return 1; }; done; }
-g_wait_synced() { i=0; while ! grep -q "cs:Connected .* ds:UpToDate/UpToDate" /proc/drbd; do sleep 1; i=$((i+1)); [ $i -lt "$1" ] || { cat /proc/drbd; return 1; }; done; }
-"#;
-
 /// Bytes in each region a phase writes.
 const REGION_BYTES: u64 = 4 << 20;
 /// The same in 64 KiB blocks (the guest's `dd bs=65536`).
 const REGION_64K: u64 = REGION_BYTES / 65536;
 
-/// One direction's roles.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Direction {
-    /// rdbd Primary, kernel Secondary.
-    RdbdPrimary,
-    /// kernel Primary, rdbd Secondary.
-    KernelPrimary,
-}
-
-impl Direction {
-    fn name(self) -> &'static str {
-        match self {
-            Direction::RdbdPrimary => "rdbd-primary",
-            Direction::KernelPrimary => "kernel-primary",
-        }
-    }
-
-    /// rdbd's `ro:` when connected.
-    fn rdbd_roles(self) -> &'static str {
-        match self {
-            Direction::RdbdPrimary => "ro:Primary/Secondary",
-            Direction::KernelPrimary => "ro:Secondary/Primary",
-        }
-    }
-}
-
 /// The running scenario.
 struct Matrix {
-    vm: KernelPeerVm,
-    rdbd: RdbdNode,
-    protocol: &'static str,
-    direction: Direction,
-    started: Instant,
+    p: KernelPair,
 }
 
 const SHORT: Duration = Duration::from_secs(30);
-const LONG: Duration = Duration::from_secs(90);
 
 impl Matrix {
     fn boot(direction: Direction, protocol: &'static str) -> Matrix {
-        require("qemu-system-x86_64");
-        let rdbd = RdbdNode::new(protocol, Auth::None, RDBD_NET);
-        let mut vm = KernelPeerVm::boot(VmConfig {
-            script: format!("{GUEST_LIB}\nkp_serve 180\n"),
-            disk_mib: 64,
-            fwd_port: rdbd.fwd_port,
-            env: vec![("PEER".into(), rdbd.guest_peer_addr())],
-            timeout: Duration::from_secs(600),
-        });
-        vm.wait_console("KP-SERVE-READY", Duration::from_secs(120));
         Matrix {
-            vm,
-            rdbd,
-            protocol,
-            direction,
-            started: Instant::now(),
+            p: KernelPair::boot(direction, protocol, RDBD_NET),
         }
     }
 
     fn g(&mut self, cmd: &str) -> String {
-        self.vm.guest(cmd, LONG)
-    }
-
-    fn connected_state(&self) -> String {
-        format!(
-            "cs:Connected {} ds:UpToDate/UpToDate",
-            self.direction.rdbd_roles()
-        )
-    }
-
-    /// Both sides show the same connection: rdbd's status line is the kernel's mirrored (polled,
-    /// since the two sides finish a transition at slightly different moments).
-    fn assert_mirrored(&mut self, what: &str) {
-        let deadline = Instant::now() + SHORT;
-        loop {
-            let ours_text = self.rdbd.node.status_file();
-            let theirs_text = self.g("cat /proc/drbd");
-            let ours = minor_line(&ours_text, 0);
-            let theirs = minor_line(&theirs_text, 0);
-            let why = match (&ours, &theirs) {
-                (Some(o), Some(t)) => mismatch(o, t),
-                _ => Some("a minor line is missing".to_string()),
-            };
-            let expected = self.connected_state();
-            match why {
-                None if ours_text.contains(&expected) => return,
-                _ if Instant::now() > deadline => self.vm.fail(&format!(
-                    "{what}: the two sides do not show the same states ({}; rdbd should show {expected}):\n\
-                     rdbd:\n{ours_text}\nkernel:\n{theirs_text}",
-                    why.unwrap_or_default()
-                )),
-                _ => std::thread::sleep(Duration::from_millis(500)),
-            }
-        }
+        self.p.g(cmd)
     }
 
     /// The sha256 of a region of the guest's disk.
     fn guest_region(&mut self, offset: u64) -> String {
         let skip = offset / 65536;
         let out = self.g(&format!("g_region {skip} {REGION_64K}"));
-        self.vm.result_in(&out, &format!("region-{skip}"))
+        self.p.vm.result_in(&out, &format!("region-{skip}"))
     }
 
     /// Checks that the kernel and rdbd both authenticated the peer once more than before.
@@ -159,50 +68,25 @@ impl Matrix {
         let Some(bytes) = auth.hmac_bytes() else {
             return;
         };
-        let (kernel, ours) = auth_counts(&self.vm, &self.rdbd, bytes);
+        let (kernel, ours) = auth_counts(&self.p.vm, &self.p.rdbd, bytes);
         if kernel <= before.0 || ours <= before.1 {
-            self.vm.fail(&format!(
+            self.p.vm.fail(&format!(
                 "{what}: cram-hmac-alg {}: the kernel logged {kernel} (before {}) \
                  \"Peer authenticated using {bytes} bytes HMAC\", rdbd {ours} (before {}) \
                  \"Peer authenticated\"\nrdbd log:\n{}",
                 auth.name(),
                 before.0,
                 before.1,
-                self.rdbd.log()
+                self.p.rdbd.log()
             ));
         }
     }
 
-    /// First phase: both up without authentication, the initial full sync from the Primary.
-    fn first_connect(&mut self) {
-        let p = self.protocol;
-        self.rdbd.node.adm_ok(&["up", "r0"]);
-        self.g(&format!("g_up {p} ''"));
-        self.rdbd.wait_status(
-            &self.vm,
-            "cs:Connected ro:Secondary/Secondary ds:Inconsistent/Inconsistent",
-            120,
-        );
-        match self.direction {
-            Direction::RdbdPrimary => {
-                self.rdbd.node.adm_ok(&["primary", "--force", "r0"]);
-            }
-            Direction::KernelPrimary => {
-                self.g("kp_run drbdsetup primary 0 --force");
-            }
-        }
-        let state = self.connected_state();
-        self.rdbd.wait_status(&self.vm, &state, 180);
-        self.rdbd.wait_status(&self.vm, "oos:0", 60);
-        self.g("g_wait_synced 60");
-        self.assert_mirrored("after the initial sync");
-    }
-
     /// Writes REGION_BYTES at `offset` on the Primary; returns the sha256 of what was written.
     fn write_on_primary(&mut self, offset: u64, name: &str) -> String {
-        match self.direction {
+        match self.p.direction {
             Direction::RdbdPrimary => {
-                let file = self.rdbd.dir.path().join(name);
+                let file = self.p.rdbd.dir.path().join(name);
                 run_ok(Command::new("sh").arg("-c").arg(format!(
                     "head -c {REGION_BYTES} /dev/urandom > {}",
                     file.display()
@@ -210,18 +94,18 @@ impl Matrix {
                 run_ok(
                     Command::new("/usr/bin/python3")
                         .args(["-c", PWRITE])
-                        .arg(self.rdbd.node.nbd_uri("r0"))
+                        .arg(self.p.rdbd.node.nbd_uri("r0"))
                         .arg(&file)
                         .arg(offset.to_string()),
                 );
                 sha256_prefix(&file, REGION_BYTES)
             }
             Direction::KernelPrimary => {
-                let out = self.vm.guest(
+                let out = self.p.vm.guest(
                     &format!("g_write {} {REGION_64K}", offset / 65536),
                     Duration::from_secs(120),
                 );
-                self.vm.result_in(&out, "written")
+                self.p.vm.result_in(&out, "written")
             }
         }
     }
@@ -231,14 +115,14 @@ impl Matrix {
     fn wait_rdbd_region(&self, offset: u64, sha: &str, what: &str) {
         let deadline = Instant::now() + SHORT;
         loop {
-            let ours = region_sha(&self.rdbd.disk, offset);
+            let ours = region_sha(&self.p.rdbd.disk, offset);
             if ours == sha {
                 return;
             }
             if Instant::now() > deadline {
-                self.vm.fail(&format!(
+                self.p.vm.fail(&format!(
                     "{what}: rdbd's disk at {offset} has {ours}, the written data is {sha}\nrdbd log:\n{}",
-                    self.rdbd.log()
+                    self.p.rdbd.log()
                 ));
             }
             std::thread::sleep(Duration::from_millis(300));
@@ -248,25 +132,26 @@ impl Matrix {
     fn what(&self, auth: Auth) -> String {
         format!(
             "{} protocol {} cram-hmac-alg {}",
-            self.direction.name(),
-            self.protocol,
+            self.p.direction.name(),
+            self.p.protocol,
             auth.name()
         )
     }
 
     /// The Primary counts at least what it wrote alone as out of sync.
     fn assert_primary_counts_oos(&mut self, what: &str) {
-        let oos = match self.direction {
+        let oos = match self.p.direction {
             Direction::RdbdPrimary => {
                 let s = self
+                    .p
                     .rdbd
-                    .wait(&self.vm, "oos >= 4096", 10, |s| oos_kib(s) >= 4096);
+                    .wait(&self.p.vm, "oos >= 4096", 10, |s| oos_kib(s) >= 4096);
                 oos_kib(&s)
             }
             Direction::KernelPrimary => oos_kib(&self.g("cat /proc/drbd")),
         };
         if oos < REGION_BYTES / 1024 {
-            self.vm.fail(&format!(
+            self.p.vm.fail(&format!(
                 "{what}: the Primary counts {oos} KiB out of sync after writing {} KiB alone",
                 REGION_BYTES / 1024
             ));
@@ -275,11 +160,11 @@ impl Matrix {
 
     /// After a reconnection: a new, bitmap-based resync (at least REGION_BYTES, less than all).
     fn assert_bitmap_resync(&self, before: &[u64], what: &str) {
-        let log = self.rdbd.log();
-        let after = resyncs(&log);
+        let log = self.p.rdbd.log();
+        let after = resyncs_kib(&log);
         let kib = after.last().copied().unwrap_or(0);
         if after.len() <= before.len() || !(REGION_BYTES / 1024..DATA_BLOCKS * 4).contains(&kib) {
-            self.vm.fail(&format!(
+            self.p.vm.fail(&format!(
                 "{what}: no bitmap-based resync after reconnecting \
                  (resyncs before {before:?}, after {after:?})\nrdbd log:\n{log}"
             ));
@@ -291,47 +176,48 @@ impl Matrix {
     /// phase's `cram-hmac-alg`. Returns the region written while cut off.
     fn admin_cut_off(&mut self, k: u64, auth: Auth) -> (u64, String) {
         let what = format!("{}: cut off by disconnecting", self.what(auth));
-        let p = self.protocol;
+        let p = self.p.protocol;
         let offset = k * (16 << 20) + (4 << 20);
-        let auth_before = auth_counts(&self.vm, &self.rdbd, auth.hmac_bytes().unwrap_or(0));
-        let resyncs_before = resyncs(&self.rdbd.log());
-        if self.direction == Direction::RdbdPrimary {
-            self.rdbd.node.adm_ok(&["disconnect", "r0"]);
+        let auth_before = auth_counts(&self.p.vm, &self.p.rdbd, auth.hmac_bytes().unwrap_or(0));
+        let resyncs_before = resyncs_kib(&self.p.rdbd.log());
+        if self.p.direction == Direction::RdbdPrimary {
+            self.p.rdbd.node.adm_ok(&["disconnect", "r0"]);
         }
         self.g("g_disconnect");
-        if self.direction == Direction::KernelPrimary {
-            self.rdbd.node.adm_ok(&["disconnect", "r0"]);
+        if self.p.direction == Direction::KernelPrimary {
+            self.p.rdbd.node.adm_ok(&["disconnect", "r0"]);
         }
         let sha = self.write_on_primary(offset, &format!("w{k}-disconnected.bin"));
         self.assert_primary_counts_oos(&what);
         if k == 0 {
-            self.rdbd.node.adm_ok(&["connect", "r0"]);
+            self.p.rdbd.node.adm_ok(&["connect", "r0"]);
         } else {
             // rdbd reads cram-hmac-alg at `up`; the bitmap persists across down/up.
-            if self.direction == Direction::RdbdPrimary {
-                self.rdbd.node.adm_ok(&["secondary", "r0"]);
+            if self.p.direction == Direction::RdbdPrimary {
+                self.p.rdbd.node.adm_ok(&["secondary", "r0"]);
             }
-            self.rdbd.node.adm_ok(&["down", "r0"]);
-            self.rdbd.write_config(p, auth, RDBD_NET);
-            self.rdbd.node.adm_ok(&["up", "r0"]);
+            self.p.rdbd.node.adm_ok(&["down", "r0"]);
+            self.p.rdbd.write_config(p, auth, RDBD_NET);
+            self.p.rdbd.node.adm_ok(&["up", "r0"]);
         }
         self.g(&format!("g_connect {p} '{}'", auth.drbdsetup_flags()));
-        if self.direction == Direction::RdbdPrimary && k > 0 {
-            self.rdbd.wait_status(
-                &self.vm,
+        if self.p.direction == Direction::RdbdPrimary && k > 0 {
+            self.p.rdbd.wait_status(
+                &self.p.vm,
                 "cs:Connected ro:Secondary/Secondary ds:UpToDate/UpToDate",
                 90,
             );
             // It was UpToDate: no --force.
-            self.rdbd.node.adm_ok(&["primary", "r0"]);
+            self.p.rdbd.node.adm_ok(&["primary", "r0"]);
         }
-        let state = self.connected_state();
-        self.rdbd.wait_status(&self.vm, &state, 90);
-        self.rdbd.wait_status(&self.vm, "oos:0", 60);
+        let state = self.p.connected_state();
+        self.p.rdbd.wait_status(&self.p.vm, &state, 90);
+        self.p.rdbd.wait_status(&self.p.vm, "oos:0", 60);
         self.g("g_wait_synced 60");
         self.assert_bitmap_resync(&resyncs_before, &what);
         self.assert_authenticated(auth, auth_before, &what);
-        self.assert_mirrored(&format!("{}: connected", self.what(auth)));
+        self.p
+            .assert_mirrored(&format!("{}: connected", self.what(auth)));
         (offset, sha)
     }
 
@@ -340,12 +226,12 @@ impl Matrix {
         let what = format!("{}: connected", self.what(auth));
         let offset = k * (16 << 20);
         let sha = self.write_on_primary(offset, &format!("w{k}-connected.bin"));
-        match self.direction {
+        match self.p.direction {
             Direction::RdbdPrimary => {
                 // pwrite + flush returned: the kernel acknowledged the barrier.
                 let theirs = self.guest_region(offset);
                 if theirs != sha {
-                    self.vm.fail(&format!(
+                    self.p.vm.fail(&format!(
                         "{what}: the kernel's disk does not have the data written on rdbd \
                          (region at {offset}: {theirs}, written {sha})"
                     ));
@@ -361,25 +247,25 @@ impl Matrix {
     fn link_cut(&mut self, k: u64, auth: Auth) -> (u64, String) {
         let what = format!("{}: link cut", self.what(auth));
         let offset = k * (16 << 20) + (8 << 20);
-        let auth_before = auth_counts(&self.vm, &self.rdbd, auth.hmac_bytes().unwrap_or(0));
-        let resyncs_before = resyncs(&self.rdbd.log());
+        let auth_before = auth_counts(&self.p.vm, &self.p.rdbd, auth.hmac_bytes().unwrap_or(0));
+        let resyncs_before = resyncs_kib(&self.p.rdbd.log());
         self.g("kp_run ip link set eth0 down");
         let sha = self.write_on_primary(offset, &format!("w{k}-cut.bin"));
         self.g("g_wait_cs_not Connected 60");
-        let rdbd_alone = match self.direction {
+        let rdbd_alone = match self.p.direction {
             Direction::RdbdPrimary => "ro:Primary/Unknown",
             Direction::KernelPrimary => "ro:Secondary/Unknown",
         };
-        self.rdbd.wait_status(&self.vm, rdbd_alone, 60);
+        self.p.rdbd.wait_status(&self.p.vm, rdbd_alone, 60);
         self.assert_primary_counts_oos(&what);
         self.g("kp_run ip link set eth0 up");
-        let state = self.connected_state();
-        self.rdbd.wait_status(&self.vm, &state, 90);
-        self.rdbd.wait_status(&self.vm, "oos:0", 60);
+        let state = self.p.connected_state();
+        self.p.rdbd.wait_status(&self.p.vm, &state, 90);
+        self.p.rdbd.wait_status(&self.p.vm, "oos:0", 60);
         self.g("g_wait_synced 60");
         self.assert_bitmap_resync(&resyncs_before, &what);
         self.assert_authenticated(auth, auth_before, &what);
-        self.assert_mirrored(&format!("{what}: back"));
+        self.p.assert_mirrored(&format!("{what}: back"));
         (offset, sha)
     }
 
@@ -395,23 +281,23 @@ impl Matrix {
         let out = self.g(&cmd);
         for (at, sha) in written {
             self.wait_rdbd_region(*at, sha, &what);
-            let theirs = self.vm.result_in(&out, &format!("region-{}", at / 65536));
+            let theirs = self.p.vm.result_in(&out, &format!("region-{}", at / 65536));
             if &theirs != sha {
-                self.vm.fail(&format!(
+                self.p.vm.fail(&format!(
                     "{what}: the kernel's disk lost the write at {at} ({theirs}, written {sha})"
                 ));
             }
         }
-        let theirs = self.vm.result_in(&out, "area");
-        let ours = sha256_prefix(&self.rdbd.disk, DATA_BLOCKS * 4096);
+        let theirs = self.p.vm.result_in(&out, "area");
+        let ours = sha256_prefix(&self.p.rdbd.disk, DATA_BLOCKS * 4096);
         if theirs != ours {
-            self.vm.fail(&format!(
+            self.p.vm.fail(&format!(
                 "{what}: the data areas differ (kernel {theirs}, rdbd {ours})"
             ));
         }
         eprintln!(
             "{what}: phase done at {:?} ({} regions checked)",
-            self.started.elapsed(),
+            self.p.started.elapsed(),
             written.len()
         );
     }
@@ -419,17 +305,17 @@ impl Matrix {
     fn finish(self) {
         let name = format!(
             "matrix-{}-{}",
-            self.direction.name(),
-            self.protocol.to_lowercase()
+            self.p.direction.name(),
+            self.p.protocol.to_lowercase()
         );
-        self.rdbd.save_logs(&self.vm, &name);
-        if self.direction == Direction::RdbdPrimary {
-            self.rdbd.node.adm_ok(&["secondary", "r0"]);
+        self.p.rdbd.save_logs(&self.p.vm, &name);
+        if self.p.direction == Direction::RdbdPrimary {
+            self.p.rdbd.node.adm_ok(&["secondary", "r0"]);
         }
-        self.rdbd.node.adm_ok(&["down", "r0"]);
+        self.p.rdbd.node.adm_ok(&["down", "r0"]);
         eprintln!(
             "{name}: 3 phases in {:?} after the boot",
-            self.started.elapsed()
+            self.p.started.elapsed()
         );
     }
 }
@@ -445,16 +331,6 @@ fn auth_counts(vm: &KernelPeerVm, rdbd: &RdbdNode, bytes: usize) -> (usize, usiz
         .matches(&format!("Peer authenticated using {bytes} bytes HMAC"))
         .count();
     (kernel, rdbd.log().matches("Peer authenticated").count())
-}
-
-/// The "Began resync as ..." lines of rdbd's log (their sizes in KB).
-fn resyncs(log: &str) -> Vec<u64> {
-    log.split("Began resync as Sync")
-        .skip(1)
-        .filter_map(|t| t.split("(will sync ").nth(1))
-        .filter_map(|t| t.split(' ').next())
-        .filter_map(|n| n.parse().ok())
-        .collect()
 }
 
 /// The sha256 of REGION_BYTES of a file at `offset`.
@@ -482,7 +358,7 @@ fn run_matrix(direction: Direction, protocol: &'static str) {
         require("nbdcopy");
     }
     let mut m = Matrix::boot(direction, protocol);
-    m.first_connect();
+    m.p.first_connect();
     for (k, auth) in Auth::ALL.into_iter().enumerate() {
         let k = k as u64;
         let mut written = vec![m.admin_cut_off(k, auth)];

@@ -12,19 +12,19 @@
 //! - a full sync interrupted at about 40 % by SIGKILL of the SyncTarget resumes where it
 //!   stopped.
 //!
-//! A split brain is made as in `split_brain.rs`: a synced pair (alice Primary)
+//! A split brain is made by `rdbd_tests::split_brain`: a synced pair (alice Primary)
 //! disconnects, bob becomes Primary too, alice writes 2 MiB at 0 and bob 4 MiB at
 //! 16 MiB, then the sides take the roles the scenario needs and connect. The changed
 //! blocks of both sides (512 + 1024 bits) are what a bitmap-based resync moves.
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use rdbd_tests::node::Node;
 use rdbd_tests::pair::{node_log, wait_line, wait_log, Pair, PairOptions, DATA_BYTES};
-use rdbd_tests::tools::{last_number_after, require, run_ok, sha256_prefix, stdout};
+use rdbd_tests::split_brain::{connect_both, data_checksum, write_blocks, SplitBrain};
+use rdbd_tests::tools::{last_number_after, require};
 
 /// A 3 s ping-timeout: a loaded machine must not drop the connection mid-test.
 const NET: &str = "ping-timeout 30;";
@@ -35,24 +35,7 @@ const WRITE_A_KIB: u64 = 2 << 10;
 const WRITE_B_KIB: u64 = 4 << 10;
 
 fn checksum(path: &Path) -> String {
-    sha256_prefix(path, DATA_BYTES)
-}
-
-/// Runs qemu-io `write` commands (`(offset, len_bytes)` with `pattern`) through the
-/// node's NBD export in one client session, then flushes.
-fn write_blocks(node: &Node, pattern: u8, writes: &[(u64, u64)]) {
-    let mut cmd = Command::new("qemu-io");
-    cmd.arg("--image-opts").arg(format!(
-        "driver=nbd,path={},export=r0",
-        node.run_dir.join("nbd.sock").display()
-    ));
-    for (offset, len) in writes {
-        cmd.arg("-c")
-            .arg(format!("write -P {pattern:#x} {offset} {len}"));
-    }
-    cmd.args(["-c", "aio_flush"]);
-    let out = run_ok(&mut cmd);
-    assert!(!stdout(&out).contains("error"), "{}", stdout(&out));
+    data_checksum(path)
 }
 
 /// A status-file field such as `oos:` or `nr:`.
@@ -131,7 +114,7 @@ struct Roles {
     b_primary: bool,
 }
 
-/// A split pair, not connected: the checksums of both sides' data areas.
+/// A split pair, not connected, and the resync lines already in the logs.
 struct Split {
     p: Pair,
     sum_a: String,
@@ -148,42 +131,24 @@ fn split(net: &str, roles: Roles) -> Split {
 
 /// [`split`] with different net options on alice and bob.
 fn split_per_node(net_a: &str, net_b: &str, roles: Roles) -> Split {
-    require("qemu-io");
-    let p = Pair::with(PairOptions {
+    let sb = SplitBrain {
         net_a: format!("{NET} {net_a}"),
         net_b: format!("{NET} {net_b}"),
-        ..PairOptions::default()
-    });
-    p.up_and_sync();
-    p.a.adm_ok(&["disconnect", "r0"]);
-    p.b.adm_ok(&["disconnect", "r0"]);
-    wait_line(&p.a, "cs:StandAlone ro:Primary/Unknown", 30);
-    wait_line(&p.b, "cs:StandAlone ro:Secondary/Unknown", 30);
-    // bob is promoted after alice: bob is the younger primary.
-    p.b.adm_ok(&["primary", "r0"]);
-    write_blocks(&p.a, 0xa1, &[(0, WRITE_A_KIB << 10)]);
-    write_blocks(&p.b, 0xb2, &[(16 << 20, WRITE_B_KIB << 10)]);
-    if !roles.a_primary {
-        p.a.adm_ok(&["secondary", "r0"]);
+        handlers: false,
+        write_a_bytes: WRITE_A_KIB << 10,
+        write_b_bytes: WRITE_B_KIB << 10,
+        a_primary: roles.a_primary,
+        b_primary: roles.b_primary,
     }
-    if !roles.b_primary {
-        p.b.adm_ok(&["secondary", "r0"]);
-    }
-    let sum_a = checksum(&p.disk_a);
-    let sum_b = checksum(&p.disk_b);
-    assert_ne!(sum_a, sum_b, "the split sides must differ");
+    .make();
+    let p = sb.p;
     let began = [&p.a, &p.b].map(|n| (count_began(n, "SyncTarget"), count_began(n, "SyncSource")));
     Split {
         p,
-        sum_a,
-        sum_b,
+        sum_a: sb.sum_a,
+        sum_b: sb.sum_b,
         began,
     }
-}
-
-fn connect_both(p: &Pair) {
-    p.a.adm_ok(&["connect", "r0"]);
-    p.b.adm_ok(&["connect", "r0"]);
 }
 
 /// Both end UpToDate with `winner`'s data (0 alice, 1 bob), and the resync was
@@ -448,8 +413,9 @@ fn synced_percent(status: &str) -> Option<f64> {
     rest.trim_start().split('%').next()?.trim().parse().ok()
 }
 
-#[test]
-fn full_sync_interrupted_by_killing_the_target_resumes_where_it_stopped() {
+/// A fresh pair at `resync-rate 8M` whose initial full sync (alice SyncSource) has
+/// reached 40 %: the pair and the percent bob showed.
+fn full_sync_at_40_percent() -> (Pair, f64) {
     let p = Pair::with(PairOptions {
         net_a: NET.into(),
         net_b: NET.into(),
@@ -464,7 +430,7 @@ fn full_sync_interrupted_by_killing_the_target_resumes_where_it_stopped() {
     let (full, _) = wait_next_began(&p.b, "SyncTarget", 0, 30);
     assert_eq!(full, full_kib, "the initial sync is a full sync");
     let start = Instant::now();
-    let at_kill = loop {
+    let at = loop {
         let status = p.b.status_file();
         if let Some(pct) = synced_percent(&status) {
             if pct >= 40.0 {
@@ -477,6 +443,13 @@ fn full_sync_interrupted_by_killing_the_target_resumes_where_it_stopped() {
         );
         std::thread::sleep(Duration::from_millis(50));
     };
+    (p, at)
+}
+
+#[test]
+fn full_sync_interrupted_by_killing_the_target_resumes_where_it_stopped() {
+    let (p, at_kill) = full_sync_at_40_percent();
+    let full_kib = DATA_BYTES >> 10;
     p.b.crash();
     wait_line(&p.a, "ro:Primary/Unknown", 30);
     let oos_a_kib = field(&p.a.status_file(), "oos:");
@@ -503,5 +476,55 @@ fn full_sync_interrupted_by_killing_the_target_resumes_where_it_stopped() {
         "the resync covers at least alice's out-of-sync blocks ({resumed_kib} < {oos_a_kib})"
     );
     p.wait_in_sync();
+    assert_eq!(checksum(&p.disk_a), checksum(&p.disk_b), "data equal");
+}
+
+#[test]
+fn full_sync_interrupted_by_killing_the_source_resumes_where_it_stopped() {
+    let (p, at_kill) = full_sync_at_40_percent();
+    let full_kib = DATA_BYTES >> 10;
+    p.a.crash();
+    wait_line(&p.b, "ro:Secondary/Unknown ds:Inconsistent/DUnknown", 30);
+    // bob's bitmap was cleared as blocks arrived: it names only the remainder.
+    let status_b = p.b.status_file();
+    let oos_b_kib = field(&status_b, "oos:");
+    assert!(
+        oos_b_kib < full_kib * 7 / 10,
+        "bob's bitmap shows only the remainder: oos {oos_b_kib} of {full_kib} KiB\n{status_b}"
+    );
+    let nr_before_kib = field(&status_b, "nr:");
+    let targets = count_began(&p.b, "SyncTarget");
+    // alice restarts after the crash (Secondary, crashed primary) and reconnects.
+    p.a.adm_ok(&["up", "r0"]);
+    let (resumed_kib, _) = wait_next_began(&p.b, "SyncTarget", targets, 30);
+    eprintln!(
+        "killed at {at_kill} %, bob's oos {oos_b_kib} KiB, resumed with {resumed_kib} of {full_kib} KiB"
+    );
+    // The resync is the union of both bitmaps (DRBD ORs them in the bitmap exchange):
+    // alice's on-disk bitmap lags behind the acks it had received by what it had not
+    // yet written back (about a second, ~8 MiB at 8 MiB/s): allow 16 MiB on top of
+    // bob's count, never the whole device.
+    assert!(
+        resumed_kib >= oos_b_kib,
+        "the resync covers at least bob's out-of-sync blocks ({resumed_kib} < {oos_b_kib})"
+    );
+    assert!(
+        resumed_kib <= oos_b_kib + (16 << 10) && resumed_kib < full_kib * 85 / 100,
+        "the resync after the restart covers {resumed_kib} of {full_kib} KiB (killed at {at_kill} %, bob's oos {oos_b_kib} KiB)"
+    );
+    for n in [&p.a, &p.b] {
+        n.wait_status(
+            "Connected UpToDate/UpToDate",
+            Duration::from_secs(60),
+            |t| t.contains("cs:Connected") && t.contains("ds:UpToDate/UpToDate"),
+        );
+    }
+    // nr: counts the P_RS_DATA_REPLY payload: what bob received after the restart is
+    // the resumed resync, not the device.
+    let received_kib = field(&p.b.status_file(), "nr:") - nr_before_kib;
+    assert_eq!(
+        received_kib, resumed_kib,
+        "bob received exactly the resumed resync ({full_kib} KiB device)"
+    );
     assert_eq!(checksum(&p.disk_a), checksum(&p.disk_b), "data equal");
 }

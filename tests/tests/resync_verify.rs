@@ -600,3 +600,163 @@ fn verify_cut_by_a_disconnect_logs_where_it_got_and_the_next_one_resumes_there()
         reached
     );
 }
+
+/// The KiB left of a running verify: `verified: P% (LEFT/TOTAL)K`.
+fn verify_left_kib(status: &str) -> u64 {
+    let line = status
+        .lines()
+        .find(|l| l.contains("verified:"))
+        .unwrap_or_else(|| panic!("no verify progress in the status:\n{status}"));
+    let left = &line[line.find('(').unwrap() + 1..line.find('/').unwrap()];
+    left.replace(',', "").parse().unwrap()
+}
+
+/// A status-file counter (`dw:`, `oos:`, ...) in KiB.
+fn counter_kib(text: &str, key: &str) -> u64 {
+    text.split_whitespace()
+        .find_map(|w| w.strip_prefix(key))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {key} in the status:\n{text}"))
+}
+
+/// fio random 4 KiB `rw` (randwrite, randread) through `uri` until killed (QD 16 over
+/// the whole device).
+fn spawn_fio(uri: &str, rw: &str, rate: Option<&str>) -> std::process::Child {
+    rdbd_tests::tools::require("fio");
+    let mut cmd = Command::new("fio");
+    cmd.args([
+        "--name=app",
+        // A thread, not a forked job: killing fio stops the writes.
+        "--thread",
+        "--ioengine=nbd",
+        "--bs=4k",
+        "--iodepth=16",
+        "--time_based",
+        "--runtime=600",
+        "--output=/dev/null",
+    ])
+    .arg(format!("--rw={rw}"))
+    .arg(format!("--uri={uri}"))
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null());
+    if let Some(rate) = rate {
+        cmd.arg(format!("--rate={rate}"));
+    }
+    cmd.spawn().expect("fio runs")
+}
+
+/// DRBD's verify locks the blocks it compares against application writes
+/// (`drbd_rs_begin_io` in `w_make_ov_request`), so verify while the Primary writes
+/// finds nothing. Without the lock, a block written between the VerifyT's read and the
+/// VerifyS's read compares old with new data: at 400 MiB/s thousands of blocks are in
+/// flight per 100 ms step, and random writes over the device hit them every run.
+#[test]
+fn verify_on_the_primary_during_application_writes_finds_nothing() {
+    // c-min-rate 0: the VerifyS (the Primary, busy with fio) must not throttle itself
+    // to a crawl.
+    let p = Pair::synced_with(
+        &format!("verify-alg crc32c; {NET}"),
+        "resync-rate 400M; c-min-rate 0;",
+    );
+    let mut fio = spawn_fio(&p.a.nbd_uri("r0"), "randwrite", None);
+    // fio is writing before the first verify starts.
+    let start = std::time::Instant::now();
+    while counter_kib(&p.a.status_file(), "dw:") < 1024 {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "fio does not write: {}",
+            p.a.status_file()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for run in 1..=3 {
+        let dw_before = counter_kib(&p.a.status_file(), "dw:");
+        verify_and_wait(&p.a, run);
+        let dw_after = counter_kib(&p.a.status_file(), "dw:");
+        assert!(
+            dw_after > dw_before,
+            "fio wrote nothing during verify #{run} ({dw_before} KiB)"
+        );
+    }
+    let _ = fio.kill();
+    let _ = fio.wait();
+    for n in [&p.a, &p.b] {
+        let log = wait_done(n, 3);
+        assert!(
+            !log.contains("Out of sync:") && !log.contains("Online verify found"),
+            "verify reported blocks written during the run as out of sync on {}:\n{log}",
+            n.name
+        );
+    }
+    wait_line(&p.a, CONNECTED_A, 10);
+    wait_line(&p.b, CONNECTED_B, 10);
+    assert_eq!(oos_kib(&p.a.status_file()), 0);
+    assert_eq!(oos_kib(&p.b.status_file()), 0);
+    // The killed fio's NBD connection may take a moment to close.
+    let start = std::time::Instant::now();
+    while !p.a.adm_run(&["down", "r0"]).status.success() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "alice stays in use"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    p.b.adm_ok(&["down", "r0"]);
+    assert_data_equal(&p);
+}
+
+/// c-min-rate on the VerifyT (DRBD `receive_DataRequest`: a `P_OV_REQUEST` waits
+/// 100 ms while `drbd_rs_should_slow_down`, unless the peer is Primary). Application
+/// I/O only happens on the Primary, so the case is a verify started on the Secondary
+/// (bob, VerifyS) while the Primary (alice, VerifyT) is busy. The application *reads*
+/// only alice's disk: writes would reach bob's disk too, where the VerifyS's own
+/// c-min-rate check (`drbd_try_rs_begin_io` counts all backing-device I/O) would slow
+/// it down anyway.
+#[test]
+fn c_min_rate_on_the_primary_verify_target_slows_verify_while_it_reads() {
+    let p = Pair::synced_with(
+        &format!("verify-alg crc32c; {NET}"),
+        "resync-rate 40M; c-min-rate 500k;",
+    );
+    let mut fio = spawn_fio(&p.a.nbd_uri("r0"), "randread", Some("2m"));
+    let start = std::time::Instant::now();
+    while counter_kib(&p.a.status_file(), "dr:") < 512 {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "fio does not write: {}",
+            p.a.status_file()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    p.b.adm_ok(&["verify", "r0"]);
+    wait_line(&p.a, "cs:VerifyT ro:Primary/Secondary", 5);
+    std::thread::sleep(Duration::from_secs(6));
+    // Throttled near c-min-rate (500 KiB/s) that is a few MiB; unthrottled, even a slow
+    // debug build verifies several MiB per second.
+    let status = p.b.status_file();
+    let log_b = node_log(&p.b);
+    assert_eq!(
+        count(&log_b, "Online verify done"),
+        0,
+        "the verify was not throttled by alice's application reads:\n{log_b}"
+    );
+    let verified_kib = (DATA_BYTES >> 10) - verify_left_kib(&status);
+    assert!(
+        verified_kib < 12 << 10,
+        "the verify was not throttled by alice's application reads: {verified_kib} KiB in 6 s\n{status}"
+    );
+    let _ = fio.kill();
+    let _ = fio.wait();
+    // Without application I/O it runs at resync-rate again.
+    let log = wait_done(&p.b, 1);
+    let done = log
+        .lines()
+        .rev()
+        .find(|l| l.contains("Online verify done (total "))
+        .unwrap();
+    let total_s = rdbd_tests::tools::number_after(done, "Online verify done (total ").unwrap();
+    assert!(total_s >= 6, "{done}");
+    assert!(!log.contains("Out of sync:"), "{log}");
+    wait_line(&p.a, CONNECTED_A, 10);
+    wait_line(&p.b, CONNECTED_B, 10);
+}

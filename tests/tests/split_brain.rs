@@ -1,14 +1,21 @@
 //! Split brain, its automatic and manual recovery, handlers and fencing, end to end
 //! with two real daemons.
 //!
-//! Every split-brain scenario starts from a synced pair (alice Primary): both
-//! disconnect, bob becomes Primary too, each side writes its own pattern through NBD,
-//! the sides take the roles the policy under test needs, and both connect. The
-//! backing files' checksums before the reconnect say which side's data is which;
-//! afterwards both equal the winner's (or stay untouched when nobody wins).
+//! Every split-brain scenario is made by `rdbd_tests::split_brain`: a synced pair
+//! (alice Primary), both disconnect, bob becomes Primary too, each side writes its own
+//! pattern through NBD, the sides take the roles the policy under test needs, and both
+//! connect. The backing files' checksums before the reconnect say which side's data is
+//! which; afterwards both equal the winner's (or stay untouched when nobody wins).
 //!
-//! Handlers are a shell script that appends one line per call (its argument and the
-//! `DRBD_*` environment) to a log the test reads.
+//! Two Primaries at the reconnect (after-sb-2pri `disconnect`, `violently-as0p`,
+//! `call-pri-lost-after-sb`) never resync without allow-two-primaries, which rdbd does not
+//! implement: DRBD's winner cannot enter WFBitMapS with a Primary peer (SS_TWO_PRIMARIES)
+//! and its loser either refuses to be a Primary SyncTarget (rr-conflict) or, with
+//! call-pri-lost-after-sb, cannot demote during the handshake and runs
+//! `pri-lost-after-sb`. The same run against a kernel 8.4.11 peer checks those facts.
+//!
+//! Handlers are the harness's shell script that appends one line per call (its argument
+//! and the `DRBD_*` environment) to a log the test reads.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -16,98 +23,16 @@ use std::time::{Duration, Instant};
 
 use rdbd_tests::bins::bin;
 use rdbd_tests::fixture::scratch_dir;
+use rdbd_tests::kernel_peer::node::Auth;
+use rdbd_tests::kernel_peer::pair::{Direction, KernelPair};
 use rdbd_tests::node::Node;
-use rdbd_tests::pair::{node_log, wait_line, wait_log, Pair, PairOptions, DATA_BYTES};
-use rdbd_tests::tools::{require, run_ok, sha256_prefix, stderr, stdout};
-
-/// The handlers every scenario configures: each appends a line to `handlers.log`.
-struct Handlers {
-    dir: tempfile::TempDir,
-}
-
-const LOGGED: &[&str] = &[
-    "split-brain",
-    "initial-split-brain",
-    "before-resync-target",
-    "after-resync-target",
-    "before-resync-source",
-    "pri-lost-after-sb",
-];
-
-impl Handlers {
-    fn new() -> Handlers {
-        let dir = scratch_dir();
-        let script = dir.path().join("h.sh");
-        std::fs::write(
-            &script,
-            format!(
-                "#!/bin/sh\necho \"$1 node=$RDBD_NODE res=$DRBD_RESOURCE minor=$DRBD_MINOR vol=$DRBD_VOLUME peer=$DRBD_PEER peers=$DRBD_PEERS af=$DRBD_PEER_AF addr=$DRBD_PEER_ADDRESS home=$HOME path=$PATH args=$#\" >> {}\n",
-                dir.path().join("handlers.log").display()
-            ),
-        )
-        .unwrap();
-        run_ok(Command::new("chmod").arg("+x").arg(&script));
-        Handlers { dir }
-    }
-
-    /// The `handlers { }` body.
-    fn config(&self) -> String {
-        let script = self.dir.path().join("h.sh");
-        LOGGED
-            .iter()
-            .map(|h| format!("{h} \"{} {h}\"; ", script.display()))
-            .collect()
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("handlers.log")).unwrap_or_default()
-    }
-
-    fn clear(&self) {
-        let _ = std::fs::remove_file(self.dir.path().join("handlers.log"));
-    }
-
-    /// The lines of `handler` run on `node`.
-    fn calls(&self, handler: &str, node: &str) -> Vec<String> {
-        self.log()
-            .lines()
-            .filter(|l| {
-                l.starts_with(&format!("{handler} ")) && l.contains(&format!(" node={node} "))
-            })
-            .map(str::to_string)
-            .collect()
-    }
-
-    fn wait_call(&self, handler: &str, node: &str, secs: u64) -> String {
-        let start = Instant::now();
-        loop {
-            if let Some(l) = self.calls(handler, node).into_iter().next() {
-                return l;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(secs),
-                "{handler} did not run on {node}; handler log:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
+use rdbd_tests::pair::{node_log, wait_line, wait_log, Pair, PairOptions};
+use rdbd_tests::split_brain::{connect_both, data_checksum, write_blocks, Split, SplitBrain};
+use rdbd_tests::tools::{require, run_ok, stderr, stdout};
 
 /// Writes `len_bytes` of `pattern` at `offset` through the node's NBD export (qemu-io).
 fn write_pattern(node: &Node, pattern: u8, offset: u64, len_bytes: u64) {
-    let out = run_ok(
-        Command::new("qemu-io")
-            .arg("--image-opts")
-            .arg(format!(
-                "driver=nbd,path={},export=r0",
-                node.run_dir.join("nbd.sock").display()
-            ))
-            .arg("-c")
-            .arg(format!("write -P {pattern:#x} {offset} {len_bytes}"))
-            .args(["-c", "aio_flush"]),
-    );
-    assert!(!stdout(&out).contains("error"), "{}", stdout(&out));
+    write_blocks(node, pattern, &[(offset, len_bytes)]);
 }
 
 /// [`wait_line`], with the node's log in the failure message.
@@ -126,7 +51,7 @@ fn wait_line_or_log(node: &Node, what: &str, secs: u64) {
 }
 
 fn checksum(path: &Path) -> String {
-    sha256_prefix(path, DATA_BYTES)
+    data_checksum(path)
 }
 
 /// Where the scenario leaves the pair before both connect.
@@ -142,13 +67,6 @@ struct Scenario {
     b_primary: bool,
 }
 
-struct Split {
-    p: Pair,
-    h: Handlers,
-    sum_a: String,
-    sum_b: String,
-}
-
 /// A synced pair, split: both Primary while disconnected, each writes, then the roles
 /// of `s`. Not connected yet.
 fn split(net: &str, s: Scenario) -> Split {
@@ -158,47 +76,16 @@ fn split(net: &str, s: Scenario) -> Split {
 /// [`split`]; `with_handlers: false` configures no handler, so the node that finds the
 /// split brain first drops the connection at once (no handler delays it).
 fn split_with_handlers(net: &str, s: Scenario, with_handlers: bool) -> Split {
-    require("qemu-io");
-    let h = Handlers::new();
-    let p = Pair::with(PairOptions {
+    SplitBrain {
         net_a: net.to_string(),
         net_b: net.to_string(),
-        handlers: if with_handlers {
-            h.config()
-        } else {
-            String::new()
-        },
-        ..PairOptions::default()
-    });
-    p.up_and_sync();
-    p.a.adm_ok(&["disconnect", "r0"]);
-    p.b.adm_ok(&["disconnect", "r0"]);
-    wait_line(&p.a, "cs:StandAlone ro:Primary/Unknown", 10);
-    wait_line(&p.b, "cs:StandAlone ro:Secondary/Unknown", 10);
-    // bob is promoted after alice: bob is the younger primary.
-    p.b.adm_ok(&["primary", "r0"]);
-    if s.write_a_mib > 0 {
-        write_pattern(&p.a, 0xa1, 0, s.write_a_mib << 20);
+        handlers: with_handlers,
+        write_a_bytes: s.write_a_mib << 20,
+        write_b_bytes: s.write_b_mib << 20,
+        a_primary: s.a_primary,
+        b_primary: s.b_primary,
     }
-    if s.write_b_mib > 0 {
-        write_pattern(&p.b, 0xb2, 16 << 20, s.write_b_mib << 20);
-    }
-    if !s.a_primary {
-        p.a.adm_ok(&["secondary", "r0"]);
-    }
-    if !s.b_primary {
-        p.b.adm_ok(&["secondary", "r0"]);
-    }
-    let sum_a = checksum(&p.disk_a);
-    let sum_b = checksum(&p.disk_b);
-    assert_ne!(sum_a, sum_b, "the split sides must differ");
-    h.clear();
-    Split { p, h, sum_a, sum_b }
-}
-
-fn connect_both(p: &Pair) {
-    p.a.adm_ok(&["connect", "r0"]);
-    p.b.adm_ok(&["connect", "r0"]);
+    .make()
 }
 
 /// Both end Connected and UpToDate with the data of `winner` (0 alice, 1 bob).
@@ -675,10 +562,15 @@ fn resource_only_fences_without_freezing_io() {
     assert_eq!(ran.trim(), "r0 bob");
 }
 
+/// DRBD 8.4.11's call-pri-lost-after-sb cannot demote the losing Primary during the
+/// handshake (role changes are refused while the connection is being established:
+/// STATE_SENT, SS_IN_TRANSIENT_STATE), so it runs `pri-lost-after-sb` and the split
+/// brain stays unresolved on the loser, as a kernel 8.4.11 peer does. The winner, a
+/// Secondary, had decided to be SyncSource and just loses the connection.
 #[test]
-fn call_pri_lost_after_sb_demotes_the_losing_primary() {
+fn call_pri_lost_after_sb_runs_pri_lost_after_sb_on_the_losing_primary() {
     // bob, the younger primary, loses (0pri discard-younger-primary) and is the one
-    // Primary: call-pri-lost-after-sb makes it Secondary, then it syncs from alice.
+    // Primary; nobody holds bob's device open.
     let sb = split(
         "after-sb-0pri discard-younger-primary; after-sb-1pri call-pri-lost-after-sb;",
         Scenario {
@@ -687,15 +579,45 @@ fn call_pri_lost_after_sb_demotes_the_losing_primary() {
             ..BOTH_WRITE
         },
     );
-    connect_both(&sb.p);
-    expect_resync_from(&sb, 0);
-    wait_log(&sb.p.b, "Successfully gave up primary role.", 10);
-    wait_line(&sb.p.b, "ro:Secondary/Secondary", 10);
+    let p = &sb.p;
+    connect_both(p);
+    let line = sb.h.wait_call("pri-lost-after-sb", "bob", 30);
     assert!(
-        sb.h.calls("pri-lost-after-sb", "bob").is_empty(),
+        line.contains(" res=r0 ") && line.contains(" peer=alice "),
+        "{line}"
+    );
+    sb.h.wait_call("split-brain", "bob", 10);
+    let log_b = wait_log(
+        &p.b,
+        "Split-Brain detected but unresolved, dropping connection!",
+        30,
+    );
+    assert!(
+        !log_b.contains("Successfully gave up primary role."),
+        "{log_b}"
+    );
+    wait_line_or_log(&p.b, "cs:StandAlone ro:Primary/Unknown", 30);
+    wait_log(
+        &p.a,
+        "Split-Brain detected, 1 primaries, automatically solved. Sync from this node",
+        30,
+    );
+    assert!(
+        sb.h.calls("pri-lost-after-sb", "alice").is_empty()
+            && sb.h.calls("split-brain", "alice").is_empty(),
         "{}",
         sb.h.log()
     );
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(p.b.status_file().contains("cs:StandAlone"));
+    assert_eq!(checksum(&p.disk_a), sb.sum_a, "alice's data untouched");
+    assert_eq!(checksum(&p.disk_b), sb.sum_b, "bob's data untouched");
+    // What pri-lost-after-sb asks for: the loser steps down; with no Primary left the
+    // 0pri policy resolves it and bob resyncs from alice.
+    p.b.adm_ok(&["secondary", "r0"]);
+    p.b.adm_ok(&["connect", "r0"]);
+    expect_resync_from(&sb, 0);
+    wait_line(&p.b, "ro:Secondary/Secondary", 10);
 }
 
 #[test]
@@ -867,4 +789,276 @@ fn disconnect_of_a_fencing_primary_outdates_the_peer() {
         checksum(&p.disk_b),
         "data equal after the resync"
     );
+}
+
+/// Both Primary at the reconnect: what each side logs, then both StandAlone and
+/// still Primary with their data untouched.
+fn expect_two_primaries_dropped(sb: &Split, lines: [&[&str]; 2]) {
+    let p = &sb.p;
+    for (n, lines) in [(&p.a, lines[0]), (&p.b, lines[1])] {
+        for line in lines {
+            wait_log(n, line, 30);
+        }
+        wait_line_or_log(n, "cs:StandAlone ro:Primary/Unknown", 30);
+    }
+    // Still apart a moment later: nobody retries, nobody resyncs.
+    std::thread::sleep(Duration::from_secs(2));
+    for n in [&p.a, &p.b] {
+        let status = n.status_file();
+        assert!(
+            status.contains("cs:StandAlone ro:Primary/Unknown"),
+            "{}: {status}\n{}",
+            n.name,
+            node_log(n)
+        );
+    }
+    assert_eq!(checksum(&p.disk_a), sb.sum_a, "alice's data untouched");
+    assert_eq!(checksum(&p.disk_b), sb.sum_b, "bob's data untouched");
+}
+
+const TWO_PRIMARIES: Scenario = Scenario {
+    a_primary: true,
+    b_primary: true,
+    ..BOTH_WRITE
+};
+
+/// DRBD 8.4 `drbd_asb_recover_2p` with `violently-as0p`: the after-sb-0pri verdict
+/// (bob, the younger primary, loses). bob is Primary, so `rr-conflict disconnect` (the
+/// default) refuses to make it SyncTarget; alice, the winner, cannot enter WFBitMapS
+/// with a Primary peer without allow-two-primaries (SS_TWO_PRIMARIES in
+/// `receive_state`): both drop the connection, nothing is discarded.
+#[test]
+fn after_sb_2pri_violently_as0p_with_two_primaries_refuses_the_primary_as_sync_target() {
+    let sb = split(
+        "after-sb-0pri discard-younger-primary; after-sb-2pri violently-as0p;",
+        TWO_PRIMARIES,
+    );
+    connect_both(&sb.p);
+    expect_two_primaries_dropped(
+        &sb,
+        [
+            &[
+                "Split-Brain detected, 2 primaries, automatically solved. Sync from this node",
+                "State change failed: Multiple primaries not allowed by config",
+            ],
+            &[
+                "Split-Brain detected, 2 primaries, automatically solved. Sync from peer node",
+                "I shall become SyncTarget, but I am primary!",
+            ],
+        ],
+    );
+    for node in ["alice", "bob"] {
+        sb.h.wait_call("initial-split-brain", node, 10);
+        assert!(
+            sb.h.calls("split-brain", node).is_empty(),
+            "a resolved split brain runs no split-brain handler:\n{}",
+            sb.h.log()
+        );
+    }
+}
+
+/// As above with `rr-conflict violently`: bob accepts to become SyncTarget although
+/// Primary, and the state change into WFBitMapT with a Primary peer fails on bob too.
+#[test]
+fn after_sb_2pri_violently_as0p_with_rr_conflict_violently_still_needs_one_primary() {
+    let sb = split(
+        "after-sb-0pri discard-younger-primary; after-sb-2pri violently-as0p; rr-conflict violently;",
+        TWO_PRIMARIES,
+    );
+    connect_both(&sb.p);
+    expect_two_primaries_dropped(
+        &sb,
+        [
+            &["State change failed: Multiple primaries not allowed by config"],
+            &[
+                "Becoming SyncTarget, violating the stable-data",
+                "State change failed: Multiple primaries not allowed by config",
+            ],
+        ],
+    );
+}
+
+/// `call-pri-lost-after-sb` with two Primaries: the after-sb-0pri loser (bob) cannot
+/// give up the Primary role during the handshake (DRBD 8.4.11, see above), runs
+/// `pri-lost-after-sb` and leaves the split brain unresolved (`split-brain` handler);
+/// alice, the winner, cannot become SyncSource of a Primary (SS_TWO_PRIMARIES) and
+/// drops the connection too. A kernel 8.4.11 peer logs the same on either side.
+#[test]
+fn after_sb_2pri_call_pri_lost_after_sb_runs_pri_lost_after_sb_on_the_loser() {
+    let sb = split(
+        "after-sb-0pri discard-younger-primary; after-sb-1pri discard-secondary; after-sb-2pri call-pri-lost-after-sb;",
+        TWO_PRIMARIES,
+    );
+    connect_both(&sb.p);
+    let line = sb.h.wait_call("pri-lost-after-sb", "bob", 30);
+    assert!(
+        line.contains(" res=r0 ") && line.contains(" peer=alice "),
+        "{line}"
+    );
+    sb.h.wait_call("split-brain", "bob", 10);
+    expect_two_primaries_dropped(
+        &sb,
+        [
+            &[
+                "Split-Brain detected, 2 primaries, automatically solved. Sync from this node",
+                "State change failed: Multiple primaries not allowed by config",
+            ],
+            &[
+                "helper command: rdbdadm pri-lost-after-sb minor-0",
+                "Split-Brain detected but unresolved, dropping connection!",
+            ],
+        ],
+    );
+    assert!(
+        sb.h.calls("pri-lost-after-sb", "alice").is_empty()
+            && sb.h.calls("split-brain", "alice").is_empty(),
+        "{}",
+        sb.h.log()
+    );
+    // Recovery: the loser steps down; one Primary left, after-sb-1pri
+    // discard-secondary resyncs bob from alice.
+    let p = &sb.p;
+    p.b.adm_ok(&["secondary", "r0"]);
+    connect_both(p);
+    expect_resync_from(&sb, 0);
+    wait_line(&p.b, "ro:Secondary/Primary", 10);
+}
+
+/// The kernel peer's dmesg lines that mention DRBD.
+fn kernel_drbd_log(p: &mut KernelPair) -> String {
+    p.g("dmesg | grep -i drbd")
+}
+
+/// Waits until the kernel peer's /proc/drbd shows `cs`.
+fn kernel_wait_cs(p: &mut KernelPair, cs: &str, secs: u64) {
+    let start = Instant::now();
+    loop {
+        let text = p.g("cat /proc/drbd");
+        if text.contains(&format!("cs:{cs} ")) {
+            return;
+        }
+        if start.elapsed() > Duration::from_secs(secs) {
+            let dmesg = kernel_drbd_log(p);
+            p.vm.fail(&format!(
+                "the kernel peer never showed cs:{cs}:\n{text}\n{dmesg}"
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// rdbd's configuration with `net` and an `initial-split-brain` handler that sleeps 5 s:
+/// rdbd decides late, so the kernel has decided (and logged why) before rdbd drops the
+/// connection.
+fn kernel_pair_config(p: &KernelPair, net: &str) {
+    p.rdbd.write_config("C", Auth::None, net);
+    let text = std::fs::read_to_string(&p.rdbd.node.config).unwrap();
+    std::fs::write(
+        &p.rdbd.node.config,
+        text.replace(
+            "disk {",
+            "handlers { initial-split-brain \"sleep 5\"; } disk {",
+        ),
+    )
+    .unwrap();
+}
+
+/// after-sb-2pri with two Primaries against a kernel DRBD 8.4.11 peer, the facts the
+/// rdbd-with-rdbd tests above rely on:
+///
+/// 1. `violently-as0p`: the kernel (older primary) wins by after-sb-0pri but cannot
+///    become SyncSource of a Primary ("State change failed: Multiple primaries not
+///    allowed by config", StandAlone); rdbd (younger, Primary) refuses to become
+///    SyncTarget (rr-conflict disconnect).
+/// 2. `call-pri-lost-after-sb` with the kernel losing (discard-older-primary): the
+///    kernel does not demote during the handshake but runs pri-lost-after-sb and leaves
+///    the split brain unresolved; rdbd, the winner, refuses two Primaries.
+///
+/// Both data areas stay untouched.
+#[test]
+fn kernel_peer_two_primaries_after_split_brain_end_standalone_as_in_drbd() {
+    let net1 = "after-sb-0pri discard-younger-primary; after-sb-1pri discard-secondary; after-sb-2pri violently-as0p; ping-timeout 30;";
+    let k1 = "--after-sb-0pri=discard-younger-primary --after-sb-1pri=discard-secondary --after-sb-2pri=violently-as0p";
+    let mut p = KernelPair::boot(Direction::KernelPrimary, "C", net1);
+    kernel_pair_config(&p, net1);
+    p.rdbd.node.adm_ok(&["up", "r0"]);
+    p.g(&format!("g_up C '{k1}'"));
+    p.rdbd.wait_status(
+        &p.vm,
+        "cs:Connected ro:Secondary/Secondary ds:Inconsistent/Inconsistent",
+        120,
+    );
+    p.g("kp_run drbdsetup primary 0 --force");
+    p.rdbd.wait_status(
+        &p.vm,
+        "cs:Connected ro:Secondary/Primary ds:UpToDate/UpToDate",
+        180,
+    );
+    p.g("g_wait_synced 60");
+    // Split: the kernel stays Primary (older), rdbd is promoted later (younger).
+    p.rdbd.node.adm_ok(&["disconnect", "r0"]);
+    p.g("g_disconnect");
+    p.rdbd.node.adm_ok(&["primary", "r0"]);
+    write_blocks(&p.rdbd.node, 0xb2, &[(16 << 20, 1 << 20)]);
+    p.g("g_write 0 16");
+    let (ours, theirs) = (p.rdbd_area(), p.guest_area());
+    assert_ne!(ours, theirs, "the split sides must differ");
+
+    p.rdbd.node.adm_ok(&["connect", "r0"]);
+    p.g(&format!("g_connect C '{k1}'"));
+    kernel_wait_cs(&mut p, "StandAlone", 60);
+    let dmesg = kernel_drbd_log(&mut p);
+    for line in [
+        "Split-Brain detected, 2 primaries, automatically solved. Sync from this node",
+        "State change failed: Multiple primaries not allowed by config",
+    ] {
+        assert!(dmesg.contains(line), "kernel: no {line:?}:\n{dmesg}");
+    }
+    wait_log(
+        &p.rdbd.node,
+        "I shall become SyncTarget, but I am primary!",
+        30,
+    );
+    p.rdbd
+        .wait_status(&p.vm, "cs:StandAlone ro:Primary/Unknown", 30);
+    assert_eq!(
+        (p.rdbd_area(), p.guest_area()),
+        (ours.clone(), theirs.clone())
+    );
+
+    // Phase 2: call-pri-lost-after-sb, the kernel (older primary) loses.
+    let net2 = "after-sb-0pri discard-older-primary; after-sb-1pri discard-secondary; after-sb-2pri call-pri-lost-after-sb; ping-timeout 30;";
+    let k2 = "--after-sb-0pri=discard-older-primary --after-sb-1pri=discard-secondary --after-sb-2pri=call-pri-lost-after-sb";
+    kernel_pair_config(&p, net2);
+    p.rdbd.node.adm_ok(&["adjust", "r0"]);
+    let _ = p.rdbd.node.adm_run(&["disconnect", "r0"]);
+    p.rdbd.wait_status(&p.vm, "cs:StandAlone", 30);
+    let before = kernel_drbd_log(&mut p).lines().count();
+    p.rdbd.node.adm_ok(&["connect", "r0"]);
+    p.g(&format!("g_connect C '{k2}'"));
+    kernel_wait_cs(&mut p, "StandAlone", 60);
+    let dmesg = kernel_drbd_log(&mut p);
+    let phase2: String = dmesg.lines().skip(before).collect::<Vec<_>>().join("\n");
+    for line in [
+        "helper command: /sbin/drbdadm pri-lost-after-sb minor-0",
+        "Split-Brain detected but unresolved, dropping connection!",
+    ] {
+        assert!(phase2.contains(line), "kernel: no {line:?}:\n{phase2}");
+    }
+    assert!(
+        !phase2.contains("Successfully gave up primary role."),
+        "{phase2}"
+    );
+    assert!(
+        p.g("cat /proc/drbd").contains("ro:Primary/Unknown"),
+        "the kernel stays Primary"
+    );
+    wait_log(
+        &p.rdbd.node,
+        "State change failed: Multiple primaries not allowed by config",
+        30,
+    );
+    p.rdbd
+        .wait_status(&p.vm, "cs:StandAlone ro:Primary/Unknown", 30);
+    assert_eq!((p.rdbd_area(), p.guest_area()), (ours, theirs));
 }

@@ -162,9 +162,89 @@ pub fn dump(config: &Config, resource_name: Option<&str>) -> String {
     out
 }
 
+/// `dump` as `drbdadm dump` prints it on `node`: the same text, with drbdadm's comments
+/// in front: `# FILE` before a full dump, and before each resource
+/// `# resource NAME on NODE: ignored|not ignored, not stacked` (ignored: the resource
+/// has no `on NODE` section, so this node does not run it) and `# defined at FILE:LINE`.
+/// With `resource_name`, only that resource (empty text when there is none).
+pub fn dump_on_host(config: &Config, resource_name: Option<&str>, node: &str) -> String {
+    let note = |r: &Resource| {
+        let ignored = if r.host(node).is_ok() {
+            "not ignored"
+        } else {
+            "ignored"
+        };
+        let at = r.location();
+        format!(
+            "# resource {} on {node}: {ignored}, not stacked\n# defined at {}:{}\n",
+            r.name,
+            at.file.display(),
+            at.line
+        )
+    };
+    let Some(name) = resource_name else {
+        let mut out = String::new();
+        if let Some(main) = config.files().first() {
+            out.push_str(&format!("# {}\n", main.display()));
+        }
+        // The full dump, each resource block preceded by its note.
+        let text = dump(config, None);
+        let mut resources = config.resources.iter();
+        for block_line in text.split_inclusive('\n') {
+            if block_line.starts_with("resource ") {
+                if let Some(r) = resources.next() {
+                    out.push_str(&note(r));
+                }
+            }
+            out.push_str(block_line);
+        }
+        return out;
+    };
+    match config.resource(name) {
+        Ok(r) => note(r) + &dump(config, Some(name)),
+        Err(_) => String::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dump_on_host_marks_resources_of_other_hosts_as_ignored() {
+        let config = crate::parse_drbd_conf(
+            "resource r0 { device /dev/drbd0; disk /dev/a; meta-disk internal;\n\
+               on alice { address 10.0.0.1:7789; } on bob { address 10.0.0.2:7789; } }\n\
+             resource r1 { device /dev/drbd1; disk /dev/b; meta-disk internal;\n\
+               on carol { address 10.0.0.3:7790; } on dave { address 10.0.0.4:7790; } }\n",
+            std::path::Path::new("/etc/x.conf"),
+        )
+        .unwrap();
+        let full = dump_on_host(&config, None, "carol");
+        assert!(full.starts_with("# /etc/x.conf\n"), "{full}");
+        let r0 = full
+            .find("# resource r0 on carol: ignored, not stacked\n")
+            .unwrap();
+        let r1 = full
+            .find("# resource r1 on carol: not ignored, not stacked\n")
+            .unwrap();
+        assert!(
+            r0 < full.find("resource r0 {").unwrap() && r1 < full.find("resource r1 {").unwrap()
+        );
+        assert!(full.contains("# defined at /etc/x.conf:1\n"), "{full}");
+        // Without the comments it is the plain dump.
+        let plain: String = full
+            .split_inclusive('\n')
+            .filter(|l| !l.starts_with('#'))
+            .collect();
+        assert_eq!(plain, dump(&config, None));
+        let one = dump_on_host(&config, Some("r1"), "carol");
+        assert!(
+            one.starts_with("# resource r1 on carol: not ignored"),
+            "{one}"
+        );
+        assert!(dump_on_host(&config, Some("nosuch"), "carol").is_empty());
+    }
 
     #[test]
     fn escapes_like_drbdadm() {

@@ -27,7 +27,7 @@ mod toml_format;
 use std::path::Path;
 
 pub use drbdconf::{parse_drbd_conf, MAX_FILE_BYTES, MAX_INCLUDE_DEPTH, MAX_TOKEN_CHARS};
-pub use dump::{dump, escape};
+pub use dump::{dump, dump_on_host, escape};
 pub use error::{ConfigError, Location};
 pub use model::{
     AddressFamily, Config, Host, MetaDisk, Resource, ResourceDefaults, Section, Settings, Value,

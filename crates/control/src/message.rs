@@ -81,6 +81,9 @@ pub enum Request {
         assume_clean: bool,
         /// `--assume-peer-has-space`: grow even without a connected peer.
         assume_peer_has_space: bool,
+        /// `--force`: confirms a `--size` smaller than the current size (a shrink).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        force: bool,
     },
     /// `adjust`: compare the configuration file with what runs and apply the
     /// difference (bring up, attach, connect, reconnect with new net options).

@@ -131,12 +131,14 @@ impl Controller {
                     size_bytes,
                     assume_clean,
                     assume_peer_has_space,
+                    force,
                 } => match self.exports.get(&resource) {
                     Some(r) => {
                         let opts = crate::lifecycle::resize::ResizeOptions {
                             size_bytes,
                             assume_clean,
                             assume_peer_has_space,
+                            force,
                         };
                         lifecycle_result(
                             &resource,

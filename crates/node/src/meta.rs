@@ -172,8 +172,12 @@ impl ResourceMeta {
             .unwrap_or(0);
         let al_extents = u16::try_from(al_extents.clamp(67, 65534)).unwrap_or(u16::MAX);
         let al = ActivityLog::new(al_extents, dev.layout().al, first_tr)?;
-        let mut bitmap = dev.read_data_bitmap()?;
-        let data_sectors = dev.usable_data_sectors();
+        // A shrink's size (la_size_sect below what the device offers) survives down/up.
+        let data_sectors = resize::attach_data_sectors(&dev);
+        let mut bitmap = resize::clip_bitmap(
+            &dev.read_data_bitmap()?,
+            rdbd_metadata::layout::bitmap_bits_for(data_sectors),
+        )?;
         let flags = dev.superblock().flags.0;
         // A Primary that crashed with AL updates off left no record of where it
         // wrote: everything is out of sync (drbd_adm_attach, "aka FullSync").

@@ -475,6 +475,12 @@ impl Resource {
         self.size_now_bytes.fetch_max(size_bytes, Ordering::SeqCst);
     }
 
+    /// Records a smaller usable size (`resize --size N --force`, crate::lifecycle::resize;
+    /// the caller holds `io_gate` exclusively and no NBD client is connected).
+    pub fn set_shrunk_size_bytes(&self, size_bytes: u64) {
+        self.size_now_bytes.fetch_min(size_bytes, Ordering::SeqCst);
+    }
+
     /// Panics unless `[offset, offset+len)` lies inside the device: the NBD layer
     /// validated it already, so a violation here is a bug, not bad input.
     pub fn check_range(&self, offset: u64, len: u64) {
@@ -558,6 +564,12 @@ impl Resource {
         }
         // susp-fen: no write starts while the peer is being fenced.
         self.hooks.fence.wait_resumed().await;
+        // Online verify: no write of a block while it is compared; the write counts as in
+        // flight until the end of this function (the peer's ack included).
+        let _verify = match self.peer_link() {
+            Some(link) => Some(link.verify_write(offset, len).await),
+            None => None,
+        };
         let meta_writes = self.meta.begin_write(offset, len).await?;
         self.io
             .al_writes

@@ -135,13 +135,19 @@ pub fn change(
     });
     match &result {
         Ok(Outcome::Changed { old, new }) => {
+            // The peer's disk counts once the handshake is through: DRBD applies the peer's
+            // disk state together with the state the handshake chose, so during
+            // WFReportParams the crashed-primary flag still decides the sync source.
             let both_up_to_date = |s: &ResourceState| {
-                s.disk == DiskState::UpToDate && s.peer_disk == DiskState::UpToDate
+                s.disk == DiskState::UpToDate
+                    && s.peer_disk == DiskState::UpToDate
+                    && s.cstate >= ConnState::Connected
             };
             // drbd_state.c after_state_ch: both disks UpToDate ends the crashed-primary state.
             if both_up_to_date(new) && !both_up_to_date(old) {
                 resource.meta.clear_crashed_primary();
             }
+            crate::status_file::state_changed();
             log_change(resource, old, new)
         }
         Ok(Outcome::NothingToDo) => {}

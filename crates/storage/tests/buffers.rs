@@ -46,6 +46,34 @@ async fn shared_buffers_are_written_aligned_and_unaligned_and_stay_intact() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn received_bytes_are_written_from_aligned_memory_or_from_a_copy() {
+    let dir = common::temp_dir();
+    let path = common::sparse_file(dir.path(), "bytes", MIB);
+    for (i, engine) in common::ENGINES.into_iter().enumerate() {
+        let data = common::pattern(21 + i as u64, 64 * 1024);
+        let disk = common::open(&path, engine);
+        // Aligned memory (as the peer receiver reads a large payload): no copy.
+        let aligned = bytes::Bytes::from_owner(AlignedBuf::from_slice(&data));
+        assert_eq!(aligned.as_ptr() as usize % rdbd_types::buf::ALIGNMENT, 0);
+        disk.write_bytes(8192, aligned, false).await.unwrap();
+        // Memory at an odd address (a payload inside a decoder's buffer), and an
+        // unaligned offset: both go through a copy.
+        let mut odd = vec![0u8; data.len() + 1];
+        odd[1..].copy_from_slice(&data);
+        let odd = bytes::Bytes::from(odd).slice(1..);
+        disk.write_bytes(131_072, odd.clone(), true).await.unwrap();
+        disk.write_bytes(300_001, odd, false).await.unwrap();
+        for offset in [8192u64, 131_072, 300_001] {
+            assert_eq!(
+                &disk.read(offset, data.len()).await.unwrap()[..],
+                &data[..],
+                "{engine:?} at {offset}"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_cut_short_fails_instead_of_returning_stale_bytes() {
     let dir = common::temp_dir();
     for engine in common::ENGINES {

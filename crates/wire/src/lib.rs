@@ -23,7 +23,7 @@ pub mod state;
 pub mod vli;
 
 pub use command::Command;
-pub use decoder::Decoder;
+pub use decoder::{Decoder, PendingBulk};
 pub use error::WireError;
 pub use frame::{decode_frame, Frame, Limits};
 pub use header::{Header, HeaderKind};

@@ -302,11 +302,54 @@ proptest! {
     }
 
     #[test]
+    fn bulk_read_past_the_decoder_gives_the_same_frames(frames in proptest::collection::vec(frame(), 1..8), cuts in proptest::collection::vec(1usize..300, 1..50), min_bulk in 0usize..600) {
+        // As the peer reader does: whenever a data packet's bulk is pending, its rest is
+        // taken straight from the stream, not fed to the decoder.
+        let mut stream = Vec::new();
+        for f in &frames {
+            f.encode(&mut stream).unwrap();
+        }
+        let mut decoder = Decoder::new();
+        let mut out = Vec::new();
+        let mut at = 0;
+        let mut cut = cuts.iter().cycle();
+        loop {
+            while let Some(f) = decoder.next_frame().unwrap() {
+                out.push(f);
+            }
+            if let Some((pending, prefix)) = decoder.take_pending_bulk(min_bulk).unwrap() {
+                prop_assert!(pending.bulk_bytes() >= min_bulk.max(1));
+                prop_assert!(prefix.len() < pending.bulk_bytes());
+                let rest = pending.bulk_bytes() - prefix.len();
+                let mut bulk = prefix.to_vec();
+                bulk.extend_from_slice(&stream[at..at + rest]);
+                at += rest;
+                out.push(pending.finish(Bytes::from(bulk)).unwrap());
+                continue;
+            }
+            if at == stream.len() {
+                break;
+            }
+            let end = (at + cut.next().unwrap()).min(stream.len());
+            decoder.feed(&stream[at..end]);
+            at = end;
+        }
+        prop_assert_eq!(decoder.buffered_bytes(), 0);
+        prop_assert_eq!(out, frames);
+    }
+
+    #[test]
     fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
         let _ = decode_frame(&bytes, &Limits::default());
         let mut d = Decoder::new();
         d.feed(&bytes);
         while let Ok(Some(_)) = d.next_frame() {}
+        let mut d = Decoder::new();
+        d.feed(&bytes);
+        if let Ok(Some((pending, prefix))) = d.take_pending_bulk(0) {
+            prop_assert!(prefix.len() < pending.bulk_bytes());
+            prop_assert!(pending.finish(prefix).is_err(), "a short bulk must not make a frame");
+        }
     }
 
     #[test]

@@ -62,6 +62,10 @@ impl Auth {
     }
 }
 
+/// The `disk` section of rdbd's configuration unless a test sets its own: a static resync rate
+/// well above what the guest's emulated disk and network carry.
+pub const DEFAULT_DISK_OPTIONS: &str = "c-plan-ahead 0; resync-rate 100M;";
+
 /// The rdbd side of a kernel-peer test. The node goes before the directory holding its
 /// configuration and run directory, so that it is stopped first.
 pub struct RdbdNode {
@@ -100,13 +104,26 @@ impl RdbdNode {
         n
     }
 
-    /// (Re)writes the configuration; the daemon reads it at the next `up`.
+    /// (Re)writes the configuration with [`DEFAULT_DISK_OPTIONS`]; the daemon reads it at the
+    /// next `up` (or `adjust`).
     pub fn write_config(&self, protocol: &str, auth: Auth, extra_net: &str) {
+        self.write_config_with_disk(protocol, auth, extra_net, DEFAULT_DISK_OPTIONS);
+    }
+
+    /// (Re)writes the configuration with the `disk` section options `disk_options` (e.g.
+    /// `c-plan-ahead 0; resync-rate 4M;`).
+    pub fn write_config_with_disk(
+        &self,
+        protocol: &str,
+        auth: Auth,
+        extra_net: &str,
+        disk_options: &str,
+    ) {
         std::fs::write(
             &self.node.config,
             format!(
                 "global {{ usage-count no; }}\n\
-                 common {{ net {{ protocol {protocol}; {connect_int} {auth} {extra_net} }} disk {{ c-plan-ahead 0; resync-rate 100M; }} }}\n\
+                 common {{ net {{ protocol {protocol}; {connect_int} {auth} {extra_net} }} disk {{ {disk_options} }} }}\n\
                  resource r0 {{\n\
                    on alice {{ device /dev/drbd0; disk {disk}; address 127.0.0.1:{port}; meta-disk internal; }}\n\
                    on guest {{ device /dev/drbd0; disk /dev/vda; address 127.0.0.1:{fwd}; meta-disk internal; }}\n\

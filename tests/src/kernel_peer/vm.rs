@@ -4,6 +4,8 @@
 //! `kp_serve IDLE_S` (tests/kernel-peer/guest/kp-lib.sh) takes shell commands from the host one at a
 //! time through the control disk ([`KernelPeerVm::guest`]): the host drives a long scenario in
 //! several phases from Rust and reads each command's output back from the console.
+//! [`KernelPeerVm::kill_hard`] cuts the guest's power and [`KernelPeerVm::reboot`] boots it
+//! again on the same data disk image, for crash tests of a kernel Primary.
 //!
 //! Failures panic with the guest kernel's DRBD messages first and then the whole console log, so a
 //! kernel that refuses something says why in the test's failure message.
@@ -54,6 +56,12 @@ pub struct KernelPeerVm {
     pub disk: PathBuf,
     /// The number of the last command sent with [`KernelPeerVm::guest`].
     last_command: u32,
+    /// The guest script file (the same script runs again after [`KernelPeerVm::reboot`]).
+    script: PathBuf,
+    /// What it was booted with (the script text is in `script`).
+    config: VmConfig,
+    /// How many times it was rebooted (each boot writes its own console log).
+    boots: u32,
 }
 
 impl KernelPeerVm {
@@ -81,28 +89,7 @@ impl KernelPeerVm {
             .expect("write guest script");
         let log = dir.path().join("console.log");
         let ctl = dir.path().join("ctl.img");
-        let mut cmd = Command::new("bash");
-        cmd.arg(root.join("tests/kernel-peer/run.sh"))
-            .arg("--script")
-            .arg(&script)
-            .arg("--disk")
-            .arg(&disk)
-            .arg("--fwd")
-            .arg(config.fwd_port.to_string())
-            .arg("--ctl")
-            .arg(&ctl)
-            .arg("--log")
-            .arg(&log)
-            .arg("--timeout")
-            .arg(config.timeout.as_secs().to_string());
-        for (k, v) in &config.env {
-            cmd.arg("--env").arg(format!("{k}={v}"));
-        }
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0);
-        let child = cmd.spawn().expect("spawn tests/kernel-peer/run.sh");
+        let child = spawn_qemu(&script, &disk, &ctl, &log, &config);
         KernelPeerVm {
             child,
             dir,
@@ -110,7 +97,35 @@ impl KernelPeerVm {
             ctl,
             disk,
             last_command: 0,
+            script,
+            config,
+            boots: 0,
         }
+    }
+
+    /// Kills qemu at once (SIGKILL to its process group, as a power cut: whatever the guest had
+    /// not yet handed to qemu's disk is lost) and waits for it to end.
+    pub fn kill_hard(&mut self) {
+        if self.running() {
+            // SAFETY: kill(2) with the negated pid of the process group we created for the
+            // child; it only sends a signal.
+            unsafe {
+                libc::kill(-(self.child.id() as i32), libc::SIGKILL);
+            }
+        }
+        let _ = self.child.wait();
+    }
+
+    /// Boots the VM again on the same data disk image (the guest's DRBD meta-data and data
+    /// survive) with the same script, after [`KernelPeerVm::kill_hard`] or a poweroff. The new
+    /// boot's console goes to a new log (the old one stays in `dir` as `console.log`,
+    /// `console-1.log`, ...); the control disk starts empty, so command numbers start again.
+    pub fn reboot(&mut self) {
+        self.kill_hard();
+        self.boots += 1;
+        self.log = self.dir.path().join(format!("console-{}.log", self.boots));
+        self.last_command = 0;
+        self.child = spawn_qemu(&self.script, &self.disk, &self.ctl, &self.log, &self.config);
     }
 
     /// The console output so far.
@@ -209,7 +224,12 @@ impl KernelPeerVm {
         let deadline = Instant::now() + timeout;
         loop {
             let console = self.console();
-            if let Some(at) = console.find(&end) {
+            // The console file may hold the marker before the status and its newline (the
+            // serial port's writes reach the file in pieces): wait for the whole line.
+            let found = console
+                .find(&end)
+                .filter(|at| console[at + end.len()..].contains('\n'));
+            if let Some(at) = found {
                 let rc: String = console[at + end.len()..]
                     .chars()
                     .take_while(|c| c.is_ascii_digit())
@@ -274,15 +294,34 @@ impl KernelPeerVm {
     }
 }
 
+/// Starts tests/kernel-peer/run.sh (qemu) in its own process group.
+fn spawn_qemu(script: &Path, disk: &Path, ctl: &Path, log: &Path, config: &VmConfig) -> Child {
+    let mut cmd = Command::new("bash");
+    cmd.arg(repo_root().join("tests/kernel-peer/run.sh"))
+        .arg("--script")
+        .arg(script)
+        .arg("--disk")
+        .arg(disk)
+        .arg("--fwd")
+        .arg(config.fwd_port.to_string())
+        .arg("--ctl")
+        .arg(ctl)
+        .arg("--log")
+        .arg(log)
+        .arg("--timeout")
+        .arg(config.timeout.as_secs().to_string());
+    for (k, v) in &config.env {
+        cmd.arg("--env").arg(format!("{k}={v}"));
+    }
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0);
+    cmd.spawn().expect("spawn tests/kernel-peer/run.sh")
+}
+
 impl Drop for KernelPeerVm {
     fn drop(&mut self) {
-        if self.running() {
-            // SAFETY: kill(2) with the negated pid of the process group we created for the child;
-            // it only sends a signal.
-            unsafe {
-                libc::kill(-(self.child.id() as i32), libc::SIGKILL);
-            }
-        }
-        let _ = self.child.wait();
+        self.kill_hard();
     }
 }

@@ -394,20 +394,40 @@ fn status(inv: &Invocation) -> Outcome {
     Ok(())
 }
 
+/// `dump [all|RES...]`, as drbdadm-84: every resource for `all` (or none named), those
+/// of other hosts marked `ignored` in a comment; named resources in order, stopping at
+/// the first that is unknown or has no `on` section for this node (exit code 1).
 fn dump(inv: &Invocation) -> Outcome {
     let config = load_config(inv)?;
-    let only = inv
-        .resources
-        .first()
-        .filter(|r| r.as_str() != "all")
-        .map(String::as_str);
-    if let Some(name) = only {
-        config
-            .resource(name)
-            .map_err(|_| not_defined(name, &inv.node.config_path.display().to_string()))?;
+    let node = &inv.node.node_name;
+    if inv.resources.is_empty() || inv.resources.iter().any(|r| r == "all") {
+        print!("{}", rdbd_config::dump_on_host(&config, None, node));
+        return Ok(());
     }
-    print!("{}", rdbd_config::dump(&config, only));
+    let path = inv.node.config_path.display().to_string();
+    for name in &inv.resources {
+        let resource = config
+            .resource(name)
+            .map_err(|_| not_defined(name, &path))?;
+        if resource.host(node).is_err() {
+            return Err(not_for_this_host(name, node, &path));
+        }
+        print!("{}", rdbd_config::dump_on_host(&config, Some(name), node));
+    }
     Ok(())
+}
+
+/// drbdadm's message for a resource without an `on` section for this host, with the
+/// reason: `'r0' not defined in your config (for this host): resource r0 in FILE has no
+/// 'on carol' section (this node is 'carol'; set --node)`.
+fn not_for_this_host(name: &str, node: &str, path: &str) -> Failure {
+    Failure::new(
+        help::USAGE_EXIT,
+        format!(
+            "'{name}' not defined in your config (for this host): resource {name} in {path} \
+             has no 'on {node}' section (this node is '{node}'; set --node)"
+        ),
+    )
 }
 
 fn shutdown(inv: &Invocation) -> Outcome {

@@ -115,6 +115,10 @@ pub const COMMANDS: &[CommandHelp] = &[
                 "resize even if the peer is not connected",
             ),
             ("--assume-clean", "the new area needs no resync"),
+            (
+                "--force",
+                "confirm a shrink (--size below the current size; rdbd's addition)",
+            ),
         ],
     ),
     cmd(

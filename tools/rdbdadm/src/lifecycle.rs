@@ -44,25 +44,35 @@ pub fn adjust(inv: &Invocation, resource: &str) -> Result<(), Failure> {
     }
 }
 
-/// `resize [--size SIZE] [--assume-clean] [--assume-peer-has-space] RESOURCE`.
+/// `resize [--size SIZE] [--assume-clean] [--assume-peer-has-space] [--force] RESOURCE`
+/// (`--force` confirms a shrink).
 pub fn resize(inv: &Invocation, resource: &str) -> Result<(), Failure> {
-    let size_bytes = match inv.options.iter().position(|o| o == "--size") {
-        Some(i) => {
-            let text = inv.options.get(i + 1).map(String::as_str).unwrap_or("");
-            Some(parse_size_bytes(text).map_err(|message| Failure {
-                message: format!("rdbdadm resize: {message}"),
-                exit_code: exit_code::USAGE,
-            })?)
-        }
-        None => None,
-    };
     let req = Request::Resize {
         resource: resource.into(),
-        size_bytes,
+        size_bytes: size_option(inv)?,
         assume_clean: inv.has("--assume-clean"),
         assume_peer_has_space: inv.has("--assume-peer-has-space"),
+        force: inv.has("--force"),
     };
     crate::commands::simple(inv, req)
+}
+
+/// `--size N` (after the command) or `--size=N` (also before it, after `--`), in bytes.
+fn size_option(inv: &Invocation) -> Result<Option<u64>, Failure> {
+    let size_text = inv
+        .options
+        .iter()
+        .position(|o| o == "--size")
+        .map(|i| inv.options.get(i + 1).map(String::as_str).unwrap_or(""))
+        .or_else(|| inv.options.iter().find_map(|o| o.strip_prefix("--size=")));
+    size_text
+        .map(|text| {
+            parse_size_bytes(text).map_err(|message| Failure {
+                message: format!("rdbdadm resize: {message}"),
+                exit_code: exit_code::USAGE,
+            })
+        })
+        .transpose()
 }
 
 /// A drbdsetup size: a number of sectors, or with a unit suffix (`s`, `k`/`K`, `M`,
@@ -89,7 +99,23 @@ pub fn parse_size_bytes(text: &str) -> Result<u64, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_size_bytes;
+    use super::{parse_size_bytes, size_option};
+
+    #[test]
+    fn size_in_both_drbdadm_forms() {
+        let parse = |s: &str| {
+            crate::args::parse(&s.split_whitespace().map(String::from).collect::<Vec<_>>()).unwrap()
+        };
+        let i = parse("-- --force --size=32M resize r0");
+        assert_eq!(i.command, "resize");
+        assert!(i.has("--force"));
+        assert_eq!(size_option(&i).unwrap(), Some(32 << 20));
+        let i = parse("resize --size 65536s --force r0");
+        assert_eq!(i.resources, vec!["r0"]);
+        assert_eq!(size_option(&i).unwrap(), Some(32 << 20));
+        assert_eq!(size_option(&parse("resize r0")).unwrap(), None);
+        assert!(size_option(&parse("resize --size=12X r0")).is_err());
+    }
 
     #[test]
     fn sizes_take_drbd_units() {

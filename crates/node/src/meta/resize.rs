@@ -1,5 +1,14 @@
-//! Growing the meta-data with its backing device (`rdbdadm resize`; D84 drbd_nl.c
-//! `drbd_determine_dev_size`, drbd_bitmap.c `drbd_bm_resize`, drbd_main.c `drbd_md_sync`).
+//! Growing the meta-data with its backing device, and shrinking the usable size
+//! (`rdbdadm resize`; D84 drbd_nl.c `drbd_determine_dev_size`, drbd_bitmap.c
+//! `drbd_bm_resize`, drbd_main.c `drbd_md_sync`).
+//!
+//! Shrinking ([`ResourceMeta::shrink`]) leaves the meta-data where it is (the device did
+//! not change): only the last agreed size `la_size_sect` in the superblock goes down and
+//! the bitmap is cut to it (bits past the new end dropped, their on-disk bytes zeroed).
+//! The superblock is written before the bitmap: a crash in between leaves the new size
+//! with stale bits past its end, which an attach ignores ([`attach_data_sectors`],
+//! [`clip_bitmap`]: like DRBD's attach, rdbd keeps `la_size_sect` when it is below what
+//! the device offers, so a shrink survives `down`/`up`).
 //!
 //! Internal meta-data sits at the end of the backing device, so after the device grew
 //! the meta-data moves to the new end: a new superblock, the activity-log ring copied
@@ -8,20 +17,21 @@
 //! area now; both nodes of a pair then agree on it even with `--assume-clean`).
 //!
 //! Invariants: the caller holds writes off (no data write and no AL transaction runs
-//! while the meta-data moves: the commit lock is held); the size never shrinks.
+//! while the meta-data moves: the commit lock is held); [`ResourceMeta::grow`] never
+//! shrinks and [`ResourceMeta::shrink`] never grows.
 
 use std::path::Path;
 use std::sync::atomic::Ordering;
 
 use rdbd_metadata::device::RawDevice;
-use rdbd_metadata::layout::bitmap_bits_for;
+use rdbd_metadata::layout::{bitmap_bits_for, bitmap_bytes_for};
 use rdbd_metadata::{
     Bitmap, Layout, LayoutKind, MetaDataDevice, MetaDiskKind, MetaError, OpenOptions,
 };
 
 use super::{lock, MetaIoError, ResourceMeta, SECTOR_BYTES};
 
-/// What a grow did.
+/// What a grow (or a shrink) did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Grown {
     /// The data size before, sectors.
@@ -46,7 +56,72 @@ pub fn capacity_sectors(
     Ok(layout.usable_data_sectors(data_bytes / SECTOR_BYTES))
 }
 
+/// The data size (sectors) an attach runs with: the last agreed size when it is set and
+/// below what the device offers (a shrink, or a device that grew while down: DRBD 8.4's
+/// `drbd_new_dev_size` keeps `la_size_sect` without a peer), else what the device offers.
+pub fn attach_data_sectors(dev: &MetaDataDevice) -> u64 {
+    let usable = dev.usable_data_sectors();
+    match dev.superblock().la_size_sect {
+        0 => usable,
+        agreed => agreed.min(usable),
+    }
+}
+
+/// `bitmap` cut (or extended with clear bits) to `bits` bits.
+pub fn clip_bitmap(bitmap: &Bitmap, bits: u64) -> Result<Bitmap, MetaError> {
+    if bitmap.bits() == bits {
+        return Ok(bitmap.clone());
+    }
+    let mut out = Bitmap::new(bits)?;
+    for (first, len) in bitmap.runs() {
+        let end = first.saturating_add(len).min(bits);
+        if first < end {
+            out.set_range(first, end)?;
+        }
+    }
+    Ok(out)
+}
+
 impl ResourceMeta {
+    /// Shrinks the usable size to `new_sectors` (less than now, more than 0): the
+    /// superblock records it, the bitmap is cut to it. The meta-data does not move.
+    /// Blocking: call from a blocking context, with writes held off.
+    pub fn shrink(&self, new_sectors: u64) -> Result<Grown, MetaIoError> {
+        if self.is_detached() {
+            return Err(MetaIoError::Detached);
+        }
+        let _commit = self.commit.blocking_lock();
+        let mut dev = lock(&self.dev);
+        let mut bitmap = lock(&self.bitmap);
+        let old_sectors = self.data_sectors();
+        if new_sectors == 0 || new_sectors >= old_sectors {
+            return Err(MetaIoError::Mismatch(format!(
+                "cannot shrink from {old_sectors} to {new_sectors} sectors"
+            )));
+        }
+        let mut kept = clip_bitmap(&bitmap, bitmap_bits_for(new_sectors))?;
+        dev.update_superblock(|sb| sb.la_size_sect = new_sectors)?;
+        kept.mark_all_dirty();
+        dev.write_bitmap_pages(&mut kept)?;
+        // The pages past the cut bitmap's last one held the dropped bits.
+        let area = dev.layout().bitmap_area_bytes();
+        let (start, end) = (
+            bitmap_bytes_for(new_sectors).min(area),
+            bitmap_bytes_for(old_sectors).min(area),
+        );
+        if end > start {
+            let at = dev.layout().bm_offset_bytes() + start;
+            dev.raw().write_zeros(end - start, at)?;
+        }
+        dev.flush()?;
+        *bitmap = kept;
+        self.data_sectors.store(new_sectors, Ordering::SeqCst);
+        Ok(Grown {
+            old_sectors,
+            new_sectors,
+        })
+    }
+
     /// The current meta-data layout.
     pub fn layout(&self) -> Layout {
         *lock(&self.dev).layout()
@@ -205,6 +280,58 @@ mod tests {
             .grow(&path, &MetaDiskKind::Internal, old - 8, false)
             .unwrap_err();
         assert!(err.to_string().contains("does not shrink"), "{err}");
+    }
+
+    #[test]
+    fn shrink_cuts_the_bitmap_and_survives_a_reattach() {
+        // 256 MiB: 65536 bits, two bitmap pages (sparse file).
+        let (_dir, path, meta) = attached(256 << 20);
+        let old = meta.data_sectors();
+        let new_sectors = (32 << 20) / 512;
+        // One bit below the new end, one past it in the second bitmap page.
+        meta.set_out_of_sync(4096 * 7, 4096);
+        meta.set_out_of_sync(50_000 * 4096, 4096);
+        assert_eq!(meta.bitmap_weight(), 2);
+        let shrunk = meta.shrink(new_sectors).unwrap();
+        assert_eq!((shrunk.old_sectors, shrunk.new_sectors), (old, new_sectors));
+        assert_eq!(meta.data_sectors(), new_sectors);
+        assert_eq!(
+            meta.bitmap_weight(),
+            1,
+            "the bit past the new end is dropped"
+        );
+        assert!(meta.shrink(new_sectors).is_err(), "not smaller");
+        assert!(meta.shrink(0).is_err(), "nothing left");
+        block_on(meta.detach()).unwrap();
+        // The meta-data did not move; the superblock has the new size, the dropped
+        // bit's bytes are zero on disk.
+        let dev =
+            MetaDataDevice::open(&path, &MetaDiskKind::Internal, OpenOptions::default()).unwrap();
+        assert_eq!(dev.superblock().la_size_sect, new_sectors);
+        assert_eq!(dev.layout().md_offset_bytes, (256 << 20) - 4096);
+        let full = dev.read_data_bitmap().unwrap();
+        assert!(full.test(7) && full.count() == 1, "{}", full.count());
+        // An attach runs with the shrunk size and its bitmap.
+        assert_eq!(attach_data_sectors(&dev), new_sectors);
+        drop((dev, meta));
+        let (again, info) =
+            ResourceMeta::attach(&path, &MetaDiskKind::Internal, 67, true, true, true).unwrap();
+        assert_eq!(info.size_bytes, new_sectors * 512);
+        assert_eq!(again.data_sectors(), new_sectors);
+        assert_eq!(again.bitmap_weight(), 1);
+    }
+
+    #[test]
+    fn clip_bitmap_keeps_the_bits_below_the_cut() {
+        let mut bm = Bitmap::new(100_000).unwrap();
+        bm.set_range(10, 20).unwrap();
+        bm.set_range(60_000, 70_000).unwrap();
+        let cut = clip_bitmap(&bm, 65_000).unwrap();
+        assert_eq!(cut.bits(), 65_000);
+        assert_eq!(cut.count(), 10 + 5_000);
+        let longer = clip_bitmap(&cut, 200_000).unwrap();
+        assert_eq!(longer.count(), cut.count());
+        assert!(!longer.test(199_999));
     }
 
     fn block_on<F: std::future::Future>(f: F) -> F::Output {

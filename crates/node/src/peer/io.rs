@@ -2,13 +2,19 @@
 //!
 //! - [`Outbox`]: frames queued for a socket, in order. The writer task batches whatever
 //!   is queued into one buffered write (TCP_NODELAY is set, so each batch leaves at once)
-//!   and reports, for protocol A, which requests were handed to the socket.
+//!   and reports, for protocol A, which requests were handed to the socket. The meta
+//!   socket's writer lets the other ready tasks run before it gathers a batch: its acks
+//!   come from one task per write, and each would otherwise leave in its own `sendto`
+//!   (DRBD corks the meta socket while it sends the acks of a batch of completions).
 //! - [`spawn_reader`]: decodes frames with rdbd-wire's bounded [`Decoder`] and forwards them;
-//!   a decoding error or EOF ends the stream with a reason.
+//!   a decoding error or EOF ends the stream with a reason. The bulk of a large data packet
+//!   is read from the socket straight into a pooled [`AlignedBuf`], from which the disk
+//!   writes it (no copy in user space).
 
 use std::io::IoSlice;
 
 use bytes::Bytes;
+use rdbd_types::AlignedBuf;
 use rdbd_wire::{Decoder, Frame, HeaderKind, Packet};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -64,16 +70,24 @@ pub enum Written {
 }
 
 /// Writes queued frames until the queue closes or the socket fails; with `link`, the
-/// protocol-A requests among them are completed once written.
+/// protocol-A requests among them are completed once written; without (the meta socket)
+/// the writer gathers the acks of the tasks ready at the same time into one write.
 pub fn spawn_writer(
     mut sock: OwnedWriteHalf,
     mut rx: mpsc::UnboundedReceiver<Outgoing>,
     report: mpsc::UnboundedSender<Written>,
     link: Option<std::sync::Arc<super::PeerLink>>,
 ) -> tokio::task::JoinHandle<()> {
+    // The data socket's writer (the one with a link) gets its frames in bursts from one
+    // task already; the meta socket's acks come from many.
+    let gather = link.is_none();
     tokio::spawn(async move {
         let mut buf: Vec<u8> = Vec::with_capacity(1 << 16);
         while let Some(first) = rx.recv().await {
+            if gather && rx.is_empty() {
+                // Every task that is ready runs first and queues its ack.
+                tokio::task::yield_now().await;
+            }
             let mut ids = Vec::new();
             let mut bytes = 0u64;
             let mut next = Some(first);
@@ -167,9 +181,15 @@ pub enum Incoming {
 /// returns false for packets the session should see.
 pub type AckHandler = Box<dyn FnMut(&Packet) -> bool + Send>;
 
-/// The most bytes one `read` of a peer socket takes: a 1 MiB `P_DATA` arrives in a
-/// few system calls (and wakeups) instead of sixteen.
-const READ_CHUNK_BYTES: usize = 1 << 20;
+/// The most bytes one `read` of a peer socket takes into the decoder: many small packets
+/// per system call, while a large `P_DATA`'s bulk is mostly read straight into its own
+/// buffer ([`DIRECT_BULK_MIN_BYTES`]), a 1 MiB one in a few system calls.
+const READ_CHUNK_BYTES: usize = 64 << 10;
+
+/// Data packets with at least this much bulk data whose bulk is not buffered yet get
+/// the rest read straight into an aligned buffer. Smaller ones go through the decoder:
+/// their copy is cheap, and one read takes many of them.
+const DIRECT_BULK_MIN_BYTES: usize = 32 << 10;
 
 /// Reads frames from `sock` (with `dec` holding bytes already read) into `tx`.
 pub fn spawn_reader(
@@ -185,25 +205,45 @@ pub fn spawn_reader(
             loop {
                 match dec.next_frame() {
                     Ok(Some(frame)) => {
-                        if handler.as_mut().is_some_and(|h| h(&frame.packet)) {
-                            continue;
-                        }
-                        if tx.send(Incoming::Frame(which, frame)).await.is_err() {
+                        if !deliver(which, frame, &mut handler, &tx).await {
                             return;
                         }
                     }
                     Ok(None) => break,
                     Err(e) => {
-                        let _ = tx
-                            .send(Incoming::Closed(
-                                which,
-                                format!(
-                                    "the peer sent an invalid packet on the {which} socket: {e}"
-                                ),
-                            ))
-                            .await;
+                        let _ = tx.send(invalid_packet(which, &e)).await;
                         return;
                     }
+                }
+            }
+            match dec.take_pending_bulk(DIRECT_BULK_MIN_BYTES) {
+                Ok(None) => {}
+                Ok(Some((pending, prefix))) => {
+                    let bulk = match read_bulk(&mut sock, pending.bulk_bytes(), &prefix).await {
+                        Ok(bulk) => bulk,
+                        Err(e) => {
+                            let _ = tx
+                                .send(Incoming::Closed(which, format!("{which} socket: {e}")))
+                                .await;
+                            return;
+                        }
+                    };
+                    match pending.finish(bulk) {
+                        Ok(frame) => {
+                            if !deliver(which, frame, &mut handler, &tx).await {
+                                return;
+                            }
+                            continue;
+                        }
+                        Err(e) => {
+                            let _ = tx.send(invalid_packet(which, &e)).await;
+                            return;
+                        }
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.send(invalid_packet(which, &e)).await;
+                    return;
                 }
             }
             match sock.read(&mut buf).await {
@@ -226,4 +266,36 @@ pub fn spawn_reader(
             }
         }
     })
+}
+
+/// Hands `frame` to the ack handler or the session; false when the session is gone.
+async fn deliver(
+    which: Sock,
+    frame: Frame,
+    handler: &mut Option<AckHandler>,
+    tx: &mpsc::Sender<Incoming>,
+) -> bool {
+    if handler.as_mut().is_some_and(|h| h(&frame.packet)) {
+        return true;
+    }
+    tx.send(Incoming::Frame(which, frame)).await.is_ok()
+}
+
+fn invalid_packet(which: Sock, e: &rdbd_wire::WireError) -> Incoming {
+    Incoming::Closed(
+        which,
+        format!("the peer sent an invalid packet on the {which} socket: {e}"),
+    )
+}
+
+/// A data packet's bulk of `len` bytes: `prefix` (already received), then the rest
+/// straight from the socket into the same aligned buffer.
+async fn read_bulk(sock: &mut OwnedReadHalf, len: usize, prefix: &[u8]) -> std::io::Result<Bytes> {
+    // `len` is bounded by the decoder's limits and `prefix` is shorter than it.
+    let mut bulk = AlignedBuf::for_overwrite(len);
+    bulk[..prefix.len()].copy_from_slice(prefix);
+    // read_exact fills every byte or fails, and a failed buffer is dropped: stale bytes of
+    // a recycled buffer never reach anyone.
+    sock.read_exact(&mut bulk[prefix.len()..]).await?;
+    Ok(Bytes::from_owner(bulk))
 }

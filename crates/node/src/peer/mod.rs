@@ -150,6 +150,8 @@ pub struct PeerLink {
     demote_wait_ms: AtomicU64,
     /// c-min-rate on the SyncSource ([`source_throttle`]).
     source_gate: source_throttle::SourceGate,
+    /// Online verify's block locks against application writes ([`verify::locks`]).
+    pub(crate) verify_locks: verify::locks::VerifyLocks,
     /// Where the next `verify` without `--start` begins (`ov_start_sector`, see [`verify`]).
     pub(crate) ov_start_sector: AtomicU64,
 }
@@ -536,6 +538,7 @@ pub fn start(resource: Arc<Resource>, cfg: PeerConfig, changed: Arc<Notify>) -> 
         next_cfg: Mutex::new(None),
         demote_wait_ms: AtomicU64::new(u64::from(cfg.settings.timeout_ds).max(1) * 100),
         source_gate: source_throttle::SourceGate::default(),
+        verify_locks: verify::locks::VerifyLocks::default(),
         ov_start_sector: AtomicU64::new(0),
     });
     after::register(&resource);

@@ -5,8 +5,11 @@
 //! once every write of its epoch is done and the disk is flushed, in epoch order.
 //!
 //! Overlapping writes are applied in arrival order (a later write waits for the earlier
-//! ones it overlaps); others run concurrently. Resync replies (`P_RS_DATA_REPLY`) share
-//! the ordering, then clear their bits and are answered with `P_RS_WRITE_ACK`.
+//! ones it overlaps); others run concurrently, started in batches ([`starter`]). Resync
+//! replies (`P_RS_DATA_REPLY`) share the ordering, then clear their bits and are answered
+//! with `P_RS_WRITE_ACK`.
+
+mod starter;
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -19,6 +22,7 @@ use tokio::task::JoinHandle;
 
 use super::io::{Outbox, Outgoing};
 use super::session::{Ctx, Event};
+use starter::Starter;
 
 /// What a received write does to the disk.
 #[derive(Debug)]
@@ -38,6 +42,27 @@ impl WriteKind {
     }
 }
 
+/// The writes of one epoch: each holds a clone of `alive` until it is done.
+struct EpochWrites {
+    alive: mpsc::Sender<()>,
+    done: mpsc::Receiver<()>,
+}
+
+impl EpochWrites {
+    fn new() -> EpochWrites {
+        let (alive, done) = mpsc::channel(1);
+        EpochWrites { alive, done }
+    }
+
+    /// Completes once every write of the epoch has finished (nothing is ever sent: the
+    /// channel closes when the last clone of `alive` is dropped).
+    async fn all_done(self) {
+        let EpochWrites { alive, mut done } = self;
+        drop(alive);
+        let _ = done.recv().await;
+    }
+}
+
 #[derive(Default)]
 struct Inflight {
     next_id: u64,
@@ -47,11 +72,13 @@ struct Inflight {
 /// The receiving side of one connection.
 pub(super) struct Receiver {
     epoch: PeerEpoch,
-    epoch_tasks: Vec<JoinHandle<()>>,
-    barriers: mpsc::UnboundedSender<(u32, u32, Vec<JoinHandle<()>>)>,
+    /// The writes of the open epoch.
+    epoch_writes: EpochWrites,
+    barriers: mpsc::UnboundedSender<(u32, u32, EpochWrites)>,
     inflight: Arc<Mutex<Inflight>>,
     barrier_task: JoinHandle<()>,
-    /// Disk writes spawned and not finished.
+    starter: Starter,
+    /// Disk writes received and not finished.
     writing: Arc<std::sync::atomic::AtomicU64>,
     /// Write ordering `f` or `d`: drain each epoch before reading on.
     drain_epochs: bool,
@@ -61,7 +88,7 @@ pub(super) struct Receiver {
     meta: Outbox,
 }
 
-/// Counts a spawned disk write for as long as it lives.
+/// Counts a received disk write until it finished (queued, started or spawned).
 struct Writing(Arc<std::sync::atomic::AtomicU64>);
 
 impl Writing {
@@ -103,16 +130,14 @@ pub(crate) fn checked_range(ctx: &Ctx, sector: u64, len: u64) -> Result<u64, Str
 impl Receiver {
     /// A receiver acknowledging on `meta`.
     pub(super) fn new(ctx: &Ctx, meta: Outbox) -> Self {
-        let (tx, mut rx) = mpsc::unbounded_channel::<(u32, u32, Vec<JoinHandle<()>>)>();
+        let (tx, mut rx) = mpsc::unbounded_channel::<(u32, u32, EpochWrites)>();
         let resource = Arc::clone(&ctx.resource);
         let flushes = ctx.cfg.settings.disk_flushes;
         let drain_epochs = ctx.resource.write_ordering != 'n';
         let ack_meta = meta.clone();
         let barrier_task = tokio::spawn(async move {
-            while let Some((nr, set_size, tasks)) = rx.recv().await {
-                for t in tasks {
-                    let _ = t.await;
-                }
+            while let Some((nr, set_size, writes)) = rx.recv().await {
+                writes.all_done().await;
                 if flushes {
                     if let Err(e) = resource.disk.flush().await {
                         tracing::error!(resource = %resource.name, error = %e, "flushing the disk for a barrier failed");
@@ -126,10 +151,11 @@ impl Receiver {
         });
         Receiver {
             epoch: PeerEpoch::default(),
-            epoch_tasks: Vec::new(),
+            epoch_writes: EpochWrites::new(),
             barriers: tx,
             inflight: Arc::default(),
             barrier_task,
+            starter: Starter::spawn(),
             writing: Arc::default(),
             drain_epochs,
             flushes,
@@ -226,8 +252,10 @@ impl Receiver {
             unacked.counters.unacked.fetch_add(1, Ordering::Relaxed);
         }
         let writing = Writing::new(&self.writing);
-        let task = tokio::spawn(async move {
+        let in_epoch = self.epoch_writes.alive.clone();
+        self.starter.start(async move {
             let _writing = writing;
+            let _in_epoch = in_epoch;
             for mut w in waits {
                 let _ = w.wait_for(|d| *d).await;
             }
@@ -244,12 +272,13 @@ impl Receiver {
                     .begin_write(offset, len)
                     .await
                     .map_err(|e| std::io::Error::other(e.to_string()))?;
-                let r = match &kind {
-                    WriteKind::Data(b) => resource.disk.write_slice(offset, b, fua).await,
+                let r = match kind {
+                    // Straight from the receive buffer when it is aligned (crate::peer::io).
+                    WriteKind::Data(b) => resource.disk.write_bytes(offset, b, fua).await,
                     WriteKind::Zeroes(n) => {
                         resource
                             .disk
-                            .write_zeroes(offset, u64::from(*n), true)
+                            .write_zeroes(offset, u64::from(n), true)
                             .await
                     }
                 };
@@ -284,7 +313,6 @@ impl Receiver {
                 unacked.counters.unacked.fetch_sub(1, Ordering::Relaxed);
             }
         });
-        self.epoch_tasks.push(task);
     }
 
     /// A `P_BARRIER`: the epoch's writes, a flush, then the ack (in order).
@@ -296,14 +324,12 @@ impl Receiver {
     /// epoch in the background and the next epoch's writes proceed at once.
     pub(super) async fn on_barrier(&mut self, ctx: &Ctx, nr: u32) {
         let set_size = self.epoch.on_barrier();
-        let tasks = std::mem::take(&mut self.epoch_tasks);
+        let writes = std::mem::replace(&mut self.epoch_writes, EpochWrites::new());
         if !self.drain_epochs {
-            let _ = self.barriers.send((nr, set_size, tasks));
+            let _ = self.barriers.send((nr, set_size, writes));
             return;
         }
-        for t in tasks {
-            let _ = t.await;
-        }
+        writes.all_done().await;
         if self.flushes {
             if let Err(e) = ctx.resource.disk.flush().await {
                 tracing::error!(resource = %ctx.resource.name, error = %e, "flushing the disk for a barrier failed");
@@ -354,12 +380,12 @@ impl Receiver {
         );
         let writing = Writing::new(&self.writing);
         let rs_link = Arc::clone(&ctx.link);
-        tokio::spawn(async move {
+        self.starter.start(async move {
             let _writing = writing;
             for mut w in waits {
                 let _ = w.wait_for(|d| *d).await;
             }
-            let result = resource.disk.write_slice(offset, &payload, false).await;
+            let result = resource.disk.write_bytes(offset, payload, false).await;
             let _ = done.send(true);
             inflight
                 .lock()

@@ -14,6 +14,17 @@
 //! - The disk reads and digests run in one worker task per verify ([`spawn_worker`]), in
 //!   request order, so the session keeps answering pings and the out-of-sync ranges
 //!   come out in order.
+//! - Application writes of a block wait while verify compares it ([`locks`]): VerifyS
+//!   locks each block before its `P_OV_REQUEST` goes out (the request leaves once the
+//!   writes of the block in flight ended) until the compare, VerifyT before its read
+//!   until the `P_OV_RESULT`. Without that a block written during its verify is a false
+//!   "out of sync".
+//! - c-min-rate on the VerifyT (D84 `receive_DataRequest`: a `P_OV_REQUEST` waits 100 ms
+//!   before it is served while `drbd_rs_should_slow_down` says so, unless the peer is
+//!   Primary): the worker holds the request back when application I/O is active here
+//!   and verify runs faster than c-min-rate (the [`super::source_throttle`] decision over
+//!   the VerifyT's own progress). Only a Primary has application I/O, so this slows a
+//!   verify started on the Secondary; the VerifyS throttles itself ([`VerifySource::on_step`]).
 //! - Both log contiguous out-of-sync ranges (`Out of sync: start=S, size=N (sectors)`),
 //!   and at the end `Online verify done (total T sec; paused P sec; R K/sec)` and, when
 //!   the bitmap is not empty, `Online verify found N 4k block out of sync!`. A run that
@@ -22,6 +33,7 @@
 //!   ([`position`]). The resync of what was found happens
 //!   at the next connect (as in DRBD: `disconnect` + `connect`).
 
+use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
@@ -37,8 +49,14 @@ use rdbd_replicator::resync::rate::{MinRateThrottle, RateController, ResyncMarks
 use super::io::{Outbox, Outgoing};
 use super::resync::{rate_config, Progress};
 use super::session::{Ctx, Event};
+use super::source_throttle::{GateInput, GateState, THROTTLE_SLEEP};
+use super::PeerLink;
+use crate::resource::Resource;
 
+pub(crate) mod locks;
 mod position;
+
+use locks::blocks_of_request;
 
 /// Work for the verify worker.
 #[derive(Debug)]
@@ -50,16 +68,21 @@ pub(crate) enum VerifyJob {
     Compare(DigestRequest),
 }
 
-/// The worker of one verify run; it stops when this is dropped.
+/// The worker of one verify run; it stops when this is dropped, and the run's block
+/// locks go with it.
 #[derive(Debug)]
 pub(crate) struct Worker {
     jobs: mpsc::UnboundedSender<VerifyJob>,
     task: tokio::task::JoinHandle<()>,
+    link: Arc<PeerLink>,
+    /// The run's id in [`locks::VerifyLocks`].
+    run: u64,
 }
 
 impl Drop for Worker {
     fn drop(&mut self) {
         self.task.abort();
+        self.link.verify_locks.end_run(self.run);
     }
 }
 
@@ -80,12 +103,24 @@ pub(crate) fn spawn_worker(
 ) -> Worker {
     let (jobs, mut rx) = mpsc::unbounded_channel::<VerifyJob>();
     let (resource, link) = (Arc::clone(&ctx.resource), Arc::clone(&ctx.link));
+    let run = link.verify_locks.start_run();
+    let mut throttle = TargetThrottle::new(super::source_throttle::c_min_rate_kib(ctx));
+    let task_link = Arc::clone(&link);
     let task = tokio::spawn(async move {
+        let link = task_link;
         while let Some(job) = rx.recv().await {
             let r = match &job {
                 VerifyJob::Answer(r) => *r,
                 VerifyJob::Compare(d) => d.request,
             };
+            if let VerifyJob::Answer(r) = &job {
+                throttle.pass(&resource, &link, r.sector).await;
+                // Held until the P_OV_RESULT (VerifyTarget::on_result).
+                let blocks = blocks_of_request(r.sector, r.size_bytes);
+                if !link.verify_locks.lock_ready(run, blocks).await {
+                    return;
+                }
+            }
             let digest = match resource
                 .disk
                 .read(r.sector * 512, r.size_bytes as usize)
@@ -131,7 +166,73 @@ pub(crate) fn spawn_worker(
             }
         }
     });
-    Worker { jobs, task }
+    Worker {
+        jobs,
+        task,
+        link,
+        run,
+    }
+}
+
+/// c-min-rate on the VerifyT: the VerifyT's progress (`ov_left` counted down by the
+/// requests answered) and this node's application I/O.
+#[derive(Debug)]
+struct TargetThrottle {
+    c_min_rate_kib: u32,
+    /// Set at the first request: the gate, when it started, blocks to verify.
+    state: Option<(GateState, Instant, u64)>,
+    answered: u64,
+    throttled: u64,
+}
+
+impl TargetThrottle {
+    fn new(c_min_rate_kib: u32) -> Self {
+        TargetThrottle {
+            c_min_rate_kib,
+            state: None,
+            answered: 0,
+            throttled: 0,
+        }
+    }
+
+    /// Waits [`THROTTLE_SLEEP`] before the request at `sector` is served when DRBD's
+    /// `drbd_rs_should_slow_down` would (not when the peer, the VerifyS, is Primary).
+    async fn pass(&mut self, resource: &Resource, link: &PeerLink, sector: u64) {
+        let app_events_sectors = app_events_of(resource, link);
+        let (gate, started, total) = self.state.get_or_insert_with(|| {
+            let bits = (resource.size_bytes / 512).div_ceil(SECTORS_PER_BLOCK);
+            let total = bits.saturating_sub(sector / SECTORS_PER_BLOCK);
+            (
+                GateState::start(total, self.c_min_rate_kib, app_events_sectors),
+                Instant::now(),
+                total,
+            )
+        });
+        let input = GateInput {
+            now_ms: ms_since(*started),
+            left_blocks: total.saturating_sub(self.answered),
+            paused: false,
+            peer_primary: resource.state().peer_role == rdbd_types::Role::Primary,
+            app_io_in_flight: resource.io.app_pending.load(Ordering::Relaxed) > 0,
+            app_events_sectors,
+        };
+        self.answered += 1;
+        if gate.should_wait(input) {
+            self.throttled += 1;
+            if self.throttled == 1 {
+                tracing::debug!(resource = %resource.name, "c-min-rate: application I/O here holds back the peer's verify requests");
+            }
+            tokio::time::sleep(THROTTLE_SLEEP).await;
+        }
+    }
+}
+
+/// Application sectors on the local backing device: all disk I/O minus resync / verify I/O.
+fn app_events_of(resource: &Resource, link: &PeerLink) -> u64 {
+    let io = &resource.io;
+    let all =
+        io.disk_written_bytes.load(Ordering::Relaxed) + io.disk_read_bytes.load(Ordering::Relaxed);
+    all.saturating_sub(link.counters.rs_disk_bytes.load(Ordering::Relaxed)) / 512
 }
 
 /// Milliseconds since `base`.
@@ -200,6 +301,9 @@ pub(crate) struct VerifySource {
     pub(crate) worker: Option<Worker>,
     /// Where the run got to (set when verify starts).
     position: Option<position::Position>,
+    /// Planned and locked, not sent until no application write of the block is in
+    /// flight (in order).
+    waiting: VecDeque<rdbd_replicator::resync::plan::BlockRequest>,
 }
 
 impl VerifySource {
@@ -239,6 +343,7 @@ impl VerifySource {
             alg,
             worker: None,
             position: None,
+            waiting: VecDeque::new(),
         }
     }
 
@@ -275,7 +380,37 @@ impl VerifySource {
     }
 
     /// The requests to send now (4 KiB blocks); the caller sends a `P_OV_REQUEST` each.
-    pub(crate) fn next_requests(&mut self) -> Vec<rdbd_replicator::resync::plan::BlockRequest> {
+    /// New ones are locked against application writes first, and each goes out once no
+    /// write of its block is in flight any more.
+    pub(crate) fn next_requests(
+        &mut self,
+        ctx: &Ctx,
+    ) -> Vec<rdbd_replicator::resync::plan::BlockRequest> {
+        let run = self.worker.as_ref().map_or(0, |w| w.run);
+        for r in self.plan_requests() {
+            // The run ends only with its worker, which this source owns.
+            let _ = ctx
+                .link
+                .verify_locks
+                .try_lock(run, blocks_of_request(r.sector, r.size_bytes));
+            self.waiting.push_back(r);
+        }
+        let mut ready = Vec::new();
+        while let Some(r) = self.waiting.front() {
+            if !ctx
+                .link
+                .verify_locks
+                .ready(blocks_of_request(r.sector, r.size_bytes))
+            {
+                break;
+            }
+            ready.extend(self.waiting.pop_front());
+        }
+        ready
+    }
+
+    /// The controller's requests of this step, in order.
+    fn plan_requests(&mut self) -> Vec<rdbd_replicator::resync::plan::BlockRequest> {
         if self.all_sent || self.allowance_blocks == 0 {
             return Vec::new();
         }
@@ -321,6 +456,11 @@ impl VerifySource {
         equal: bool,
     ) -> bool {
         self.in_flight = self.in_flight.saturating_sub(1);
+        if let Some(w) = &self.worker {
+            ctx.link
+                .verify_locks
+                .unlock(w.run, blocks_of_request(sector, size_bytes));
+        }
         self.sectors_in += u64::from(size_bytes) / 512;
         self.left_blocks = self.left_blocks.saturating_sub(1);
         if let Some(p) = &mut self.position {
@@ -417,6 +557,9 @@ impl VerifyTarget {
         size_bytes: u32,
         equal: bool,
     ) -> bool {
+        ctx.link
+            .verify_locks
+            .unlock(self.worker.run, blocks_of_request(sector, size_bytes));
         if equal {
             if let Some(line) = self.ranges.flush() {
                 tracing::error!(resource = %ctx.resource.name, "{line}");

@@ -7,6 +7,7 @@
 //! head and tail blocks, merge the new bytes and write the widened span back
 //! while holding the read-modify-write lock exclusively.
 
+use bytes::Bytes;
 use rdbd_types::{AlignedBuf, SharedBuf};
 
 use super::LocalDisk;
@@ -117,6 +118,35 @@ impl LocalDisk {
                 .map(drop);
         }
         self.write_unaligned(offset, &buf, fua).await
+    }
+
+    /// Writes `data` at `offset`, straight from its memory when that memory is
+    /// aligned for direct I/O (a payload the receiver read into an
+    /// [`AlignedBuf`] and handed on as [`Bytes`]), else from an aligned copy;
+    /// with `fua` the data is durable when this returns.
+    pub async fn write_bytes(
+        &self,
+        offset: u64,
+        data: Bytes,
+        fua: bool,
+    ) -> Result<(), StorageError> {
+        let len = data.len() as u64;
+        let align = self.inner.io_align_bytes;
+        let memory_aligned = (data.as_ptr() as usize).is_multiple_of(align as usize);
+        if len == 0 || !memory_aligned || !is_aligned(offset, len, align) {
+            return self.write_slice(offset, &data, fua).await;
+        }
+        self.check_writable(IoOp::Write, offset, len)?;
+        self.check_range(IoOp::Write, offset, len)?;
+        let _shared = self.inner.rmw_lock.read().await;
+        self.engine_io(
+            IoOp::Write,
+            Kind::Write { fua },
+            offset,
+            Some(IoBuf::Bytes(data)),
+        )
+        .await
+        .map(drop)
     }
 
     /// Writes a copy of `data` at `offset` (convenience for small writes).

@@ -12,6 +12,7 @@ pub(crate) mod uring;
 
 use std::io;
 
+use bytes::Bytes;
 use rdbd_types::{AlignedBuf, SharedBuf};
 use tokio::sync::oneshot;
 
@@ -21,6 +22,9 @@ pub(crate) enum IoBuf {
     Owned(AlignedBuf),
     /// Shared read-only with other users: writes only.
     Shared(SharedBuf),
+    /// Received bytes whose memory is already aligned for the file
+    /// ([`crate::LocalDisk::write_bytes`]): writes only, never written to.
+    Bytes(Bytes),
 }
 
 impl IoBuf {
@@ -29,6 +33,7 @@ impl IoBuf {
         match self {
             IoBuf::Owned(b) => b.len(),
             IoBuf::Shared(b) => b.len(),
+            IoBuf::Bytes(b) => b.len(),
         }
     }
 
@@ -37,6 +42,7 @@ impl IoBuf {
         match self {
             IoBuf::Owned(b) => b,
             IoBuf::Shared(b) => b,
+            IoBuf::Bytes(b) => b,
         }
     }
 
@@ -44,7 +50,7 @@ impl IoBuf {
     pub fn as_mut_slice(&mut self) -> Option<&mut [u8]> {
         match self {
             IoBuf::Owned(b) => Some(b),
-            IoBuf::Shared(_) => None,
+            IoBuf::Shared(_) | IoBuf::Bytes(_) => None,
         }
     }
 
@@ -52,7 +58,7 @@ impl IoBuf {
     pub fn into_owned(self) -> Option<AlignedBuf> {
         match self {
             IoBuf::Owned(b) => Some(b),
-            IoBuf::Shared(_) => None,
+            IoBuf::Shared(_) | IoBuf::Bytes(_) => None,
         }
     }
 }

@@ -11,13 +11,20 @@
 //!   a peer that is target enters it before its answer, an initiator that is target
 //!   enters it while handling the answer, which precedes the source's `P_SYNC_UUID`
 //!   on the data socket.
+//!
+//! A shrink (`resize --size N --force`, N below the current size) sends `P_SIZES` with
+//! N as the user size `u_size` and the unchanged current size as `c_size`; the peer
+//! takes the user size (DRBD: "Peer sets u_size to N sectors"), shrinks, and answers
+//! with its new size (a DRBD peer answers too: its `c_size` then differs from ours);
+//! the initiator shrinks once the answer says N. A peer that cannot shrink now (a
+//! resync, NBD clients) answers with its unchanged size, and the initiator stays too.
 
 use rdbd_types::{ConnState, DiskState, Role};
 use rdbd_wire::{Packet, Sizes, DDSF_NO_RESYNC};
 use tokio::sync::oneshot;
 
 use super::{Session, SyncPhase};
-use crate::lifecycle::resize::{capacity, grow_local};
+use crate::lifecycle::resize::{capacity, grow_local, shrink_blocker, shrink_local};
 use crate::peer::lifecycle::ResizeRequest;
 
 /// A `resize` waiting for the peer's `P_SIZES`.
@@ -55,7 +62,13 @@ impl Session<'_> {
         };
         let mut sizes = ctx.our_sizes();
         sizes.backing_sectors = offered;
-        sizes.current_sectors = req.target_sectors;
+        let current = ctx.resource.size_bytes_now() / 512;
+        if req.target_sectors < current {
+            sizes.user_sectors = req.target_sectors;
+            sizes.current_sectors = current;
+        } else {
+            sizes.current_sectors = req.target_sectors;
+        }
         sizes.dds_flags = if req.assume_clean { DDSF_NO_RESYNC } else { 0 };
         self.send_data(Packet::Sizes(sizes));
         self.pending_resize = Some(PendingResize { req, tx });
@@ -68,6 +81,17 @@ impl Session<'_> {
         let st = ctx.resource.state();
         let current = ctx.resource.size_bytes_now() / 512;
         if let Some(p) = self.pending_resize.take() {
+            if p.req.target_sectors < current {
+                let answer = if s.current_sectors == p.req.target_sectors {
+                    shrink_local(&ctx.resource, p.req.target_sectors)
+                        .await
+                        .map(|_| p.req.target_sectors)
+                } else {
+                    Ok(s.current_sectors)
+                };
+                let _ = p.tx.send(answer);
+                return;
+            }
             let agreed = p.req.target_sectors.min(s.current_sectors);
             if agreed <= current {
                 let _ = p.tx.send(Ok(agreed));
@@ -93,6 +117,11 @@ impl Session<'_> {
                 Err(e) => Err(e),
             };
             let _ = p.tx.send(answer);
+            return;
+        }
+        // (A Diskless node cannot shrink; it answers with its size all the same.)
+        if s.user_sectors != 0 && s.user_sectors < current && st.cstate == ConnState::Connected {
+            self.on_peer_shrink(s).await;
             return;
         }
         if st.cstate != ConnState::Connected
@@ -132,6 +161,29 @@ impl Session<'_> {
                 .await;
             }
         }
+    }
+
+    /// The peer shrinks to its user size `s.user_sectors`: this node follows (unless it
+    /// cannot now) and answers with its size.
+    async fn on_peer_shrink(&mut self, s: Sizes) {
+        let ctx = self.ctx;
+        let current = ctx.resource.size_bytes_now() / 512;
+        tracing::info!(
+            resource = %ctx.name(),
+            "Peer sets u_size to {} sectors (old: {current})",
+            s.user_sectors
+        );
+        let refusal = match shrink_blocker(&ctx.resource) {
+            Some(why) => Some(why),
+            None => shrink_local(&ctx.resource, s.user_sectors).await.err(),
+        };
+        if let Some(why) = refusal {
+            tracing::error!(resource = %ctx.name(), "the peer's shrink to {} sectors: {why}; staying at {current} sectors", s.user_sectors);
+        }
+        let mut reply = ctx.our_sizes();
+        reply.current_sectors = ctx.resource.size_bytes_now() / 512;
+        reply.dds_flags = s.dds_flags;
+        self.send_data(Packet::Sizes(reply));
     }
 
     /// Whether this node is the source of the resync after an online grow.

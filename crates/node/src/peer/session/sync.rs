@@ -49,7 +49,13 @@ impl Session<'_> {
         input.own_disk_now = st.disk;
         input.peer_disk = peer_disk;
         input.own_changed_blocks = ctx.resource.meta.bitmap_weight();
-        input.can_demote = st.open_clients == 0;
+        // call-pri-lost-after-sb cannot demote here: DRBD 8.4's drbd_change_state(role
+        // Secondary) in drbd_asb_recover_1p/2p fails while the connection is being
+        // established (STATE_SENT: is_valid_soft_transition answers
+        // SS_IN_TRANSIENT_STATE, silently), so the losing Primary always runs
+        // pri-lost-after-sb and the split brain stays unresolved (seen on a kernel
+        // 8.4.11 peer).
+        input.can_demote = false;
         input.discard_my_data = ctx.resource.hooks.discard_my_data();
         input.policies = Policies {
             after_sb_0pri: policy(&settings.after_sb_0pri),
@@ -94,14 +100,20 @@ impl Session<'_> {
             }
         }
         if !matches!(hs.decision, SyncDecision::Refuse(_)) {
-            // DRBD clears DISCARD_MY_DATA once a handshake got through.
-            ctx.resource.hooks.set_discard_my_data(false);
-            if hs.decision == SyncDecision::NoSync
-                && ctx.resource.state().role == rdbd_types::Role::Primary
+            // Without allow-two-primaries (which rdbd does not implement) DRBD's state
+            // change into any connected state fails while both are Primary
+            // (SS_TWO_PRIMARIES): receive_state drops the connection (C_DISCONNECTING,
+            // then StandAlone), whatever the handshake decided; DISCARD_MY_DATA stays.
+            if ctx.resource.state().role == rdbd_types::Role::Primary
                 && self.peer.state.role == rdbd_types::Role::Primary
             {
-                return Err(End::Refused("the peer is Primary too; dual-primary (allow-two-primaries) is not supported by rdbd".into()));
+                tracing::error!(resource = %ctx.name(), "State change failed: Multiple primaries not allowed by config");
+                return Err(End::Dropped(
+                    "the peer is Primary too; dual-primary (allow-two-primaries) is not supported by rdbd".into(),
+                ));
             }
+            // DRBD clears DISCARD_MY_DATA once a handshake got through.
+            ctx.resource.hooks.set_discard_my_data(false);
         }
         match hs.decision {
             SyncDecision::NoSync => {

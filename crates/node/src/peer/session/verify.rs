@@ -206,7 +206,7 @@ impl Session<'_> {
         let SyncPhase::VerifyS(src) = &mut self.sync else {
             return;
         };
-        for r in src.next_requests() {
+        for r in src.next_requests(self.ctx) {
             let _ = self
                 .data
                 .send(crate::peer::io::Outgoing::h100(Packet::OvRequest(
