@@ -2,8 +2,10 @@
 //! creates (and deletes on drop). Traffic between them never leaves the machine.
 //!
 //! Namespace and interface names are unique per process and pair, so tests that run
-//! concurrently do not collide. Links can be cut and restored to partition the hosts.
+//! concurrently do not collide. Links can be cut and restored to partition the hosts,
+//! and code can run inside either namespace. rdbd-ha's tests use this pair too.
 
+use std::os::fd::AsRawFd;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -17,7 +19,8 @@ pub struct NetPair {
     pub ns: [String; 2],
     /// IPv4 address of each host.
     pub addr: [String; 2],
-    veth: [String; 2],
+    /// The veth end in each namespace.
+    pub veth: [String; 2],
 }
 
 impl NetPair {
@@ -70,20 +73,16 @@ impl NetPair {
 
     /// Cuts the link (both ends down): a partition.
     pub fn cut(&self) {
-        for i in 0..2 {
-            run_ok(Command::new("ip").args([
-                "-n",
-                &self.ns[i],
-                "link",
-                "set",
-                &self.veth[i],
-                "down",
-            ]));
-        }
+        self.set_link("down");
     }
 
     /// Restores the link.
     pub fn heal(&self) {
+        self.set_link("up");
+    }
+
+    /// Both veth ends `up` or `down`.
+    fn set_link(&self, state: &str) {
         for i in 0..2 {
             run_ok(Command::new("ip").args([
                 "-n",
@@ -91,9 +90,28 @@ impl NetPair {
                 "link",
                 "set",
                 &self.veth[i],
-                "up",
+                state,
             ]));
         }
+    }
+
+    /// Runs `make` on a thread that entered host `i`'s namespace (setns only changes the
+    /// calling thread), so sockets it creates live in that namespace.
+    pub fn inside<T: Send + 'static>(
+        &self,
+        i: usize,
+        make: impl FnOnce() -> T + Send + 'static,
+    ) -> T {
+        let path = format!("/run/netns/{}", self.ns[i]);
+        std::thread::spawn(move || {
+            let f = std::fs::File::open(&path).expect("open the namespace");
+            // SAFETY: setns(2) on this thread with a namespace fd we keep open for the call.
+            let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
+            assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
+            make()
+        })
+        .join()
+        .expect("thread in the namespace")
     }
 }
 

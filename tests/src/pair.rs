@@ -156,11 +156,17 @@ impl Pair {
 
     /// Up both, `primary --force` on alice, wait until both are UpToDate.
     pub fn up_and_sync(&self) {
+        self.up_and_force_primary();
+        self.wait_in_sync();
+    }
+
+    /// Up both, wait until they are connected, `primary --force` on alice: the initial
+    /// sync starts (and is not waited for).
+    pub fn up_and_force_primary(&self) {
         self.a.adm_ok(&["up", "r0"]);
         self.b.adm_ok(&["up", "r0"]);
         wait_line(&self.a, "cs:Connected ro:Secondary/Secondary", 30);
         self.a.adm_ok(&["primary", "--force", "r0"]);
-        self.wait_in_sync();
     }
 
     /// Waits until alice is Primary and both are Connected and UpToDate.

@@ -7,16 +7,36 @@
 //! I/O past it is refused), the meta-data stays in place with the new `la-size-sect`
 //! (drbdmeta reads it), the data below the new end is unchanged on both; a shrink
 //! without `--force`, to a size that is not whole 4 KiB blocks, or while a resync runs
-//! is refused with the reason.
+//! is refused with the reason. Every refusal by the daemon exits with drbdsetup's code for
+//! a refused resize, 10.
 
 use std::path::Path;
 use std::process::Command;
 
 use rdbd_tests::fixture::Standalone;
+use rdbd_tests::node::Node;
 use rdbd_tests::pair::{fio_verify, node_log, wait_line, wait_log, Pair, PairOptions, DATA_BYTES};
 use rdbd_tests::tools::{require, run, run_ok, sha256_prefix, stderr, stdout, DEBIAN_PYTHON};
 
 const GROWN_FILE_BYTES: u64 = 96 << 20;
+
+/// drbdsetup's (and so drbdadm's) exit code for a resize the kernel refuses
+/// ("Failure: (NNN) ...", an `ERR_*` code such as `ERR_RESIZE_RESYNC`).
+const RESIZE_REFUSED_EXIT: i32 = 10;
+
+/// `rdbdadm ARGS` on `node`, which must be refused as drbdsetup refuses a resize (exit
+/// code 10); returns stderr (the reason).
+fn resize_refused(node: &Node, args: &[&str]) -> String {
+    let out = node.adm_run(args);
+    let why = stderr(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(RESIZE_REFUSED_EXIT),
+        "`{}` must be refused: {why}",
+        args.join(" ")
+    );
+    why
+}
 
 /// `drbdmeta --force - v08 FILE internal dump-md`, which must succeed.
 fn drbdmeta_dump(file: &Path) -> String {
@@ -67,13 +87,19 @@ fn write_pattern(uri: &str, offset: u64, len: u64) {
     ]));
 }
 
-fn grow_pair(assume_clean: bool) {
-    require("drbdmeta");
-    require("nbdinfo");
-    require("qemu-io");
-    require("fio");
+/// A synced protocol C pair and alice's NBD URI, with the tools the grow and shrink
+/// tests use (drbdmeta, nbdinfo, qemu-io, fio) required.
+fn synced_pair_with_tools() -> (Pair, String) {
+    for tool in ["drbdmeta", "nbdinfo", "qemu-io", "fio"] {
+        require(tool);
+    }
     let p = Pair::synced("protocol C;");
     let uri = p.a.nbd_uri("r0");
+    (p, uri)
+}
+
+fn grow_pair(assume_clean: bool) {
+    let (p, uri) = synced_pair_with_tools();
     fio_verify(&uri, "randwrite", "4k", "16", "8M");
     assert_eq!(nbd_size(&uri), DATA_BYTES);
     grow_file(&p.disk_a);
@@ -110,24 +136,41 @@ fn grow_pair(assume_clean: bool) {
     // The new area is usable and replicated.
     write_pattern(&uri, DATA_BYTES + (4 << 20), 8 << 20);
     fio_verify(&uri, "randwrite", "4k", "16", "16M");
+    demote_and_down(&p);
+    assert_meta_and_data_agree(&p, grown);
+    // Up again from the moved meta-data: same size, no resync needed.
+    up_again_in_sync(&p);
+    p.a.adm_ok(&["down", "r0"]);
+    p.b.adm_ok(&["down", "r0"]);
+}
+
+/// `secondary` on alice, then `down` on both.
+fn demote_and_down(p: &Pair) {
     p.a.adm_ok(&["secondary", "r0"]);
     p.a.adm_ok(&["down", "r0"]);
     p.b.adm_ok(&["down", "r0"]);
+}
+
+/// After `down` on both: the real drbdmeta reads `size_bytes` as `la-size-sect` from each
+/// node's meta-data, and the data areas below it are equal.
+fn assert_meta_and_data_agree(p: &Pair, size_bytes: u64) {
     for disk in [&p.disk_a, &p.disk_b] {
-        let dump = drbdmeta_dump(disk);
         assert_eq!(
-            la_size_sect(&dump) * 512,
-            grown,
-            "drbdmeta reads the new size from the moved meta-data of {}",
+            la_size_sect(&drbdmeta_dump(disk)) * 512,
+            size_bytes,
+            "drbdmeta reads the new size from the meta-data of {}",
             disk.display()
         );
     }
     assert_eq!(
-        sha256_prefix(&p.disk_a, grown),
-        sha256_prefix(&p.disk_b, grown),
-        "the grown data areas differ"
+        sha256_prefix(&p.disk_a, size_bytes),
+        sha256_prefix(&p.disk_b, size_bytes),
+        "the data areas below the new size differ"
     );
-    // Up again from the moved meta-data: same size, no resync needed.
+}
+
+/// `up` on both again: they connect UpToDate, without a resync.
+fn up_again_in_sync(p: &Pair) {
     p.a.adm_ok(&["up", "r0"]);
     p.b.adm_ok(&["up", "r0"]);
     wait_line(
@@ -135,8 +178,6 @@ fn grow_pair(assume_clean: bool) {
         "cs:Connected ro:Secondary/Secondary ds:UpToDate/UpToDate",
         30,
     );
-    p.a.adm_ok(&["down", "r0"]);
-    p.b.adm_ok(&["down", "r0"]);
 }
 
 #[test]
@@ -177,12 +218,7 @@ h.shutdown()
 
 #[test]
 fn resize_shrinks_a_connected_pair_with_force() {
-    require("drbdmeta");
-    require("nbdinfo");
-    require("qemu-io");
-    require("fio");
-    let p = Pair::synced("protocol C;");
-    let uri = p.a.nbd_uri("r0");
+    let (p, uri) = synced_pair_with_tools();
     fio_verify(&uri, "randwrite", "4k", "16", "16M");
     // Data on both sides of the future end.
     write_pattern(&uri, SHRUNK_BYTES - (1 << 20), 2 << 20);
@@ -192,25 +228,22 @@ fn resize_shrinks_a_connected_pair_with_force() {
     assert_eq!(kept_before, sha256_prefix(&p.disk_b, SHRUNK_BYTES));
 
     // Without --force: refused, saying why and how to confirm; nothing changed.
-    let out = p.a.adm_run(&["resize", "--size=32M", "r0"]);
-    assert!(!out.status.success());
-    let why = stderr(&out);
+    let why = resize_refused(&p.a, &["resize", "--size=32M", "r0"]);
     assert!(
         why.contains("shrink") && why.contains("--force") && why.contains("--size=65536s"),
         "{why}"
     );
     // Not whole 4 KiB blocks, or less than one: refused even with --force.
     for size in ["--size=65537s", "--size=1s"] {
-        let out = p.a.adm_run(&["resize", size, "--force", "r0"]);
-        assert!(!out.status.success(), "{size}");
-        assert!(stderr(&out).contains("4 KiB"), "{size}: {}", stderr(&out));
+        let why = resize_refused(&p.a, &["resize", size, "--force", "r0"]);
+        assert!(why.contains("4 KiB"), "{size}: {why}");
     }
     // An NBD client holding the device (it negotiated the old size): refused.
     let mut holder = rdbd_tests::tools::hold_open(&uri);
     let out = p.a.adm_run(&["resize", "--size=32M", "--force", "r0"]);
     let _ = holder.kill();
     let _ = holder.wait();
-    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(RESIZE_REFUSED_EXIT));
     assert!(stderr(&out).contains("NBD client"), "{}", stderr(&out));
     assert_eq!(nbd_size(&uri), DATA_BYTES);
 
@@ -225,8 +258,11 @@ fn resize_shrinks_a_connected_pair_with_force() {
         }
         tries += 1;
         assert!(
-            tries < 50 && stderr(&out).contains("NBD client"),
-            "{}",
+            tries < 50
+                && stderr(&out).contains("NBD client")
+                && out.status.code() == Some(RESIZE_REFUSED_EXIT),
+            "{}: {}",
+            out.status,
             stderr(&out)
         );
         std::thread::sleep(std::time::Duration::from_millis(100));
@@ -251,35 +287,13 @@ fn resize_shrinks_a_connected_pair_with_force() {
         10,
     );
     wait_line(&p.b, "oos:0", 10);
-    p.a.adm_ok(&["secondary", "r0"]);
-    p.a.adm_ok(&["down", "r0"]);
-    p.b.adm_ok(&["down", "r0"]);
-    for disk in [&p.disk_a, &p.disk_b] {
-        assert_eq!(
-            la_size_sect(&drbdmeta_dump(disk)) * 512,
-            SHRUNK_BYTES,
-            "drbdmeta reads the new size of {}",
-            disk.display()
-        );
-    }
-    assert_eq!(
-        sha256_prefix(&p.disk_a, SHRUNK_BYTES),
-        sha256_prefix(&p.disk_b, SHRUNK_BYTES),
-        "the kept data areas differ"
-    );
+    demote_and_down(&p);
+    assert_meta_and_data_agree(&p, SHRUNK_BYTES);
     // Up again: the shrunk size stays, the pair connects without a resync.
-    p.a.adm_ok(&["up", "r0"]);
-    p.b.adm_ok(&["up", "r0"]);
-    wait_line(
-        &p.a,
-        "cs:Connected ro:Secondary/Secondary ds:UpToDate/UpToDate",
-        30,
-    );
+    up_again_in_sync(&p);
     p.a.adm_ok(&["primary", "r0"]);
     assert_eq!(nbd_size(&uri), SHRUNK_BYTES);
-    p.a.adm_ok(&["secondary", "r0"]);
-    p.a.adm_ok(&["down", "r0"]);
-    p.b.adm_ok(&["down", "r0"]);
+    demote_and_down(&p);
 }
 
 #[test]
@@ -294,9 +308,7 @@ fn resize_keeps_the_data_below_the_new_end() {
     wait_line(&p.b, "oos:0", 10);
     let before = sha256_prefix(&p.disk_a, SHRUNK_BYTES);
     p.a.adm_ok(&["resize", "--size", "32M", "--force", "r0"]);
-    p.a.adm_ok(&["secondary", "r0"]);
-    p.a.adm_ok(&["down", "r0"]);
-    p.b.adm_ok(&["down", "r0"]);
+    demote_and_down(&p);
     assert_eq!(sha256_prefix(&p.disk_a, SHRUNK_BYTES), before);
     assert_eq!(sha256_prefix(&p.disk_b, SHRUNK_BYTES), before);
 }
@@ -309,50 +321,31 @@ fn resize_refuses_a_shrink_while_a_resync_runs() {
         resource_extra: "disk { c-plan-ahead 0; resync-rate 1M; }".into(),
         ..PairOptions::default()
     });
-    p.a.adm_ok(&["up", "r0"]);
-    p.b.adm_ok(&["up", "r0"]);
-    wait_line(&p.a, "cs:Connected ro:Secondary/Secondary", 30);
-    p.a.adm_ok(&["primary", "--force", "r0"]);
+    p.up_and_force_primary();
     wait_line(&p.a, "cs:SyncSource", 10);
     for node in [&p.a, &p.b] {
-        let out = node.adm_run(&["resize", "--size=32M", "--force", "r0"]);
-        assert!(!out.status.success());
-        assert!(
-            stderr(&out).contains("Resize not allowed during resync."),
-            "{}",
-            stderr(&out)
-        );
+        let why = resize_refused(node, &["resize", "--size=32M", "--force", "r0"]);
+        assert!(why.contains("Resize not allowed during resync."), "{why}");
     }
     p.a.adm_ok(&["disconnect", "r0"]);
-    p.a.adm_ok(&["secondary", "r0"]);
-    p.a.adm_ok(&["down", "r0"]);
-    p.b.adm_ok(&["down", "r0"]);
+    demote_and_down(&p);
 }
 
 #[test]
 fn resize_refuses_a_shrink_and_a_disconnected_peer() {
     let p = Pair::synced("protocol C;");
-    let out = p.a.adm_run(&["resize", "--size", "32M", "r0"]);
-    assert!(!out.status.success());
-    assert!(stderr(&out).contains("shrink"), "{}", stderr(&out));
+    let why = resize_refused(&p.a, &["resize", "--size", "32M", "r0"]);
+    assert!(why.contains("shrink"), "{why}");
     let out = p.a.adm_ok(&["resize", "r0"]);
     assert!(out.contains("nothing to do"), "{out}");
     p.a.adm_ok(&["disconnect", "r0"]);
     wait_line(&p.a, "cs:StandAlone", 10);
     grow_file(&p.disk_a);
-    let out = p.a.adm_run(&["resize", "r0"]);
-    assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("--assume-peer-has-space"),
-        "{}",
-        stderr(&out)
-    );
-    let out = p.a.adm_run(&["resize", "--size", "200M", "r0"]);
-    assert!(!out.status.success());
-    assert!(stderr(&out).contains("larger"), "{}", stderr(&out));
-    p.a.adm_ok(&["secondary", "r0"]);
-    p.a.adm_ok(&["down", "r0"]);
-    p.b.adm_ok(&["down", "r0"]);
+    let why = resize_refused(&p.a, &["resize", "r0"]);
+    assert!(why.contains("--assume-peer-has-space"), "{why}");
+    let why = resize_refused(&p.a, &["resize", "--size", "200M", "r0"]);
+    assert!(why.contains("larger"), "{why}");
+    demote_and_down(&p);
 }
 
 #[test]
@@ -380,9 +373,8 @@ fn resize_shrinks_a_standalone_resource_and_the_size_survives_down_and_up() {
     let s = Standalone::up(64);
     write_pattern(&s.uri(), 0, 8 << 20);
     let kept = sha256_prefix(&s.disk, 8 << 20);
-    let out = s.node.adm_run(&["resize", "--size", "8M", "r0"]);
-    assert!(!out.status.success(), "no --force");
-    assert!(stderr(&out).contains("--force"), "{}", stderr(&out));
+    let why = resize_refused(&s.node, &["resize", "--size", "8M", "r0"]);
+    assert!(why.contains("--force"), "no --force: {why}");
     s.node.adm_ok(&["resize", "--size", "8M", "--force", "r0"]);
     assert_eq!(s.node_size_bytes(), 8 << 20);
     s.node.adm_ok(&["secondary", "r0"]);

@@ -305,10 +305,7 @@ fn resync_layout_done_and_user_pause() {
         resource_extra: "disk { resync-rate 2M; }".into(),
         ..PairOptions::default()
     });
-    p.a.adm_ok(&["up", "r0"]);
-    p.b.adm_ok(&["up", "r0"]);
-    wait_line(&p.a, "cs:Connected ro:Secondary/Secondary", 30);
-    p.a.adm_ok(&["primary", "--force", "r0"]);
+    p.up_and_force_primary();
     wait_line(&p.a, "cs:SyncSource", 20);
     wait_line(&p.b, "cs:SyncTarget", 20);
     wait_line(&p.a, "sync'ed:", 20);
@@ -467,30 +464,23 @@ fn status_file_follows_every_state_change_at_once() {
     let bob_events = Events::follow(&p.b);
     bob_events.wait("exists", "-");
     for round in 0..4 {
-        p.a.adm_ok(&["secondary", "r0"]);
-        assert!(
-            file_shows_within(&p.a, "ro:Secondary/Secondary", budget),
-            "round {round}: after 'secondary' returned: {}",
-            p.a.status_file()
-        );
-        bob_events.wait("change connection", "role:Secondary");
-        assert!(
-            file_shows_within(&p.b, "ro:Secondary/Secondary", budget),
-            "round {round}: the peer's demotion: {}",
-            p.b.status_file()
-        );
-        p.a.adm_ok(&["primary", "r0"]);
-        assert!(
-            file_shows_within(&p.a, "ro:Primary/Secondary", budget),
-            "round {round}: after 'primary' returned: {}",
-            p.a.status_file()
-        );
-        bob_events.wait("change connection", "role:Primary");
-        assert!(
-            file_shows_within(&p.b, "ro:Secondary/Primary", budget),
-            "round {round}: the peer's promotion: {}",
-            p.b.status_file()
-        );
+        // Alice becomes `role` (bob stays Secondary): `ro:` is role/Secondary in her file,
+        // Secondary/role in bob's once his events2 reported it.
+        for role in ["Secondary", "Primary"] {
+            let command = role.to_lowercase();
+            p.a.adm_ok(&[&command, "r0"]);
+            assert!(
+                file_shows_within(&p.a, &format!("ro:{role}/Secondary"), budget),
+                "round {round}: after '{command}' returned: {}",
+                p.a.status_file()
+            );
+            bob_events.wait("change connection", &format!("role:{role}"));
+            assert!(
+                file_shows_within(&p.b, &format!("ro:Secondary/{role}"), budget),
+                "round {round}: the peer's view of '{command}': {}",
+                p.b.status_file()
+            );
+        }
     }
     // A connection change the peer caused (a hard state change on bob).
     p.a.adm_ok(&["disconnect", "r0"]);

@@ -174,12 +174,11 @@ name = "{DIR}/svc"
 args = ["{DIR}/mnt"]
 "#;
 
-#[test]
-fn group_on_a_standalone_resource_starts_and_stops_for_real() {
-    require("nbdfuse");
-    require("losetup");
+/// A standalone resource, up and Secondary, whose data holds an ext4 file system (made
+/// before the meta-data, which goes at the end) and which was UpToDate once (`primary
+/// --force`), as the group expects to find it.
+fn uptodate_with_ext4() -> Standalone {
     let s = Standalone::configured(64);
-    // The file system goes into the data area before the meta-data (at the end).
     run_ok(
         Command::new("mkfs.ext4")
             .args(["-q", "-F"])
@@ -189,15 +188,28 @@ fn group_on_a_standalone_resource_starts_and_stops_for_real() {
     s.node.adm_ok(&["create-md", "--force", "r0"]);
     s.node.adm_ok(&["up", "r0"]);
     s.node.adm_ok(&["primary", "--force", "r0"]);
+    s.node.adm_ok(&["secondary", "r0"]);
+    s
+}
+
+/// On drop: the group's mount point and nbdfuse directory unmounted, the daemon stopped.
+fn reap_group(s: &Standalone) -> Reap<'_> {
     let d = s.dir.path();
-    let _reap = Reap(
+    Reap(
         &s.node,
         ["mnt", "ha-run/fuse-r0"]
             .iter()
             .map(|p| d.join(p))
             .collect(),
-    );
-    s.node.adm_ok(&["secondary", "r0"]);
+    )
+}
+
+#[test]
+fn group_on_a_standalone_resource_starts_and_stops_for_real() {
+    require("nbdfuse");
+    require("losetup");
+    let s = uptodate_with_ext4();
+    let _reap = reap_group(&s);
     let ns = Netns::new("a");
     let cfg = config(&s, GROUP);
     let mnt = s.dir.path().join("mnt");
@@ -300,25 +312,9 @@ fn inconsistent_disk_is_never_promoted() {
 #[test]
 fn a_sigkilled_supervisor_cleans_up_when_it_restarts() {
     require("nbdfuse");
-    let s = Standalone::configured(64);
-    run_ok(
-        Command::new("mkfs.ext4")
-            .args(["-q", "-F"])
-            .arg(&s.disk)
-            .arg("48M"),
-    );
-    s.node.adm_ok(&["create-md", "--force", "r0"]);
-    s.node.adm_ok(&["up", "r0"]);
-    s.node.adm_ok(&["primary", "--force", "r0"]);
-    s.node.adm_ok(&["secondary", "r0"]);
+    let s = uptodate_with_ext4();
     let d = s.dir.path().to_path_buf();
-    let _reap = Reap(
-        &s.node,
-        ["mnt", "ha-run/fuse-r0"]
-            .iter()
-            .map(|p| d.join(p))
-            .collect(),
-    );
+    let _reap = reap_group(&s);
     let ns = Netns::new("c");
     let cfg = config(&s, GROUP);
     let mnt = d.join("mnt");

@@ -14,7 +14,7 @@
 //!
 //! Run: `cargo build --bins && cargo nextest run -p rdbd-tests --test replication_netns`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -46,7 +46,7 @@ fn oos_kib(status: &str) -> u64 {
 }
 
 /// `len_mib` MiB of random data in a file of the pair's directory.
-fn random_file(p: &Pair, name: &str, len_mib: u64) -> std::path::PathBuf {
+fn random_file(p: &Pair, name: &str, len_mib: u64) -> PathBuf {
     let path = p.dir.path().join(name);
     run_ok(Command::new("sh").arg("-c").arg(format!(
         "head -c {len_mib}M /dev/urandom > {}",
@@ -129,6 +129,70 @@ fn down_and_compare(p: &Pair, what: &str) {
     );
 }
 
+/// What happened while bob was away: alice's status once she served alone
+/// (`ro:Primary/Unknown`), and whether bob was lost while the first copy still ran.
+struct Outage {
+    alone_status: String,
+    lost_during_writes: bool,
+}
+
+/// Copies `first_mib` MiB of random data to alice's export and loses bob (`lose_bob`)
+/// while that runs; once alice serves alone, writes 4 MiB more over its start, which she
+/// must count as out of sync. Then brings bob back (`bring_back`): the pair reconnects,
+/// resyncs from the bitmap (at least those 4 MiB), both end UpToDate, and after `down` the
+/// data areas are equal and bob's holds everything written. `outage` names the situation.
+fn write_through_outage(
+    p: &Pair,
+    first_mib: u64,
+    outage: &str,
+    lose_bob: impl FnOnce(),
+    bring_back: impl FnOnce(),
+) -> Outage {
+    let uri = p.a.nbd_uri("r0");
+    let first = random_file(p, "first.bin", first_mib);
+    let mut copy = spawn_copy(&first, &uri);
+    std::thread::sleep(Duration::from_millis(100));
+    let lost_during_writes = copy.try_wait().expect("try_wait").is_none();
+    lose_bob();
+    wait_child(&mut copy, &format!("nbdcopy across {outage}"), 45);
+    let alone_status = wait_line(&p.a, "ro:Primary/Unknown", 30);
+    // More writes while bob is gone (over the start of the first file).
+    let more = random_file(p, "more.bin", 4);
+    run_ok(Command::new("nbdcopy").arg(&more).arg(&uri));
+    // The status file is rewritten at least once a second.
+    p.a.wait_status(
+        &format!("at least 4 MiB out of sync after writing during {outage}"),
+        Duration::from_secs(10),
+        |s| s.contains("oos:") && oos_kib(s) >= 4096,
+    );
+
+    let before = resyncs_begun(p);
+    bring_back();
+    wait_line(
+        &p.a,
+        "cs:Connected ro:Primary/Secondary ds:UpToDate/UpToDate",
+        60,
+    );
+    wait_line(&p.a, "oos:0", 30);
+    assert_bitmap_resync_after(p, before, 4096);
+    wait_line(
+        &p.b,
+        "cs:Connected ro:Secondary/Primary ds:UpToDate/UpToDate",
+        30,
+    );
+    down_and_compare(p, outage);
+    let mut written = std::fs::read(&first).unwrap();
+    written[..4 << 20].copy_from_slice(&std::fs::read(&more).unwrap());
+    assert!(
+        written == head(&p.disk_b, written.len()),
+        "the secondary has everything written before and during {outage}"
+    );
+    Outage {
+        alone_status,
+        lost_during_writes,
+    }
+}
+
 /// fio verify, then a partition during writes, heal, resync; data equal after `down`.
 fn fio_then_partition(protocol: &str) {
     require("fio");
@@ -145,55 +209,20 @@ fn fio_then_partition(protocol: &str) {
     let status = wait_line(&p.a, "oos:0", 30);
     assert!(status.contains(&format!(" {protocol} r")), "{status}");
 
-    // The link goes down while a writer runs: it must finish on the primary alone.
+    // The link goes down while a writer runs: it must finish on the primary alone. Healed,
+    // the pair reconnects by itself and resyncs from the bitmap.
     let net = p.net.as_ref().expect("netns pair");
-    let first = random_file(&p, "first.bin", 48);
-    let mut copy = spawn_copy(&first, &uri);
-    std::thread::sleep(Duration::from_millis(100));
-    let cut_during_writes = copy.try_wait().expect("try_wait").is_none();
-    net.cut();
-    wait_child(&mut copy, "nbdcopy across the partition", 45);
-    let status = wait_line(&p.a, "ro:Primary/Unknown", 30);
+    let outage = format!("the protocol {protocol} partition");
+    let o = write_through_outage(&p, 48, &outage, || net.cut(), || net.heal());
     assert!(
-        !status.contains("cs:Connected"),
-        "partitioned, not Connected:\n{status}"
-    );
-    // More writes while partitioned (over the start of the first file).
-    let second = random_file(&p, "second.bin", 4);
-    run_ok(Command::new("nbdcopy").arg(&second).arg(&uri));
-    // The status file is rewritten at least once a second.
-    p.a.wait_status(
-        "at least 4 MiB out of sync after writing during the partition",
-        Duration::from_secs(10),
-        |s| s.contains("oos:") && oos_kib(s) >= 4096,
-    );
-
-    // Heal: the pair reconnects by itself and resyncs from the bitmap.
-    let before = resyncs_begun(&p);
-    net.heal();
-    wait_line(
-        &p.a,
-        "cs:Connected ro:Primary/Secondary ds:UpToDate/UpToDate",
-        60,
-    );
-    wait_line(&p.a, "oos:0", 30);
-    assert_bitmap_resync_after(&p, before, 4096);
-    wait_line(
-        &p.b,
-        "cs:Connected ro:Secondary/Primary ds:UpToDate/UpToDate",
-        30,
-    );
-    down_and_compare(&p, &format!("protocol {protocol} partition"));
-    // The second file overwrote the start of the first one.
-    let mut written = std::fs::read(&first).unwrap();
-    written[..4 << 20].copy_from_slice(&std::fs::read(&second).unwrap());
-    assert!(
-        written == head(&p.disk_b, written.len()),
-        "the secondary has everything written before and during the partition"
+        !o.alone_status.contains("cs:Connected"),
+        "partitioned, not Connected:\n{}",
+        o.alone_status
     );
     eprintln!(
-        "protocol {protocol}: fio + partition took {:?} (cut while nbdcopy ran: {cut_during_writes})",
-        started.elapsed()
+        "protocol {protocol}: fio + partition took {:?} (cut while nbdcopy ran: {})",
+        started.elapsed(),
+        o.lost_during_writes
     );
 }
 
@@ -202,45 +231,25 @@ fn secondary_killed_during_writes(protocol: &str) {
     require("nbdcopy");
     let started = Instant::now();
     let p = synced_netns_pair(protocol);
-    let uri = p.a.nbd_uri("r0");
-    let data = random_file(&p, "data.bin", 56);
-    let mut copy = spawn_copy(&data, &uri);
-    std::thread::sleep(Duration::from_millis(100));
-    let killed_during_writes = copy.try_wait().expect("try_wait").is_none();
-    p.b.crash();
-    wait_child(&mut copy, "nbdcopy while the secondary dies", 45);
-    let status = wait_line(&p.a, "ro:Primary/Unknown", 30);
+    let outage = format!("the protocol {protocol} secondary crash");
+    let o = write_through_outage(
+        &p,
+        56,
+        &outage,
+        || p.b.crash(),
+        || {
+            p.b.adm_ok(&["up", "r0"]);
+        },
+    );
+    let status = &o.alone_status;
     assert!(
         status.contains("cs:WFConnection") || status.contains("cs:Unconnected"),
         "{status}"
     );
-    // More writes while the secondary is gone (over the start of the first file).
-    let more = random_file(&p, "more.bin", 4);
-    run_ok(Command::new("nbdcopy").arg(&more).arg(&uri));
-    p.a.wait_status(
-        "at least 4 MiB out of sync after writing without the secondary",
-        Duration::from_secs(10),
-        |s| s.contains("oos:") && oos_kib(s) >= 4096,
-    );
-    let before = resyncs_begun(&p);
-    p.b.adm_ok(&["up", "r0"]);
-    wait_line(
-        &p.a,
-        "cs:Connected ro:Primary/Secondary ds:UpToDate/UpToDate",
-        60,
-    );
-    wait_line(&p.a, "oos:0", 30);
-    assert_bitmap_resync_after(&p, before, 4096);
-    down_and_compare(&p, &format!("protocol {protocol} secondary crash"));
-    let mut written = std::fs::read(&data).unwrap();
-    written[..4 << 20].copy_from_slice(&std::fs::read(&more).unwrap());
-    assert!(
-        written == head(&p.disk_b, written.len()),
-        "the secondary has everything the client wrote"
-    );
     eprintln!(
-        "protocol {protocol}: secondary crash took {:?} (killed while nbdcopy ran: {killed_during_writes})",
-        started.elapsed()
+        "protocol {protocol}: secondary crash took {:?} (killed while nbdcopy ran: {})",
+        started.elapsed(),
+        o.lost_during_writes
     );
 }
 

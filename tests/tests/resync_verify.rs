@@ -572,8 +572,11 @@ fn verify_cut_by_a_disconnect_logs_where_it_got_and_the_next_one_resumes_there()
     // DRBD's arithmetic: blocks verified / whole seconds, in KiB.
     let verified_blocks = capacity_sectors.div_ceil(8) - reached / 8;
     assert_eq!(rate_kib, verified_blocks / total_s.max(1) * 4, "{done}");
+    // At 16 MiB/s the rest takes verified_blocks * 4 / 16384 s; a loaded test machine
+    // (debug builds, parallel tests) may reach half that rate. Where it resumed is
+    // checked above ("Starting Online Verify from sector").
     assert!(
-        total_s <= verified_blocks * 4 / 16_384 + 2,
+        total_s <= verified_blocks * 4 / 16_384 * 2 + 2,
         "the rest of the verify was slow: {done}"
     );
     // It reached the end: the next verify starts at 0 again; --start picks any block.

@@ -205,6 +205,81 @@ impl Seed {
         }
     }
 
+    /// `drbdadm create-md r0` then `up_line` on both nodes (the seeds' first step).
+    fn create_md_and_up(&self, up_line: &str) {
+        for i in 0..2 {
+            self.ok(i, "drbdadm create-md r0");
+            self.ok(i, up_line);
+        }
+    }
+
+    /// Seed 000's steps 7 and 8: `create-md` and `up r0` on both, connected with nothing
+    /// synced, then `-- --overwrite-data-of-peer primary r0` on node 0 and the initial sync.
+    fn initial_sync(&self) {
+        self.create_md_and_up("drbdadm up r0");
+        self.proc_drbd(0, UNSYNCED, 30);
+        self.ok(0, "drbdadm -- --overwrite-data-of-peer primary r0");
+        self.wait_synced(0, 60, 30);
+    }
+
+    /// `down_line` on both nodes.
+    fn down_both(&self, down_line: &str) {
+        for i in 0..2 {
+            self.ok(i, down_line);
+        }
+    }
+
+    /// Waits until both nodes show the resource in sync with node `primary` Primary:
+    /// `primary_secs` for the Primary's line (with protocol C and no I/O suspended), then
+    /// `peer_secs` for the Secondary's. Returns the Primary's `/proc/drbd`.
+    fn wait_synced(&self, primary: usize, primary_secs: u64, peer_secs: u64) -> String {
+        let synced = self.proc_drbd(primary, PRIMARY_SYNCED_C, primary_secs);
+        self.proc_drbd(1 - primary, PEER_OF_PRIMARY_SYNCED, peer_secs);
+        synced
+    }
+
+    /// Node `i`'s device mounted at the seed's mount point `name` (after `mkfs.ext4` when
+    /// `mkfs`).
+    fn mount(&self, i: usize, name: &str, mkfs: bool) -> (NbdLoop, PathBuf) {
+        let mut dev = self.device(i);
+        if mkfs {
+            dev.mkfs_ext4();
+        }
+        let mnt = self.mount_point(i, name);
+        dev.mount(&mnt);
+        (dev, mnt)
+    }
+
+    /// `umount` and fsck of node `i`'s device, then `secondary_line` there once the
+    /// device is released: `/proc/drbd` shows both Secondary.
+    fn umount_and_demote(&self, dev: NbdLoop, i: usize, secondary_line: &str) {
+        self.umount_fsck_release(dev);
+        self.ok_once_released(i, secondary_line);
+        self.proc_drbd(
+            i,
+            " 0: cs:Connected ro:Secondary/Secondary ds:UpToDate/UpToDate C r-----",
+            10,
+        );
+    }
+
+    /// The manual switch-over: [`Seed::umount_and_demote`] on node `from`, then
+    /// `drbdadm primary r0` on the other node once it sees the demotion.
+    fn switch_over(&self, dev: NbdLoop, from: usize, secondary_line: &str) {
+        let to = 1 - from;
+        self.umount_and_demote(dev, from, secondary_line);
+        self.peer_demoted(to);
+        self.ok(to, "drbdadm primary r0");
+        self.proc_drbd(to, &format!(" 0: {PRIMARY_SYNCED_C}"), 10);
+    }
+
+    /// Both backing files hold the same first `len_bytes`.
+    fn assert_same_data(&self, len_bytes: u64) {
+        assert_eq!(
+            sha256_prefix(&self.p.disk_a, len_bytes),
+            sha256_prefix(&self.p.disk_b, len_bytes)
+        );
+    }
+
     /// Both nodes' status files and the end of their logs.
     fn diag(&self) -> String {
         let mut out = String::new();
@@ -287,34 +362,23 @@ fn file_bytes(path: &Path, offset: u64, len: usize) -> Vec<u8> {
 
 const MIB: usize = 1 << 20;
 
+/// `/proc/drbd` of both nodes connected, before the initial sync.
+const UNSYNCED: &str = "cs:Connected ro:Secondary/Secondary ds:Inconsistent/Inconsistent";
+
+/// `/proc/drbd` of the Primary of a pair in sync (protocol C, no I/O suspended).
+const PRIMARY_SYNCED_C: &str = "cs:Connected ro:Primary/Secondary ds:UpToDate/UpToDate C r-----";
+
+/// `/proc/drbd` of the Secondary of a pair in sync.
+const PEER_OF_PRIMARY_SYNCED: &str = "cs:Connected ro:Secondary/Primary ds:UpToDate/UpToDate";
+
 /// DRBD's log line for a split brain no after-sb policy resolved.
 const SPLIT_BRAIN: &str = "Split-Brain detected but unresolved, dropping connection!";
 
 #[test]
 fn seed_000_initial_sync_secondary_down_up_and_split_brain_recovery() {
     let s = Seed::new();
-    // 7: initialise.
-    for i in 0..2 {
-        s.ok(i, "drbdadm create-md r0");
-        s.ok(i, "drbdadm up r0");
-    }
-    s.proc_drbd(
-        0,
-        "cs:Connected ro:Secondary/Secondary ds:Inconsistent/Inconsistent",
-        30,
-    );
-    // 8: primary on data-1-1 only, sync to the peer.
-    s.ok(0, "drbdadm -- --overwrite-data-of-peer primary r0");
-    s.proc_drbd(
-        0,
-        "cs:Connected ro:Primary/Secondary ds:UpToDate/UpToDate C r-----",
-        60,
-    );
-    s.proc_drbd(
-        1,
-        "cs:Connected ro:Secondary/Primary ds:UpToDate/UpToDate",
-        30,
-    );
+    // 7: initialise. 8: primary on data-1-1 only, sync to the peer.
+    s.initial_sync();
     // 9: write on the primary (the seed copies files into the mounted device).
     let uri_a = s.p.a.nbd_uri("r0");
     nbd_fill(&uri_a, 0, 2 * MIB, 0x11);
@@ -326,11 +390,7 @@ fn seed_000_initial_sync_secondary_down_up_and_split_brain_recovery() {
         "the secondary's disk holds what the primary wrote"
     );
     s.ok(1, "drbdadm up r0");
-    s.proc_drbd(
-        0,
-        "cs:Connected ro:Primary/Secondary ds:UpToDate/UpToDate",
-        30,
-    );
+    s.wait_synced(0, 30, 30);
 
     // 1.10: a split brain. Both sides lose the link and both write as Primary.
     s.ok(0, "drbdadm disconnect r0");
@@ -368,16 +428,7 @@ fn seed_000_initial_sync_secondary_down_up_and_split_brain_recovery() {
     let cstate = s.ok(0, "drbdadm cstate r0");
     assert_eq!(cstate, "StandAlone\n", "{}", s.diag());
     s.ok(0, "drbdadm connect r0");
-    s.proc_drbd(
-        0,
-        "cs:Connected ro:Primary/Secondary ds:UpToDate/UpToDate",
-        60,
-    );
-    s.proc_drbd(
-        1,
-        "cs:Connected ro:Secondary/Primary ds:UpToDate/UpToDate",
-        30,
-    );
+    s.wait_synced(0, 60, 30);
     // The victim's write is gone, the survivor's is there.
     s.ok(0, "drbdadm secondary r0");
     s.peer_demoted(1);
@@ -387,38 +438,23 @@ fn seed_000_initial_sync_secondary_down_up_and_split_brain_recovery() {
     assert_eq!(nbd_bytes(&uri_b, 8 * MIB as u64, MIB), vec![0x33]);
     assert_eq!(nbd_bytes(&uri_b, 0, 2 * MIB), vec![0x11]);
     s.ok(1, "drbdadm secondary r0");
-    for i in 0..2 {
-        s.ok(i, "drbdadm down r0");
-    }
-    assert_eq!(
-        sha256_prefix(&s.p.disk_a, DATA_BYTES),
-        sha256_prefix(&s.p.disk_b, DATA_BYTES)
-    );
+    s.down_both("drbdadm down r0");
+    s.assert_same_data(DATA_BYTES);
 }
 
 #[test]
 fn seed_001_up_all_force_primary_role_dstate_and_switch_over() {
     let s = Seed::new();
-    for i in 0..2 {
-        s.ok(i, "drbdadm create-md r0");
-        s.ok(i, "drbdadm up all");
-    }
+    s.create_md_and_up("drbdadm up all");
     s.proc_drbd(1, "cs:Connected ro:Secondary/Secondary", 30);
     s.ok(0, "drbdadm primary --force r0");
     assert_eq!(s.ok(0, "drbdadm role r0"), "Primary/Secondary\n");
     assert_eq!(s.ok(1, "drbdadm role r0"), "Secondary/Primary\n");
     s.proc_drbd(1, "ds:UpToDate/UpToDate", 60);
     assert_eq!(s.ok(1, "drbdadm dstate r0"), "UpToDate/UpToDate\n");
-    s.proc_drbd(
-        0,
-        " 0: cs:Connected ro:Primary/Secondary ds:UpToDate/UpToDate C r-----",
-        10,
-    );
+    s.proc_drbd(0, &format!(" 0: {PRIMARY_SYNCED_C}"), 10);
     // ct74: mkfs.ext4 /dev/drbd0; mount /dev/drbd0 /nfs; files into it.
-    let mut dev = s.device(0);
-    dev.mkfs_ext4();
-    let nfs = s.mount_point(0, "nfs");
-    dev.mount(&nfs);
+    let (dev, nfs) = s.mount(0, "nfs", true);
     let big: Vec<u8> = (0..3 * MIB).map(|i| (i * 7 % 251) as u8).collect();
     std::fs::create_dir_all(nfs.join("share")).unwrap();
     std::fs::write(
@@ -434,31 +470,12 @@ fn seed_001_up_all_force_primary_role_dstate_and_switch_over() {
         5,
     );
     // umount /nfs; drbdadm secondary all (refused while the device is held open).
-    s.umount_fsck_release(dev);
-    s.ok_once_released(0, "drbdadm secondary all");
-    s.proc_drbd(
-        0,
-        " 0: cs:Connected ro:Secondary/Secondary ds:UpToDate/UpToDate C r-----",
-        10,
-    );
-    s.peer_demoted(1);
     // ct75: drbdadm primary r0; mount /dev/drbd0 /nfs: the files are there.
-    s.ok(1, "drbdadm primary r0");
-    s.proc_drbd(
-        1,
-        " 0: cs:Connected ro:Primary/Secondary ds:UpToDate/UpToDate C r-----",
-        10,
-    );
-    s.proc_drbd(
-        0,
-        " 0: cs:Connected ro:Secondary/Primary ds:UpToDate/UpToDate",
-        10,
-    );
+    s.switch_over(dev, 0, "drbdadm secondary all");
+    s.proc_drbd(0, &format!(" 0: {PEER_OF_PRIMARY_SYNCED}"), 10);
     assert_eq!(s.ok(1, "drbdadm role r0"), "Primary/Secondary\n");
     assert_eq!(s.ok(0, "drbdadm role r0"), "Secondary/Primary\n");
-    let mut dev = s.device(1);
-    let nfs = s.mount_point(1, "nfs");
-    dev.mount(&nfs);
+    let (dev, nfs) = s.mount(1, "nfs", false);
     assert_eq!(
         std::fs::read_to_string(nfs.join("share/exports")).unwrap(),
         "/nfs 192.168.137.0/24(rw,sync)\n"
@@ -490,10 +507,7 @@ fi
 #[test]
 fn seed_002_keepalived_check_script_promotes_and_demotes() {
     let s = Seed::new();
-    for i in 0..2 {
-        s.ok(i, "drbdadm create-md r0");
-        s.ok(i, "drbdadm up r0");
-    }
+    s.create_md_and_up("drbdadm up r0");
     s.proc_drbd(0, "cs:Connected", 30);
     s.ok(0, "drbdadm primary --force r0");
     s.proc_drbd(1, "ds:UpToDate/UpToDate", 60);
@@ -519,30 +533,14 @@ fn seed_002_keepalived_check_script_promotes_and_demotes() {
 #[test]
 fn seed_003_overwrite_primary_all_and_second_primary_refused() {
     let s = Seed::new();
-    for i in 0..2 {
-        s.ok(i, "drbdadm create-md r0");
-        // `service drbd start`: up every resource.
-        s.ok(i, "drbdadm up all");
-    }
-    s.proc_drbd(
-        0,
-        "cs:Connected ro:Secondary/Secondary ds:Inconsistent/Inconsistent",
-        30,
-    );
+    // `service drbd start`: up every resource.
+    s.create_md_and_up("drbdadm up all");
+    s.proc_drbd(0, UNSYNCED, 30);
     s.ok(0, "drbdadm -- --overwrite-data-of-peer primary all");
     s.ok(0, "drbdadm primary r0");
     s.ok(0, "drbdadm primary all");
-    let synced = s.proc_drbd(
-        0,
-        "cs:Connected ro:Primary/Secondary ds:UpToDate/UpToDate C r-----",
-        60,
-    );
+    let synced = s.wait_synced(0, 60, 30);
     assert!(synced.contains(" oos:0"), "{synced}");
-    s.proc_drbd(
-        1,
-        "cs:Connected ro:Secondary/Primary ds:UpToDate/UpToDate",
-        30,
-    );
     // Promoting mfs-bak while mfs-master is Primary is refused (exit code 11).
     let out = s.sh(1, "drbdadm primary all");
     assert_eq!(
@@ -557,11 +555,7 @@ fn seed_003_overwrite_primary_all_and_second_primary_refused() {
     s.ok(0, "drbdadm secondary all");
     s.peer_demoted(1);
     s.ok(1, "drbdadm primary all");
-    s.proc_drbd(
-        1,
-        "cs:Connected ro:Primary/Secondary ds:UpToDate/UpToDate",
-        10,
-    );
+    s.wait_synced(1, 10, 10);
     s.ok(1, "drbdadm secondary r0");
     s.peer_demoted(0);
     s.ok(0, "drbdadm primary r0");
@@ -571,65 +565,33 @@ fn seed_003_overwrite_primary_all_and_second_primary_refused() {
 #[test]
 fn seed_004_mystore_manual_switch_over_and_service_stop() {
     let s = Seed::new();
-    for i in 0..2 {
-        s.ok(i, "drbdadm create-md r0");
-        s.ok(i, "drbdadm up all");
-    }
+    s.create_md_and_up("drbdadm up all");
     s.proc_drbd(0, "cs:Connected", 30);
     s.ok(0, "drbdadm primary --force r0");
     // `watch cat /proc/drbd` after the promotion: syncing, then in sync.
     s.proc_drbd(0, "ro:Primary/Secondary ds:UpToDate/", 10);
     s.proc_drbd(0, "ds:UpToDate/UpToDate", 60);
     // mke2fs -t ext4 /dev/drbd0; mount /dev/drbd0 /drbd; cp /etc/fstab .; vim fstab.
-    let mut dev = s.device(0);
-    dev.mkfs_ext4();
-    let mnt = s.mount_point(0, "drbd");
-    dev.mount(&mnt);
+    let (dev, mnt) = s.mount(0, "drbd", true);
     let fstab = std::fs::read_to_string("/etc/fstab").unwrap_or_default();
     std::fs::write(mnt.join("fstab"), &fstab).unwrap();
     let edited = format!("{fstab}# edited on node1: /dev/drbd0 /drbd ext4 defaults 0 0\n");
     std::fs::write(mnt.join("fstab"), &edited).unwrap();
     // umount /dev/drbd0; drbdadm secondary mystore.
-    s.umount_fsck_release(dev);
-    s.ok_once_released(0, "drbdadm secondary r0");
-    s.proc_drbd(
-        0,
-        " 0: cs:Connected ro:Secondary/Secondary ds:UpToDate/UpToDate C r-----",
-        10,
-    );
-    s.peer_demoted(1);
     // The other node: drbdadm primary mystore; mount; the edit is there.
-    s.ok(1, "drbdadm primary r0");
-    s.proc_drbd(
-        1,
-        " 0: cs:Connected ro:Primary/Secondary ds:UpToDate/UpToDate C r-----",
-        10,
-    );
-    let mut dev = s.device(1);
-    let mnt = s.mount_point(1, "drbd");
-    dev.mount(&mnt);
+    s.switch_over(dev, 0, "drbdadm secondary r0");
+    let (dev, mnt) = s.mount(1, "drbd", false);
     assert_eq!(std::fs::read_to_string(mnt.join("fstab")).unwrap(), edited);
     // Before handing over to Pacemaker: umount, demote where Primary, stop drbd on both.
-    s.umount_fsck_release(dev);
-    s.ok_once_released(1, "drbdadm secondary r0");
-    s.proc_drbd(
-        1,
-        " 0: cs:Connected ro:Secondary/Secondary ds:UpToDate/UpToDate C r-----",
-        10,
-    );
-    for i in 0..2 {
-        s.ok(i, "drbdadm down all");
-    }
+    s.umount_and_demote(dev, 1, "drbdadm secondary r0");
+    s.down_both("drbdadm down all");
     for i in 0..2 {
         let out = s.sh(i, "drbdadm role r0");
         assert!(!out.status.success(), "down: role fails");
         let status = s.node(i).status_file();
         assert!(!status.contains("cs:Connected"), "after down:\n{status}");
     }
-    assert_eq!(
-        sha256_prefix(&s.p.disk_a, DATA_BYTES),
-        sha256_prefix(&s.p.disk_b, DATA_BYTES)
-    );
+    s.assert_same_data(DATA_BYTES);
 }
 
 /// Seed 000 with its own meta-data layout (`meta-disk /dev/sdb2 [0];`): the same
@@ -638,21 +600,7 @@ fn seed_004_mystore_manual_switch_over_and_service_stop() {
 #[test]
 fn seed_000_with_indexed_external_meta_disk() {
     let s = Seed::with_indexed_meta_disk();
-    for i in 0..2 {
-        s.ok(i, "drbdadm create-md r0");
-        s.ok(i, "drbdadm up r0");
-    }
-    s.proc_drbd(
-        0,
-        "cs:Connected ro:Secondary/Secondary ds:Inconsistent/Inconsistent",
-        30,
-    );
-    s.ok(0, "drbdadm -- --overwrite-data-of-peer primary r0");
-    s.proc_drbd(
-        1,
-        "cs:Connected ro:Secondary/Primary ds:UpToDate/UpToDate",
-        60,
-    );
+    s.initial_sync();
     // The whole 64 MiB file is data: the last MiB is writable through NBD.
     let uri_a = s.p.a.nbd_uri("r0");
     nbd_fill(&uri_a, 63 * MIB as u64, MIB, 0x5e);
@@ -661,17 +609,8 @@ fn seed_000_with_indexed_external_meta_disk() {
     assert_eq!(file_bytes(&s.p.disk_b, 63 * MIB as u64, MIB), vec![0x5e]);
     assert_eq!(file_bytes(&s.p.disk_b, 0, MIB), vec![0x5f]);
     s.ok(1, "drbdadm up r0");
-    s.proc_drbd(
-        0,
-        "cs:Connected ro:Primary/Secondary ds:UpToDate/UpToDate",
-        30,
-    );
+    s.wait_synced(0, 30, 30);
     s.ok(0, "drbdadm secondary r0");
-    for i in 0..2 {
-        s.ok(i, "drbdadm down r0");
-    }
-    assert_eq!(
-        sha256_prefix(&s.p.disk_a, 64 << 20),
-        sha256_prefix(&s.p.disk_b, 64 << 20)
-    );
+    s.down_both("drbdadm down r0");
+    s.assert_same_data(64 << 20);
 }

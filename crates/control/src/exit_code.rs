@@ -7,7 +7,9 @@ pub const FAILED: i32 = 1;
 /// The command line was wrong.
 pub const USAGE: i32 = 3;
 /// The configuration is wrong, or does not name the resource or this node
-/// (drbdadm exits 10 when it cannot use the configuration).
+/// (drbdadm exits 10 when it cannot use the configuration); also drbdsetup's exit code
+/// for every request the kernel refuses with an `ERR_*` code ("Failure: (NNN) ..."),
+/// such as a refused resize.
 pub const CONFIG: i32 = 10;
 /// A state change was refused (drbdsetup's "State change failed" exit code).
 pub const STATE_CHANGE_FAILED: i32 = 11;

@@ -140,10 +140,14 @@ impl Controller {
                             assume_peer_has_space,
                             force,
                         };
-                        lifecycle_result(
-                            &resource,
-                            crate::lifecycle::resize::resize(&r, opts).await,
-                        )
+                        // The kernel refuses a resize with an ERR_* code, for which
+                        // drbdsetup (and so drbdadm) exits 10, not a state change's 11.
+                        match crate::lifecycle::resize::resize(&r, opts).await {
+                            Ok(message) => Response::Ok { message },
+                            Err(e) => {
+                                Response::error(exit_code::CONFIG, format!("{resource}: {e}"))
+                            }
+                        }
                     }
                     None => not_up(&resource),
                 },

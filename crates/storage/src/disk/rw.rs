@@ -132,7 +132,7 @@ impl LocalDisk {
     ) -> Result<(), StorageError> {
         let len = data.len() as u64;
         let align = self.inner.io_align_bytes;
-        let memory_aligned = (data.as_ptr() as usize).is_multiple_of(align as usize);
+        let memory_aligned = (data.as_ptr() as usize) % align as usize == 0;
         if len == 0 || !memory_aligned || !is_aligned(offset, len, align) {
             return self.write_slice(offset, &data, fua).await;
         }
