@@ -336,8 +336,11 @@ impl Controller {
                 minor,
                 disk: Arc::new(disk),
                 size_bytes: info.size_bytes,
-                disk_state: info.disk_state,
-                peer_disk: info.peer_disk,
+                gens: info.gens,
+                md_flags: info.md_flags,
+                fencing: crate::state_change::fencing_of(crate::handlers::FencePolicy::parse(
+                    &settings.fencing,
+                )),
                 meta,
                 protocol: peer.map(|_| res_cfg.protocol),
                 peer_name: peer.map(|p| p.name.clone()),

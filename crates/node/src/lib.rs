@@ -4,6 +4,8 @@
 //!
 //! - [`daemon`]: start-up (run directory, sockets, listeners), the control loop and shutdown.
 //! - [`resource`]: one resource's live state (role, disk, counters, open clients).
+//! - [`core_driver`]: the resource's state machine (`rdbd_replicator::state`) and the
+//!   execution of its actions (meta-data writes, log lines, packets).
 //! - [`events`]: the `events2` stream on the control socket.
 //! - [`export`]: the NBD side: which exports exist, who may open them, and the
 //!   per-request path from an NBD command to the local disk.
@@ -16,6 +18,7 @@
 
 pub mod cli;
 pub mod control;
+pub mod core_driver;
 pub mod daemon;
 pub mod events;
 pub mod export;

@@ -23,8 +23,8 @@ use rdbd_metadata::claim;
 use rdbd_metadata::{
     ActivityLog, Bitmap, MetaDataDevice, MetaDiskKind, MetaError, OpenOptions, Superblock,
 };
-use rdbd_replicator::generation::{self, FlagState, Generations};
-use rdbd_types::{DiskState, Role};
+use rdbd_replicator::generation::{self, Generations};
+use rdbd_types::DiskState;
 
 mod reattach;
 mod resize;
@@ -73,6 +73,10 @@ pub struct AttachInfo {
     pub peer_disk: DiskState,
     /// Out-of-sync bits set by apply-al.
     pub apply_al_bits: u64,
+    /// The generation identifiers on disk (the state machine owns them from here on).
+    pub gens: Generations,
+    /// The superblock flags as attach left them (CRASHED_PRIMARY and AL_DISABLED set).
+    pub md_flags: u32,
 }
 
 struct AlState {
@@ -99,10 +103,9 @@ pub struct ResourceMeta {
     /// Set by `detach` (the disk is no longer used): meta-data writes become no-ops
     /// until [`ResourceMeta::reattach`].
     detached: std::sync::atomic::AtomicBool,
-    /// DRBD's CRASHED_PRIMARY bit: set at attach when the meta-data says the node was
-    /// Primary (or crashed as one and has not resynced since); cleared once both disks
-    /// are UpToDate; written into every flags update.
-    crashed_primary: std::sync::atomic::AtomicBool,
+    /// The number of the last identifier write that reached the superblock
+    /// ([`IdentifierWrite::seq`]): an older write that finishes later is skipped.
+    identifiers_seq: Arc<Mutex<u64>>,
 }
 
 impl std::fmt::Debug for ResourceMeta {
@@ -204,11 +207,18 @@ impl ResourceMeta {
             sb.flags.set(generation::md_flag::AL_DISABLED, !al_updates);
         })?;
         dev.mark_unclean()?;
+        let sb = *dev.superblock();
         let info = AttachInfo {
             size_bytes: data_sectors * SECTOR_BYTES,
             disk_state,
             peer_disk,
             apply_al_bits: report.additional_bits,
+            gens: Generations {
+                current: sb.uuids.current,
+                bitmap: sb.uuids.bitmap,
+                history: sb.uuids.history,
+            },
+            md_flags: sb.flags.0,
         };
         let meta = ResourceMeta {
             dev: Arc::new(Mutex::new(dev)),
@@ -223,7 +233,7 @@ impl ResourceMeta {
             al_updates,
             claims: Mutex::new(claims),
             detached: std::sync::atomic::AtomicBool::new(false),
-            crashed_primary: std::sync::atomic::AtomicBool::new(crashed_primary),
+            identifiers_seq: Arc::new(Mutex::new(0)),
         };
         Ok((meta, info))
     }
@@ -357,43 +367,38 @@ impl ResourceMeta {
         let _ = lock(&self.bitmap).set_out_of_sync_sectors(first, sectors);
     }
 
-    /// Records a role or disk-state change: identifiers and flags, written durably.
-    pub async fn record_state(&self, change: StateChange) -> Result<(), MetaIoError> {
-        if self.is_detached() {
-            return Ok(());
-        }
-        let crashed_primary = self.crashed_primary();
+    /// Writes the generation identifiers and flags the state machine decided
+    /// (`Action::WriteMeta`, see `crate::core_driver`) into the superblock, durably. Writes
+    /// are numbered when decided: one that was overtaken by a newer one is skipped, so the
+    /// superblock never goes back. A no-op while detached.
+    pub fn write_identifiers(
+        &self,
+        w: IdentifierWrite,
+    ) -> impl std::future::Future<Output = Result<(), MetaIoError>> + Send + 'static {
+        let detached = self.is_detached();
         let dev = Arc::clone(&self.dev);
-        blocking(move || {
-            let mut dev = lock(&dev);
-            dev.update_superblock(|sb| {
-                let mut g = Generations {
-                    current: sb.uuids.current,
-                    bitmap: sb.uuids.bitmap,
-                    history: sb.uuids.history,
-                };
-                match change.role_change {
-                    Some(RoleChange::Promote { forced }) => generation::on_promote(
-                        &mut g,
-                        change.state.cstate.is_connected(),
-                        change.state.peer_disk,
-                        forced,
-                        rand::random(),
-                    ),
-                    Some(RoleChange::Demote) => generation::on_demote(&mut g),
-                    None => {}
+        let last = Arc::clone(&self.identifiers_seq);
+        async move {
+            if detached {
+                return Ok(());
+            }
+            blocking(move || {
+                let mut dev = lock(&dev);
+                let mut last = lock(&last);
+                if w.seq <= *last {
+                    return Ok(());
                 }
-                sb.uuids.current = g.current;
-                sb.uuids.bitmap = g.bitmap;
-                sb.uuids.history = g.history;
-                let state = FlagState {
-                    crashed_primary: change.state.crashed_primary || crashed_primary,
-                    ..change.state
-                };
-                sb.flags.0 = generation::md_flags_for_state(sb.flags.0, &state);
+                dev.update_superblock(|sb| {
+                    sb.uuids.current = w.gens.current;
+                    sb.uuids.bitmap = w.gens.bitmap;
+                    sb.uuids.history = w.gens.history;
+                    sb.flags.0 = w.md_flags;
+                })?;
+                *last = w.seq;
+                Ok(())
             })
-        })
-        .await
+            .await
+        }
     }
 
     /// Marks every block out of sync and writes the whole bitmap (invalidate).
@@ -407,48 +412,21 @@ impl ResourceMeta {
         blocking(move || write_bitmap_pages(&lock(&dev), &pages)).await
     }
 
-    /// `new-current-uuid [--clear-bitmap]`: a new data generation; with
-    /// `clear_bitmap` the bitmap identifier and every out-of-sync bit are dropped
-    /// (how a fresh pair skips its initial sync).
-    pub async fn new_current_uuid(
-        &self,
-        role: Role,
-        clear_bitmap: bool,
-    ) -> Result<(), MetaIoError> {
+    /// `new-current-uuid --clear-bitmap`: every out-of-sync bit is dropped, durably (the
+    /// identifiers follow through [`ResourceMeta::write_identifiers`]).
+    pub async fn clear_bitmap(&self) -> Result<(), MetaIoError> {
         if self.is_detached() {
             return Err(MetaIoError::Detached);
         }
-        if clear_bitmap {
+        {
             let mut bm = lock(&self.bitmap);
             let bits = bm.bits();
             bm.clear_range(0, bits)?;
             bm.mark_all_dirty();
         }
-        let pages = if clear_bitmap {
-            self.take_dirty_pages()
-        } else {
-            Vec::new()
-        };
+        let pages = self.take_dirty_pages();
         let dev = Arc::clone(&self.dev);
-        let random: u64 = rand::random();
-        blocking(move || {
-            let mut dev = lock(&dev);
-            write_bitmap_pages(&dev, &pages)?;
-            dev.update_superblock(|sb| {
-                let mut g = Generations {
-                    current: sb.uuids.current,
-                    bitmap: sb.uuids.bitmap,
-                    history: sb.uuids.history,
-                };
-                g.new_current(random, role);
-                if clear_bitmap {
-                    g.bitmap = 0;
-                }
-                sb.uuids.current = g.current;
-                sb.uuids.bitmap = g.bitmap;
-            })
-        })
-        .await
+        blocking(move || write_bitmap_pages(&lock(&dev), &pages)).await
     }
 
     /// Writes the dirty bitmap pages and the clean superblock. No write may be in flight.
@@ -497,106 +475,20 @@ fn write_bitmap_pages(dev: &MetaDataDevice, pages: &[(u32, [u8; 4096])]) -> Resu
     dev.flush()
 }
 
-/// A state change to record in the superblock.
-#[derive(Debug, Clone, Copy)]
-pub struct StateChange {
-    /// The state after the change.
-    pub state: FlagState,
-    /// A promotion or demotion, if the change was one.
-    pub role_change: Option<RoleChange>,
-}
-
-/// Role transitions that touch the generation identifiers.
+/// Identifiers and flags to write, numbered in the order the state machine decided them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RoleChange {
-    /// `primary`, with or without `--force`.
-    Promote {
-        /// `--force` was given.
-        forced: bool,
-    },
-    /// `secondary`.
-    Demote,
+pub struct IdentifierWrite {
+    /// The generation identifiers.
+    pub gens: Generations,
+    /// The superblock flags.
+    pub md_flags: u32,
+    /// Increasing per resource.
+    pub seq: u64,
 }
 
-/// The role a flag state has, for readability at call sites.
-pub fn flag_state(
-    role: Role,
-    disk: DiskState,
-    peer_disk: DiskState,
-    crashed_primary: bool,
-) -> FlagState {
-    FlagState {
-        role,
-        peer_role: Role::Unknown,
-        cstate: rdbd_types::ConnState::StandAlone,
-        disk,
-        peer_disk,
-        crashed_primary,
-    }
-}
-
-/// Replication's view of the meta-data: identifiers and the bitmap as a whole
-/// (used by `crate::peer` for the handshake, the bitmap exchange and resync).
+/// Replication's view of the meta-data: the bitmap as a whole (used by `crate::peer`
+/// for the handshake, the bitmap exchange and resync).
 impl ResourceMeta {
-    /// DRBD's CRASHED_PRIMARY: this node was Primary when it went away and has not been
-    /// UpToDate with an UpToDate peer since.
-    pub fn crashed_primary(&self) -> bool {
-        self.crashed_primary
-            .load(std::sync::atomic::Ordering::SeqCst)
-    }
-
-    /// Both disks are UpToDate: the crash is behind us (the next flags write records it).
-    pub fn clear_crashed_primary(&self) {
-        self.crashed_primary
-            .store(false, std::sync::atomic::Ordering::SeqCst);
-    }
-
-    /// The generation identifiers as last written.
-    pub fn generations(&self) -> Generations {
-        let u = lock(&self.dev).superblock().uuids;
-        Generations {
-            current: u.current,
-            bitmap: u.bitmap,
-            history: u.history,
-        }
-    }
-
-    /// Changes the identifiers with `f` and the flags to follow `state`, durably.
-    pub async fn update_generations(
-        &self,
-        f: impl FnOnce(&mut Generations) + Send + 'static,
-        state: FlagState,
-    ) -> Result<Generations, MetaIoError> {
-        if self.is_detached() {
-            return Ok(self.generations());
-        }
-        let dev = Arc::clone(&self.dev);
-        let crashed_primary = self.crashed_primary();
-        blocking(move || {
-            let mut dev = lock(&dev);
-            let mut out = Generations::default();
-            dev.update_superblock(|sb| {
-                let mut g = Generations {
-                    current: sb.uuids.current,
-                    bitmap: sb.uuids.bitmap,
-                    history: sb.uuids.history,
-                };
-                f(&mut g);
-                sb.uuids.current = g.current;
-                sb.uuids.bitmap = g.bitmap;
-                sb.uuids.history = g.history;
-                let state = FlagState {
-                    crashed_primary: state.crashed_primary || crashed_primary,
-                    ..state
-                };
-                sb.flags.0 = generation::md_flags_for_state(sb.flags.0, &state);
-                out = g;
-            })?;
-            Ok(out)
-        })
-        .await
-    }
-
     /// Set bits (4 KiB blocks out of sync).
     pub fn bitmap_weight(&self) -> u64 {
         lock(&self.bitmap).count()

@@ -1,9 +1,10 @@
 //! One resource's live state on this node and its I/O path.
 //!
 //! A [`Resource`] exists from `up` to `down`. Its role, disk and connection states
-//! live behind one mutex ([`ResourceState`]) so that role changes and NBD opens are
-//! decided atomically: a Secondary never gains a client, and a resource with a
-//! client never becomes Secondary.
+//! and its generation identifiers are owned by the state machine of
+//! `rdbd_replicator::state`, behind one mutex ([`crate::core_driver::Core`]), so that role
+//! changes and NBD opens are decided atomically: a Secondary never gains a client, and a
+//! resource with a client never becomes Secondary. [`ResourceState`] is a snapshot of it.
 //!
 //! Invariants:
 //! - `open_clients > 0` implies `role == Primary`.
@@ -17,9 +18,10 @@ use rdbd_control::status::{Counters, ResourceStatus};
 use rdbd_storage::{LocalDisk, StorageError};
 use rdbd_types::{AlignedBuf, ConnState, DiskState, Protocol, Role};
 
-use crate::meta::{flag_state, MetaIoError, ResourceMeta, RoleChange, StateChange};
-use crate::state_change::Outcome;
-use rdbd_replicator::state::rules::ChangeKind;
+use crate::core_driver::{Core, Stepped};
+use crate::meta::{MetaIoError, ResourceMeta};
+use rdbd_replicator::generation::Generations;
+use rdbd_replicator::state::{Event, Request};
 
 /// A request failed on the local disk or its meta-data.
 #[derive(Debug, thiserror::Error)]
@@ -78,7 +80,7 @@ pub enum StateError {
     Rule(rdbd_replicator::state::StateError, String),
 }
 
-/// Role, disk and connection state, changed together under one lock.
+/// Role, disk and connection state as the state machine has them (a snapshot).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResourceState {
     /// This node's role.
@@ -150,7 +152,7 @@ pub struct Resource {
     pub io: IoCounters,
     /// The meta-data: activity log, bitmap, identifiers.
     pub meta: ResourceMeta,
-    state: Mutex<ResourceState>,
+    state: Mutex<Core>,
     /// Serializes role changes (each writes the superblock).
     role_change: tokio::sync::Mutex<()>,
     /// The connection to the peer (replicated resources, once `up` started it).
@@ -170,10 +172,12 @@ pub struct ResourceSetup {
     pub disk: Arc<LocalDisk>,
     /// The usable size in bytes.
     pub size_bytes: u64,
-    /// The disk state read from the meta-data.
-    pub disk_state: DiskState,
-    /// The peer's disk state as the meta-data flags imply it.
-    pub peer_disk: DiskState,
+    /// The generation identifiers read from the meta-data.
+    pub gens: Generations,
+    /// The superblock flags read from the meta-data.
+    pub md_flags: u32,
+    /// `fencing` (the disk state at attach depends on it).
+    pub fencing: rdbd_replicator::state::Fencing,
     /// The attached meta-data.
     pub meta: ResourceMeta,
     /// The replication protocol, `None` for a standalone resource.
@@ -202,24 +206,57 @@ impl Resource {
             write_ordering: setup.write_ordering,
             io: IoCounters::default(),
             meta: setup.meta,
-            state: Mutex::new(ResourceState {
-                role: Role::Secondary,
-                disk: setup.disk_state,
-                cstate: ConnState::StandAlone,
-                peer_role: Role::Unknown,
-                peer_disk: setup.peer_disk,
-                open_clients: 0,
-            }),
+            state: Mutex::new(Core::new(
+                rdbd_replicator::state::Config {
+                    fencing: setup.fencing,
+                    ..Default::default()
+                },
+                setup.gens,
+                setup.md_flags,
+            )),
             role_change: tokio::sync::Mutex::new(()),
             peer: std::sync::OnceLock::new(),
             hooks: crate::handlers::Hooks::default(),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, ResourceState> {
+    fn lock(&self) -> MutexGuard<'_, Core> {
         // A poisoned lock means a panic elsewhere; the state itself is still consistent
-        // because every critical section below is a handful of assignments.
+        // because the state machine changes it only after deciding.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `f` on the state machine under the state lock.
+    pub(crate) fn with_core<R>(&self, f: impl FnOnce(&mut Core) -> R) -> R {
+        f(&mut self.lock())
+    }
+
+    /// The generation identifiers (owned by the state machine).
+    pub fn generations(&self) -> Generations {
+        self.lock().node().gens()
+    }
+
+    /// DRBD's CRASHED_PRIMARY: this node was Primary when it went away and has not been
+    /// UpToDate with an UpToDate peer since.
+    pub fn crashed_primary(&self) -> bool {
+        self.lock().node().crashed_primary()
+    }
+
+    /// Changes the identifiers with `f` and writes them with the flags; returns once they
+    /// (and every state change before) are durable.
+    pub async fn update_generations(
+        &self,
+        f: impl FnOnce(&mut Generations),
+    ) -> Result<Generations, MetaIoError> {
+        let (stepped, gens) = self.with_core(|c| {
+            let mut s = c.update_generations(f);
+            if s.meta.is_none() {
+                s.meta = Some(c.current_identifiers());
+            }
+            (s, c.node().gens())
+        });
+        self.execute(&stepped).await?;
+        Ok(gens)
     }
 
     /// The connection to the peer, if the resource replicates.
@@ -232,18 +269,31 @@ impl Resource {
         let _ = self.peer.set(link);
     }
 
-    /// A hard state change (the connection's view: cstate, peer role, disks): `f` edits a
-    /// copy, DRBD's transition rules decide under the lock (crate::state_change; a refused
-    /// change is logged and not applied).
+    /// A hard state change the driver observed (the connection's view: cstate, peer role,
+    /// disks): `f` edits a snapshot under the lock, the state machine records it as
+    /// `Event::Observed` (DRBD's transition rules decide; a refused change is logged and not
+    /// applied) and its meta-data write is spawned. `open_clients` is not changed here.
     pub fn update_state<R>(&self, f: impl FnOnce(&mut ResourceState) -> R) -> R {
-        let mut out = None;
-        crate::state_change::hard(self, |st| out = Some(f(st)));
-        out.expect("state_change::change calls the closure exactly once")
-    }
-
-    /// Runs `f` on the state under the lock, unchecked: for crate::state_change only.
-    pub(crate) fn update_state_unchecked<R>(&self, f: impl FnOnce(&mut ResourceState) -> R) -> R {
-        f(&mut self.lock())
+        let (r, stepped) = self.with_core(|c| {
+            let old = c.snapshot();
+            let mut st = old.clone();
+            let r = f(&mut st);
+            debug_assert_eq!(st.open_clients, old.open_clients, "open_clients changed");
+            if st == old {
+                return (r, Stepped::default());
+            }
+            let ns = rdbd_wire::DrbdState {
+                role: st.role,
+                peer: st.peer_role,
+                conn: st.cstate,
+                disk: st.disk,
+                pdsk: st.peer_disk,
+                ..c.node().state()
+            };
+            (r, c.step(Event::Observed(ns)))
+        });
+        self.execute_in_background(&stepped);
+        r
     }
 
     /// A refusal of DRBD's rules as this crate reports it (the texts scripts match).
@@ -257,62 +307,113 @@ impl Resource {
         }
     }
 
-    /// A copy of the current state.
+    /// A snapshot of the current state.
     pub fn state(&self) -> ResourceState {
-        self.lock().clone()
+        self.lock().snapshot()
     }
 
-    /// `primary [--force]`: the superblock records the new generation and
-    /// PRIMARY_IND before any client can open the device.
+    /// `primary [--force]` (`Event::Promote`): the superblock records the new generation
+    /// and PRIMARY_IND before any client can open the device; a connected peer must agree
+    /// first (P_STATE_CHG_REQ, the core's `SendStateRequest`).
     pub async fn promote(&self, force: bool) -> Result<(), StateError> {
         let _serial = self.role_change.lock().await;
         crate::handlers::fence_peer::before_promote(self, force).await?;
-        let (disk, peer_disk) = {
-            let st = self.lock();
+        {
+            let st = self.state();
             if st.role == Role::Primary {
                 return Ok(());
             }
-            let disk = match st.disk {
-                DiskState::UpToDate => DiskState::UpToDate,
+            match st.disk {
+                DiskState::UpToDate => {}
                 DiskState::Diskless | DiskState::Failed | DiskState::Attaching => {
                     return Err(StateError::Diskless(self.name.clone()))
                 }
                 other if !force => return Err(StateError::NeedUpToDate(other)),
-                _ => DiskState::UpToDate,
-            };
-            (disk, st.peer_disk)
+                _ => {}
+            }
+        }
+        let stepped = self.step_admin(Event::Promote { force }).await?;
+        let Some(role) = stepped.state_request() else {
+            return self.admin_outcome(&stepped, Request::Promote, "");
         };
-        // DRBD's rules first (is_valid_state: UpToDate data, fencing, two primaries).
-        let promote = |st: &mut ResourceState| {
-            st.disk = disk;
-            st.role = Role::Primary;
+        // Two-phase: the peer answers (it refuses while it is Primary).
+        let answer = match self.peer_link() {
+            Some(link) => link.request_role(role).await,
+            None => Ok(()),
         };
-        crate::state_change::dry_run(self, promote).map_err(|e| self.refused(e, ""))?;
-        if let Some(link) = self.peer_link() {
-            // Two-phase: a connected peer must agree (it refuses while it is Primary).
-            link.request_role(Role::Primary)
+        let reply = answer
+            .as_ref()
+            .map(|_| ())
+            .map_err(|(code, _)| rdbd_replicator::state::StateError::from_code(*code));
+        let stepped = self.step_admin(Event::StateReply(reply)).await?;
+        match (stepped.outcome(Request::Promote), answer) {
+            (Some(Ok(())), _) => self.admin_outcome(&stepped, Request::Promote, ""),
+            (_, Err((code, text))) if self.state().role != Role::Primary => {
+                Err(StateError::PeerRefused(code, text))
+            }
+            (Some(Err(e)), _) => Err(self.refused(e, "")),
+            // Decided while the connection went away (the core's SS_CW_NO_NEED), or by
+            // this reply.
+            (None, _) if self.state().role == Role::Primary => {
+                if let Some(link) = self.peer_link() {
+                    link.state_changed();
+                }
+                Ok(())
+            }
+            (None, _) => Err(StateError::PeerRefused(
+                rdbd_replicator::peer_state::SS_CW_FAILED_BY_PEER,
+                "the promotion was not decided".into(),
+            )),
+        }
+    }
+
+    /// Steps an admin event with its meta-data durable first; retries while the
+    /// connection is in a transient state (DRBD waits for the next state change).
+    pub(crate) async fn step_admin(&self, event: Event) -> Result<Stepped, StateError> {
+        let transient = Err(rdbd_replicator::state::StateError::InTransientState);
+        for _ in 0..100 {
+            let stepped = self
+                .step_durable(event)
                 .await
-                .map_err(|(code, text)| StateError::PeerRefused(code, text))?;
+                .map_err(|e| StateError::MetaData(e.to_string()))?;
+            let request = match event {
+                Event::Promote { .. } => Request::Promote,
+                Event::Demote => Request::Demote,
+                Event::Outdate => Request::Outdate,
+                Event::Invalidate => Request::Invalidate,
+                Event::Attach { .. } => Request::Attach,
+                _ => return Ok(stepped),
+            };
+            if stepped.outcome(request) != Some(transient) {
+                return Ok(stepped);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
-        let forced = force;
-        let cstate = self.lock().cstate;
-        let change = StateChange {
-            state: rdbd_replicator::generation::FlagState {
-                cstate,
-                ..flag_state(Role::Primary, disk, peer_disk, false)
-            },
-            role_change: Some(RoleChange::Promote { forced }),
-        };
-        self.meta
-            .record_state(change)
+        self.step_durable(event)
             .await
-            .map_err(|e| StateError::MetaData(e.to_string()))?;
-        crate::state_change::change(self, ChangeKind::Soft, promote)
-            .map_err(|e| self.refused(e, ""))?;
-        if let Some(link) = self.peer_link() {
-            link.state_changed();
+            .map_err(|e| StateError::MetaData(e.to_string()))
+    }
+
+    /// The result of an admin request the core decided; a change is told to the peer.
+    fn admin_outcome(
+        &self,
+        stepped: &Stepped,
+        request: Request,
+        hint: &str,
+    ) -> Result<(), StateError> {
+        match stepped.outcome(request) {
+            Some(Err(e)) => Err(self.refused(e, hint)),
+            _ => {
+                let changed = stepped
+                    .actions
+                    .iter()
+                    .any(|a| matches!(a, rdbd_replicator::state::Action::StateChanged { .. }));
+                if let Some(link) = self.peer_link().filter(|_| changed) {
+                    link.state_changed();
+                }
+                Ok(())
+            }
         }
-        Ok(())
     }
 
     /// `secondary`: refused while clients have the export open. A connected Primary
@@ -324,14 +425,44 @@ impl Resource {
 
     /// `secondary` without waiting for barrier acks: for the session itself (the sync
     /// handshake's split-brain recovery), which processes those acks and so cannot wait.
+    ///
+    /// The connection is still being established (WFReportParams), where DRBD's soft
+    /// changes are refused (STATE_SENT): like the core's own handshake, this is a hard
+    /// change, refused only while a client holds the device open.
     pub async fn demote_in_session(&self) -> Result<(), StateError> {
-        self.demote_draining(false).await
+        let _serial = self.role_change.lock().await;
+        let stepped = self.with_core(|c| {
+            let st = c.snapshot();
+            if st.open_clients > 0 {
+                return Err(StateError::HeldOpen(st.open_clients));
+            }
+            if st.role == Role::Secondary {
+                return Ok(None);
+            }
+            let ns = rdbd_wire::DrbdState {
+                role: Role::Secondary,
+                ..c.node().state()
+            };
+            let mut stepped = c.step(Event::Observed(ns));
+            let gens = c.update_generations(rdbd_replicator::generation::on_demote);
+            stepped.meta = gens.meta.or(stepped.meta);
+            Ok(Some(stepped))
+        })?;
+        if let Some(stepped) = stepped {
+            self.execute(&stepped)
+                .await
+                .map_err(|e| StateError::MetaData(e.to_string()))?;
+            if let Some(link) = self.peer_link() {
+                link.state_changed();
+            }
+        }
+        Ok(())
     }
 
     async fn demote_draining(&self, drain: bool) -> Result<(), StateError> {
         let _serial = self.role_change.lock().await;
         {
-            let st = self.lock();
+            let st = self.state();
             if st.open_clients > 0 {
                 return Err(StateError::HeldOpen(st.open_clients));
             }
@@ -346,27 +477,8 @@ impl Resource {
         }
         // From here on no client can open the device (a client that opened it while we
         // waited makes the rules refuse: SS_DEVICE_IN_USE).
-        let (disk, peer_disk) = match crate::state_change::change(self, ChangeKind::Soft, |st| {
-            st.role = Role::Secondary
-        })
-        .map_err(|e| self.refused(e, ""))?
-        {
-            Outcome::Changed { new, .. } => (new.disk, new.peer_disk),
-            Outcome::NothingToDo => return Ok(()),
-        };
-        let change = StateChange {
-            state: flag_state(Role::Secondary, disk, peer_disk, false),
-            role_change: Some(RoleChange::Demote),
-        };
-        let result = self
-            .meta
-            .record_state(change)
-            .await
-            .map_err(|e| StateError::MetaData(e.to_string()));
-        if let Some(link) = self.peer_link() {
-            link.state_changed();
-        }
-        result
+        let stepped = self.step_admin(Event::Demote).await?;
+        self.admin_outcome(&stepped, Request::Demote, "")
     }
 
     /// `outdate`, `invalidate`, `new-current-uuid` on a resource that is up.
@@ -374,7 +486,6 @@ impl Resource {
         use rdbd_control::AdminCommand;
         let _serial = self.role_change.lock().await;
         let st = self.state();
-        let meta_err = |e: MetaIoError| StateError::MetaData(e.to_string());
         match command {
             AdminCommand::Outdate => {
                 // DRBD: NS(disk, D_OUTDATED). A Primary without a connection refuses
@@ -384,21 +495,10 @@ impl Resource {
                 if st.disk < DiskState::Outdated {
                     return Err(StateError::CannotOutdate(st.disk));
                 }
-                let outdate = |s: &mut ResourceState| s.disk = DiskState::Outdated.min(s.disk);
                 let hint = " (a Primary's data cannot be outdated; rdbdadm secondary first)";
                 let hint = if st.role == Role::Primary { hint } else { "" };
-                let Some(new) = crate::state_change::dry_run(self, outdate)
-                    .map_err(|e| self.refused(e, hint))?
-                else {
-                    return Ok(());
-                };
-                let change = StateChange {
-                    state: flag_state(new.role, new.disk, new.peer_disk, false),
-                    role_change: None,
-                };
-                self.meta.record_state(change).await.map_err(meta_err)?;
-                crate::state_change::change(self, ChangeKind::Soft, outdate)
-                    .map_err(|e| self.refused(e, hint))?;
+                let stepped = self.step_admin(Event::Outdate).await?;
+                self.admin_outcome(&stepped, Request::Outdate, hint)?;
             }
             AdminCommand::Invalidate => {
                 if st.cstate.is_connected() {
@@ -406,25 +506,21 @@ impl Resource {
                 }
                 // DRBD: NS(disk, D_INCONSISTENT); a StandAlone Primary refuses
                 // (SS_NO_UP_TO_DATE_DISK).
-                let invalidate = |s: &mut ResourceState| s.disk = DiskState::Inconsistent;
                 let hint = " (a Primary's data cannot be invalidated; rdbdadm secondary first)";
                 let hint = if st.role == Role::Primary { hint } else { "" };
-                crate::state_change::dry_run(self, invalidate)
-                    .map_err(|e| self.refused(e, hint))?;
-                self.meta.invalidate_bitmap().await.map_err(meta_err)?;
-                let change = StateChange {
-                    state: flag_state(st.role, DiskState::Inconsistent, st.peer_disk, false),
-                    role_change: None,
-                };
-                self.meta.record_state(change).await.map_err(meta_err)?;
-                crate::state_change::change(self, ChangeKind::Soft, invalidate)
-                    .map_err(|e| self.refused(e, hint))?;
+                let stepped = self.step_admin(Event::Invalidate).await?;
+                self.admin_outcome(&stepped, Request::Invalidate, hint)?;
             }
             AdminCommand::NewCurrentUuid { clear_bitmap } => {
-                self.meta
-                    .new_current_uuid(st.role, clear_bitmap)
-                    .await
-                    .map_err(meta_err)?;
+                if self.meta.is_detached() {
+                    return Err(StateError::MetaData(MetaIoError::Detached.to_string()));
+                }
+                let stepped = self
+                    .step_admin(Event::NewCurrentUuid { clear_bitmap })
+                    .await?;
+                if let Some(Err(e)) = stepped.outcome(Request::NewCurrentUuid) {
+                    return Err(self.refused(e, ""));
+                }
             }
             // control.rs hands these to crate::peer::sync_admin; nothing to do here.
             AdminCommand::Verify { .. } | AdminCommand::PauseSync | AdminCommand::ResumeSync => {}
@@ -435,7 +531,8 @@ impl Resource {
 
     /// Registers an NBD client; only a Primary may be opened.
     pub fn open_client(self: &Arc<Self>) -> Result<OpenGuard, StateError> {
-        let mut st = self.lock();
+        let mut core = self.lock();
+        let st = core.snapshot();
         if st.role != Role::Primary {
             return Err(StateError::NotPrimary(self.name.clone()));
         }
@@ -445,7 +542,7 @@ impl Resource {
         {
             return Err(StateError::Diskless(self.name.clone()));
         }
-        st.open_clients += 1;
+        core.step(Event::OpenCount(st.open_clients + 1));
         Ok(OpenGuard {
             resource: Arc::clone(self),
         })
@@ -453,7 +550,7 @@ impl Resource {
 
     /// Refuses an open without registering one (NBD_OPT_INFO).
     pub fn check_openable(&self) -> Result<(), StateError> {
-        let st = self.lock();
+        let st = self.state();
         if st.role != Role::Primary {
             return Err(StateError::NotPrimary(self.name.clone()));
         }
@@ -495,7 +592,7 @@ impl Resource {
     /// Reads from the local disk.
     pub async fn read(&self, offset: u64, len: u32) -> Result<AlignedBuf, StorageError> {
         self.check_range(offset, u64::from(len));
-        if self.lock().disk == DiskState::Diskless {
+        if self.state().disk == DiskState::Diskless {
             return self.read_through_peer(offset, len).await;
         }
         let _pending = Pending::new(&self.io.local_pending);
@@ -559,7 +656,7 @@ impl Resource {
         let started = std::time::Instant::now();
         let _app = Pending::new(&self.io.app_pending);
         let _gate = self.io_gate.read().await;
-        if self.lock().disk == DiskState::Diskless {
+        if self.state().disk == DiskState::Diskless {
             return self.write_through_peer(offset, len, remote, fua).await;
         }
         // susp-fen: no write starts while the peer is being fenced.
@@ -585,7 +682,7 @@ impl Resource {
         };
         let to_peer = match (self.peer_link(), remote) {
             // A peer without a usable disk (detached, attaching) gets no data.
-            (Some(link), Some(remote)) if self.lock().peer_disk >= DiskState::Inconsistent => {
+            (Some(link), Some(remote)) if self.state().peer_disk >= DiskState::Inconsistent => {
                 link.submit_write_split(offset, remote, fua)
             }
             _ => None,
@@ -760,8 +857,9 @@ impl OpenGuard {
 
 impl Drop for OpenGuard {
     fn drop(&mut self) {
-        let mut st = self.resource.lock();
-        st.open_clients = st.open_clients.saturating_sub(1);
+        let mut core = self.resource.lock();
+        let open = core.snapshot().open_clients.saturating_sub(1);
+        core.step(Event::OpenCount(open));
     }
 }
 

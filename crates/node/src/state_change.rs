@@ -1,41 +1,21 @@
-//! Every local state change of a [`Resource`] (role, disk, connection, the peer's disk and
-//! role) goes through [`change`]: it builds the old and the new [`DrbdState`] and lets
-//! DRBD 8.4's rules decide (`rdbd_replicator::state::rules::check_change`: `sanitize_state`,
-//! `is_valid_transition`, and for soft changes `is_valid_state` and
-//! `is_valid_soft_transition`), then applies the sanitized state or returns the refusal
-//! with DRBD's code and text.
+//! DRBD 8.4's state rules over a [`ResourceState`] snapshot, for the checks the daemon still
+//! makes outside the state machine (`detach`'s pre-check), and the connection paths of the
+//! session's observed changes. The state itself is owned by the state machine
+//! (`crate::core_driver`): admin changes are its events, the session's changes are
+//! recorded as `Event::Observed` (transition rules only).
 //!
-//! - Soft changes ([`ChangeKind::Soft`]) are what a user asked for (`primary`, `secondary`,
-//!   `outdate`, `invalidate`, `attach`, `detach`): refused when the rules say so.
-//! - Hard changes ([`ChangeKind::Hard`]) are what happened (the connection broke, the peer
-//!   reported its state, a resync ended): sanitized like DRBD does; a change that breaks
-//!   the transition rules (which DRBD refuses even for hard changes) is logged with DRBD's
-//!   text and not applied.
-//!
-//! Invariant: the state stored in a [`Resource`] is always the sanitized state of the last
-//! accepted change (`sanitize_state` is idempotent on it).
+//! - [`check`]: soft changes: `sanitize_state`, `is_valid_transition`, `is_valid_state`,
+//!   `is_valid_soft_transition` (`rdbd_replicator::state::rules::check_change`); hard
+//!   changes: the transition rules only.
+//! - [`conn_path`]: the connection states a change passes through.
 
 use rdbd_replicator::state::rules::{self, ChangeKind, Checked, RuleContext, SanitizeWarning};
 use rdbd_replicator::state::{Fencing, StateError as RuleError};
-use rdbd_types::{ConnState, DiskState};
+use rdbd_types::ConnState;
 use rdbd_wire::DrbdState;
 
 use crate::handlers::fencing::FencePolicy;
 use crate::resource::{Resource, ResourceState};
-
-/// What an accepted change did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// The sanitized new state equals the old one (DRBD `SS_NOTHING_TO_DO`).
-    NothingToDo,
-    /// The state changed from `old` to `new`.
-    Changed {
-        /// Before.
-        old: ResourceState,
-        /// After (sanitized).
-        new: ResourceState,
-    },
-}
 
 /// The DRBD state of a resource state (the suspend and pause bits are not modelled here:
 /// `rules` only reads them in `sanitize_state`, which keeps them).
@@ -55,7 +35,8 @@ pub fn drbd_state(st: &ResourceState) -> DrbdState {
     }
 }
 
-fn fencing_of(policy: FencePolicy) -> Fencing {
+/// The state machine's name for a fencing policy.
+pub fn fencing_of(policy: FencePolicy) -> Fencing {
     match policy {
         FencePolicy::DontCare => Fencing::DontCare,
         FencePolicy::ResourceOnly => Fencing::ResourceOnly,
@@ -104,97 +85,6 @@ pub fn check(
             new.peer_disk = ns.pdsk;
             Ok(Some((new, warning)))
         }
-    }
-}
-
-/// Requests a change: `f` edits a copy of the state; the rules decide under the state lock
-/// whether (and in what sanitized form) it is applied.
-pub fn change(
-    resource: &Resource,
-    kind: ChangeKind,
-    f: impl FnOnce(&mut ResourceState),
-) -> Result<Outcome, RuleError> {
-    let result: Result<Outcome, RuleError> = resource.update_state_unchecked(|st| {
-        let old = st.clone();
-        let mut requested = old.clone();
-        f(&mut requested);
-        if requested == old {
-            return Ok(Outcome::NothingToDo);
-        }
-        let cx = rule_context(resource, &old);
-        match check(&old, &requested, kind, &cx)? {
-            None => Ok(Outcome::NothingToDo),
-            Some((new, warning)) => {
-                if let Some(w) = warning {
-                    tracing::warn!(resource = %resource.name, "{}", w.text());
-                }
-                *st = new.clone();
-                Ok(Outcome::Changed { old, new })
-            }
-        }
-    });
-    match &result {
-        Ok(Outcome::Changed { old, new }) => {
-            // The peer's disk counts once the handshake is through: DRBD applies the peer's
-            // disk state together with the state the handshake chose, so during
-            // WFReportParams the crashed-primary flag still decides the sync source.
-            let both_up_to_date = |s: &ResourceState| {
-                s.disk == DiskState::UpToDate
-                    && s.peer_disk == DiskState::UpToDate
-                    && s.cstate >= ConnState::Connected
-            };
-            // drbd_state.c after_state_ch: both disks UpToDate ends the crashed-primary state.
-            if both_up_to_date(new) && !both_up_to_date(old) {
-                resource.meta.clear_crashed_primary();
-            }
-            crate::status_file::state_changed();
-            log_change(resource, old, new)
-        }
-        Ok(Outcome::NothingToDo) => {}
-        Err(e) => {
-            tracing::warn!(resource = %resource.name, code = e.code(), ?kind, "State change failed: ({}) {e}", e.code())
-        }
-    }
-    result
-}
-
-/// Whether a soft change would be accepted now, without applying it: the sanitized new
-/// state (`None`: nothing to do). For changes that must be recorded in the meta-data first.
-pub fn dry_run(
-    resource: &Resource,
-    f: impl FnOnce(&mut ResourceState),
-) -> Result<Option<ResourceState>, RuleError> {
-    let old = resource.state();
-    let mut requested = old.clone();
-    f(&mut requested);
-    if requested == old {
-        return Ok(None);
-    }
-    let cx = rule_context(resource, &old);
-    Ok(check(&old, &requested, ChangeKind::Soft, &cx)?.map(|(new, _)| new))
-}
-
-/// A hard change ([`change`] with [`ChangeKind::Hard`]) whose refusal is only logged.
-pub fn hard(resource: &Resource, f: impl FnOnce(&mut ResourceState)) {
-    let _ = change(resource, ChangeKind::Hard, f);
-}
-
-fn log_change(resource: &Resource, old: &ResourceState, new: &ResourceState) {
-    let mut parts = Vec::new();
-    if old.role != new.role {
-        parts.push(format!("role( {} -> {} )", old.role, new.role));
-    }
-    if old.peer_role != new.peer_role {
-        parts.push(format!("peer( {} -> {} )", old.peer_role, new.peer_role));
-    }
-    if old.disk != new.disk {
-        parts.push(format!("disk( {} -> {} )", old.disk, new.disk));
-    }
-    if old.peer_disk != new.peer_disk {
-        parts.push(format!("pdsk( {} -> {} )", old.peer_disk, new.peer_disk));
-    }
-    if !parts.is_empty() {
-        tracing::debug!(resource = %resource.name, "{}", parts.join(" "));
     }
 }
 

@@ -18,9 +18,12 @@
 //!   node holding RESOLVE_CONFLICTS while its own request is pending. `Demote` is refused
 //!   while a client has the device open ([`Event::OpenCount`]).
 //! - disk: `Attach` -> Attaching -> the state the meta-data flags give
-//!   ([`crate::generation::disk_state_at_attach`]); `Detach` -> Failed -> Diskless (refused
+//!   ([`crate::generation::disk_state_at_attach`]; while connected to a peer with a disk:
+//!   Negotiating, which the handshake resolves); `Detach` -> Failed -> Diskless (refused
 //!   when it would leave a Primary without data); `DiskFailed` (I/O error) the same, hard;
-//!   `Outdate` -> Outdated.
+//!   `Outdate` -> Outdated; `Invalidate` -> Inconsistent with every block out of sync.
+//! - `NewCurrentUuid` starts a generation; `Observed` records a state the driver reached
+//!   along a path the core does not model yet (transition rules only).
 //!
 //! After every change: a Primary (with UpToDate data and no bitmap identifier) that loses
 //! the peer's data starts a new generation ([`crate::sync_handshake::new_current_on_peer_loss`]);
@@ -30,7 +33,7 @@
 //! The handlers live in `connection` (connect, handshake, resync end), `role` (promote,
 //! demote, the peer's requests) and `disk` (attach, detach, I/O errors).
 //!
-//! Not modelled: attaching while connected, online verify, Ahead/Behind, pausing syncs
+//! Not modelled (the driver reports them as `Observed`): online verify, Ahead/Behind, pausing syncs
 //! (resync-after), I/O suspension, the fence-peer handler (fencing refuses instead).
 
 use rdbd_types::{ConnState, DiskState, Role};
@@ -147,6 +150,18 @@ pub enum Event {
     Demote,
     /// `outdate`.
     Outdate,
+    /// `invalidate` (not connected): the disk becomes Inconsistent, every block out of sync.
+    Invalidate,
+    /// `new-current-uuid [--clear-bitmap]`: a new data generation; with `clear_bitmap` the
+    /// bitmap identifier and every out-of-sync bit are dropped.
+    NewCurrentUuid {
+        /// `--clear-bitmap`.
+        clear_bitmap: bool,
+    },
+    /// The driver moved the state along a path the core does not model yet (online verify,
+    /// paused syncs, the online grow, a disk attached while connected): recorded as it is,
+    /// refused only by the transition rules (DRBD refuses those even for hard changes).
+    Observed(State),
     /// The number of clients holding the device open.
     OpenCount(u32),
     /// The peer asks to change its role (P_STATE_CHG_REQ, in our terms: our `peer`).
@@ -174,6 +189,10 @@ pub enum Request {
     Demote,
     /// `outdate`.
     Outdate,
+    /// `invalidate`.
+    Invalidate,
+    /// `new-current-uuid`.
+    NewCurrentUuid,
     /// `connect`.
     Connect,
     /// `disconnect`.
@@ -228,6 +247,9 @@ pub enum Action {
     SendStateReply(Result<(), StateError>),
     /// Full sync: set every bit of the bitmap first.
     SetAllOutOfSync,
+    /// Clear every bit of the bitmap (`new-current-uuid --clear-bitmap`), before the
+    /// identifiers are written.
+    ClearBitmap,
     /// Exchange the bitmaps (send ours, merge the peer's), then report
     /// [`Event::BitmapExchanged`].
     ExchangeBitmap,
@@ -322,6 +344,32 @@ impl NodeState {
     /// The options.
     pub fn config(&self) -> Config {
         self.cfg
+    }
+
+    /// Changes the options (`adjust`, or the driver learning them after construction).
+    pub fn set_config(&mut self, cfg: Config) {
+        self.cfg = cfg;
+    }
+
+    /// DRBD's CRASHED_PRIMARY: this node was Primary when it went away and has not been
+    /// UpToDate with an UpToDate peer since.
+    pub fn crashed_primary(&self) -> bool {
+        self.crashed_primary
+    }
+
+    /// The clients holding the device open, as last reported ([`Event::OpenCount`]).
+    pub fn open_count(&self) -> u32 {
+        self.open_count
+    }
+
+    /// Changes the generation identifiers with `f` (bookkeeping the driver still does
+    /// itself: the sync handshake's fix-ups, P_SYNC_UUID, the end of a resync); returns the
+    /// [`Action::WriteMeta`] that records it, if anything changed.
+    pub fn update_generations(&mut self, f: impl FnOnce(&mut Generations)) -> Vec<Action> {
+        f(&mut self.gens);
+        let mut out = Vec::new();
+        self.finish(&mut out);
+        out
     }
 
     /// The UUID flags we send (crashed primary, discard-my-data, inconsistent).
@@ -524,6 +572,24 @@ impl NodeState {
                     }),
                 }
             }
+            Event::Invalidate => {
+                match self.change(
+                    ChangeKind::Soft,
+                    |s| s.disk = DiskState::Inconsistent,
+                    &mut out,
+                ) {
+                    Ok(_) => {
+                        out.push(Action::SetAllOutOfSync);
+                        out.push(Action::Completed(Request::Invalidate));
+                    }
+                    Err(error) => out.push(Action::Refused {
+                        request: Request::Invalidate,
+                        error,
+                    }),
+                }
+            }
+            Event::NewCurrentUuid { clear_bitmap } => self.new_current_uuid(clear_bitmap, &mut out),
+            Event::Observed(ns) => self.observed(ns, &mut out),
             Event::OpenCount(n) => self.open_count = n,
             Event::PeerStateRequest { role } => self.peer_state_request(role, &mut out),
             Event::StateReply(result) => {
@@ -549,6 +615,39 @@ impl NodeState {
         }
         self.finish(&mut out);
         out
+    }
+
+    fn new_current_uuid(&mut self, clear_bitmap: bool, out: &mut Vec<Action>) {
+        if self.state.disk < DiskState::Inconsistent {
+            out.push(Action::Refused {
+                request: Request::NewCurrentUuid,
+                error: StateError::IsDiskless,
+            });
+            return;
+        }
+        let random = self.random_uuid();
+        self.gens.new_current(random, self.state.role);
+        if clear_bitmap {
+            self.gens.bitmap = 0;
+            out.push(Action::ClearBitmap);
+        }
+        out.push(Action::Completed(Request::NewCurrentUuid));
+    }
+
+    fn observed(&mut self, ns: State, out: &mut Vec<Action>) {
+        if ns == self.state {
+            return;
+        }
+        if let Err(e) = super::rules::is_valid_transition(&self.state, &ns) {
+            out.push(Action::Log(format!(
+                "State change failed: ({}) {e}",
+                e.code()
+            )));
+            return;
+        }
+        let os = self.state;
+        self.state = ns;
+        self.after_change(os, ns, None, out);
     }
 
     /// Recomputes the flags; puts a WriteMeta first when they or the identifiers changed.

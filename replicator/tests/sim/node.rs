@@ -217,6 +217,11 @@ impl World {
                 node.bitmap.iter_mut().for_each(|b| *b = true);
                 node.write_meta();
             }
+            Action::ClearBitmap => {
+                let node = &mut self.nodes[n];
+                node.bitmap.iter_mut().for_each(|b| *b = false);
+                node.write_meta();
+            }
             Action::ExchangeBitmap => {
                 self.check_coverage_at_handshake(n);
                 let bm = self.nodes[n].bitmap.clone();

@@ -11,7 +11,7 @@ mod harness;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
-use harness::netns::NetPair;
+use harness::netns::{HaNetPair, NetPair};
 use harness::{Cluster, Options, DEADTIME_MS};
 use rdbd_ha::proto::{decode, encode, AuthMethod, Flags, Heartbeat, Key, Phase};
 

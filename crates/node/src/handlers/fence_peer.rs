@@ -11,7 +11,6 @@ use tokio::sync::Notify;
 
 use super::fencing::{must_fence, FencePolicy, FenceVerdict};
 use super::{run, Handler};
-use crate::meta::{flag_state, StateChange};
 use crate::resource::{Resource, ResourceState, StateError};
 
 /// Called when a connection ended, before its unacknowledged requests are failed.
@@ -103,14 +102,7 @@ pub async fn try_outdate_peer(resource: &Resource) -> bool {
         }
         st.clone()
     });
-    let change = StateChange {
-        state: rdbd_replicator::generation::FlagState {
-            cstate: after.cstate,
-            ..flag_state(after.role, after.disk, after.peer_disk, false)
-        },
-        role_change: None,
-    };
-    if let Err(e) = resource.meta.record_state(change).await {
+    if let Err(e) = resource.flush_identifiers().await {
         tracing::error!(resource = %resource.name, error = %e, "cannot record the fenced peer in the meta-data");
     }
     after.peer_disk <= DiskState::Outdated

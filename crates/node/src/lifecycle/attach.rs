@@ -10,6 +10,7 @@
 
 use std::sync::Arc;
 
+use rdbd_replicator::state::{Event, Request};
 use rdbd_types::DiskState;
 
 use crate::meta::{meta_disk_kind, AttachSettings};
@@ -62,18 +63,21 @@ pub async fn attach(
     if info.apply_al_bits > 0 {
         tracing::info!(resource = %resource.name, bits = info.apply_al_bits, "marked additional blocks out of sync based on the activity log");
     }
-    let now = resource.update_state(|st| {
-        let handshake = st.cstate.is_connected() && st.peer_disk >= DiskState::Inconsistent;
-        st.disk = if handshake {
-            DiskState::Negotiating
-        } else {
-            info.disk_state
-        };
-        if !st.cstate.is_connected() {
-            st.peer_disk = info.peer_disk;
-        }
-        st.disk
-    });
+    // The state machine takes the identifiers and flags read now (Negotiating while
+    // connected to a peer with a disk, otherwise the state the flags give).
+    let stepped = resource
+        .step_admin(Event::Attach {
+            gens: info.gens,
+            md_flags: info.md_flags,
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    if let Some(Err(e)) = stepped.outcome(Request::Attach) {
+        // Leave the meta-data as the detach left it.
+        let _ = resource.meta.release().await;
+        return Err(format!("State change failed: ({}) {e}", e.code()));
+    }
+    let now = resource.state().disk;
     tracing::info!(resource = %resource.name, disk = %disk_path.display(), "disk( Diskless -> {now} ): attached");
     if let Some(link) = resource.peer_link() {
         // P_UUIDS + P_STATE: a connected peer starts the sync handshake.

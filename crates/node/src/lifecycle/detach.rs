@@ -11,8 +11,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rdbd_replicator::state::rules::ChangeKind;
-use rdbd_replicator::state::StateError as RuleError;
+use rdbd_replicator::state::{Event, Request, StateError as RuleError};
 use rdbd_types::{ConnState, DiskState};
 
 use crate::resource::Resource;
@@ -40,7 +39,8 @@ fn resyncing(cs: ConnState) -> bool {
 pub async fn detach(resource: &Arc<Resource>) -> Result<String, String> {
     // No local write is in flight while the disk state changes; later ones see Diskless.
     let gate = resource.io_gate.write().await;
-    let before = resource.update_state(|st| {
+    let before = resource.with_core(|core| {
+        let st = core.snapshot();
         if st.disk == DiskState::Diskless {
             return Ok(None);
         }
@@ -60,24 +60,22 @@ pub async fn detach(resource: &Arc<Resource>) -> Result<String, String> {
         }
         // DRBD's rules (drbd_adm_detach: NS(disk, D_FAILED) -> D_DISKLESS): e.g. a
         // Primary without a connected UpToDate peer keeps its disk (SS_NO_UP_TO_DATE_DISK).
-        let requested = crate::resource::ResourceState {
-            disk: DiskState::Diskless,
-            ..st.clone()
-        };
-        let cx = crate::state_change::rule_context(resource, st);
-        crate::state_change::check(st, &requested, ChangeKind::Soft, &cx).map_err(|e| {
+        // From here on no client opens the device and the peer gets no new writes.
+        let stepped = core.step(Event::Detach);
+        if let Some(Err(e)) = stepped.outcome(Request::Detach) {
             let hint = if e == RuleError::NoUpToDateDisk {
                 " (a Primary without a connected UpToDate peer keeps its disk)"
             } else {
                 ""
             };
-            format!("State change failed: ({}) {e}{hint}", e.code())
-        })?;
-        let was = st.disk;
-        // From here on no client opens the device and the peer gets no new writes.
-        st.disk = DiskState::Diskless;
-        Ok(Some(was))
+            return Err(format!("State change failed: ({}) {e}{hint}", e.code()));
+        }
+        Ok(Some((st.disk, stepped)))
     })?;
+    let before = before.map(|(was, stepped)| {
+        resource.execute_in_background(&stepped);
+        was
+    });
     drop(gate);
     let Some(was) = before else {
         return Ok(format!(

@@ -76,8 +76,6 @@ impl ResourceMeta {
         std::mem::swap(&mut *lock(&self.al), &mut *lock(&fresh.al));
         std::mem::swap(&mut *lock(&self.bitmap), &mut *lock(&fresh.bitmap));
         std::mem::swap(&mut *lock(&self.claims), &mut *lock(&fresh.claims));
-        self.crashed_primary
-            .store(fresh.crashed_primary(), Ordering::SeqCst);
         self.detached.store(false, Ordering::SeqCst);
         Ok(info)
     }

@@ -32,7 +32,7 @@ pub(super) fn csums_alg(ctx: &Ctx) -> Option<DigestAlg> {
 
 /// Whether this SyncTarget uses checksum-based resync (`use_checksum_based_resync`).
 pub(super) fn target_alg(ctx: &Ctx, agreed_pro_version: u32) -> Option<DigestAlg> {
-    let crashed = ctx.resource.meta.crashed_primary();
+    let crashed = ctx.resource.crashed_primary();
     let alg = csums_alg(ctx);
     use_checksum_based_resync(
         agreed_pro_version,

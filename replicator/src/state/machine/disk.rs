@@ -18,8 +18,7 @@ impl NodeState {
             out.push(refuse(StateError::InTransientState));
             return;
         }
-        if self.state.conn >= ConnState::WFReportParams {
-            // Attaching while connected (Negotiating) is not modelled.
+        if self.state.conn == ConnState::WFReportParams {
             out.push(refuse(StateError::InTransientState));
             return;
         }
@@ -32,13 +31,28 @@ impl NodeState {
         self.written = Some((gens, md_flags));
         self.crashed_primary = md_flags & (md_flag::CRASHED_PRIMARY | md_flag::PRIMARY_IND) != 0;
         let (disk, pdsk) = disk_state_at_attach(md_flags, self.cfg.fencing == Fencing::DontCare);
-        self.force(
-            |s| {
-                s.disk = disk;
-                s.pdsk = pdsk;
-            },
-            out,
-        );
+        if self.state.conn >= ConnState::Connected {
+            // Attached while connected: the peer's disk stays as it reported it; with a peer
+            // that has a disk the sync handshake decides (Negotiating until then).
+            let negotiate = self.state.pdsk >= DiskState::Inconsistent;
+            if negotiate {
+                self.negotiating_fallback = Some((disk, pdsk));
+            }
+            let now = if negotiate {
+                DiskState::Negotiating
+            } else {
+                disk
+            };
+            self.force(|s| s.disk = now, out);
+        } else {
+            self.force(
+                |s| {
+                    s.disk = disk;
+                    s.pdsk = pdsk;
+                },
+                out,
+            );
+        }
         out.push(Action::Completed(Request::Attach));
     }
 

@@ -452,3 +452,108 @@ fn a_source_that_missed_the_end_of_resync_is_not_seen_as_split_brain() {
         "a's writes made while apart are overwritten: no split brain is detected"
     );
 }
+
+#[test]
+fn invalidate_makes_the_disk_inconsistent_and_sets_every_bit() {
+    let mut n = up_to_date();
+    let out = n.step(Event::Invalidate);
+    assert_eq!(n.state().disk, DiskState::Inconsistent);
+    let bits = out.iter().position(|a| *a == Action::SetAllOutOfSync);
+    assert!(bits.is_some(), "{out:?}");
+    assert!(
+        matches!(out[0], Action::WriteMeta { md_flags, .. } if md_flags & CONSISTENT == 0),
+        "{out:?}"
+    );
+    assert!(out.contains(&Action::Completed(Request::Invalidate)));
+    // A StandAlone Primary keeps its data (SS_NO_UP_TO_DATE_DISK).
+    let mut p = up_to_date();
+    p.step(Event::Promote { force: false });
+    let out = p.step(Event::Invalidate);
+    assert_eq!(refused(&out), Some(StateError::NoUpToDateDisk));
+    assert_eq!(p.state().disk, DiskState::UpToDate);
+}
+
+#[test]
+fn new_current_uuid_rotates_the_identifiers_and_may_clear_the_bitmap() {
+    let mut n = up_to_date();
+    let out = n.step(Event::NewCurrentUuid {
+        clear_bitmap: false,
+    });
+    assert_ne!(n.gens().current, GEN.current);
+    assert_eq!(n.gens().bitmap, GEN.current);
+    assert!(matches!(out[0], Action::WriteMeta { gens, .. } if gens == n.gens()));
+    assert!(!out.contains(&Action::ClearBitmap));
+    let out = n.step(Event::NewCurrentUuid { clear_bitmap: true });
+    assert_eq!(n.gens().bitmap, 0);
+    assert!(out.contains(&Action::ClearBitmap), "{out:?}");
+    let mut diskless = NodeState::new(Config::default(), 1);
+    let out = diskless.step(Event::NewCurrentUuid {
+        clear_bitmap: false,
+    });
+    assert_eq!(refused(&out), Some(StateError::IsDiskless));
+}
+
+#[test]
+fn observed_states_obey_only_the_transition_rules() {
+    let mut n = connected(up_to_date(), Role::Secondary, true);
+    let verify = State {
+        conn: ConnState::VerifyS,
+        ..n.state()
+    };
+    let out = n.step(Event::Observed(verify));
+    assert_eq!(n.state().conn, ConnState::VerifyS);
+    assert!(out
+        .iter()
+        .any(|a| matches!(a, Action::StateChanged { new, .. } if *new == verify)));
+    // StandAlone -> WFConnection skips Unconnected: refused, nothing changes.
+    let mut alone = up_to_date();
+    let jump = State {
+        conn: ConnState::WFConnection,
+        ..alone.state()
+    };
+    let out = alone.step(Event::Observed(jump));
+    assert_eq!(alone.state().conn, ConnState::StandAlone);
+    assert!(out.iter().any(|a| matches!(a, Action::Log(_))), "{out:?}");
+}
+
+#[test]
+fn a_primary_observed_losing_its_peer_starts_a_generation() {
+    let mut n = connected(up_to_date(), Role::Secondary, true);
+    n.step(Event::Promote { force: false });
+    n.step(Event::StateReply(Ok(())));
+    assert_eq!(n.state().role, Role::Primary);
+    let before = n.gens();
+    let lost = State {
+        peer: Role::Unknown,
+        pdsk: DiskState::DUnknown,
+        ..n.state()
+    };
+    let out = n.step(Event::Observed(lost));
+    assert_eq!(n.gens().bitmap, before.current);
+    assert!(out.iter().any(|a| matches!(a, Action::SendUuids { .. })));
+    assert!(matches!(out[0], Action::WriteMeta { gens, .. } if gens == n.gens()));
+}
+
+#[test]
+fn attaching_while_connected_negotiates_with_a_peer_that_has_a_disk() {
+    let mut n = connected(up_to_date(), Role::Secondary, true);
+    n.step(Event::Detach);
+    assert_eq!(n.state().disk, DiskState::Diskless);
+    let out = n.step(Event::Attach {
+        gens: GEN,
+        md_flags: CONSISTENT | WAS_UP_TO_DATE,
+    });
+    assert!(out.contains(&Action::Completed(Request::Attach)), "{out:?}");
+    assert_eq!(n.state().disk, DiskState::Negotiating);
+    assert_eq!(n.state().pdsk, DiskState::UpToDate);
+}
+
+#[test]
+fn generation_updates_are_written_once() {
+    let mut n = up_to_date();
+    let out = n.update_generations(|g| g.history[0] = 0x1234);
+    assert!(matches!(out[..], [Action::WriteMeta { gens, .. }] if gens.history[0] == 0x1234));
+    assert!(n.update_generations(|_| {}).is_empty());
+    assert!(!n.crashed_primary());
+    assert_eq!(n.open_count(), 0);
+}

@@ -4,7 +4,7 @@
 
 use std::sync::atomic::Ordering;
 
-use rdbd_replicator::generation::{FlagState, Generations};
+use rdbd_replicator::generation::Generations;
 use rdbd_replicator::handshake::{protocol_params, HandshakeConfig};
 use rdbd_replicator::sync_handshake as sh;
 use rdbd_types::{ConnState, DiskState, Role};
@@ -48,32 +48,15 @@ impl Ctx {
         }
     }
 
-    pub(super) fn flag_state(&self) -> FlagState {
-        let st = self.resource.state();
-        FlagState {
-            role: st.role,
-            peer_role: st.peer_role,
-            cstate: st.cstate,
-            disk: st.disk,
-            peer_disk: st.peer_disk,
-            crashed_primary: false,
-        }
-    }
-
     pub(super) async fn persist(
         &self,
         f: impl FnOnce(&mut Generations) + Send + 'static,
     ) -> Generations {
-        match self
-            .resource
-            .meta
-            .update_generations(f, self.flag_state())
-            .await
-        {
+        match self.resource.update_generations(f).await {
             Ok(g) => g,
             Err(e) => {
                 tracing::error!(resource = %self.name(), error = %e, "writing the identifiers failed");
-                self.resource.meta.generations()
+                self.resource.generations()
             }
         }
     }
@@ -107,7 +90,7 @@ impl Ctx {
     }
 
     pub(super) fn our_uuids(&self) -> Uuids {
-        let g = self.resource.meta.generations();
+        let g = self.resource.generations();
         let st = self.resource.state();
         let mut flags = 0;
         if st.disk == DiskState::Inconsistent {
@@ -116,7 +99,7 @@ impl Ctx {
         if self.resource.hooks.discard_my_data() {
             flags |= rdbd_wire::UUID_FLAG_DISCARD_MY_DATA;
         }
-        if self.resource.meta.crashed_primary() {
+        if self.resource.crashed_primary() {
             flags |= UUID_FLAG_CRASHED_PRIMARY;
         }
         Uuids {
@@ -232,20 +215,9 @@ impl Ctx {
                 st.peer_disk = DiskState::DUnknown;
             }
         });
-        let loss = sh::PeerLoss {
-            old_peer_disk: before.peer_disk,
-            new_peer_disk: DiskState::DUnknown,
-            role: before.role,
-            peer_role: Role::Unknown,
-            disk: before.disk,
-            suspended: false,
-        };
-        let random = rand::random::<u64>() & !1;
-        let g = self
-            .persist(move |g| {
-                sh::new_current_on_peer_loss(g, &loss, random);
-            })
-            .await;
+        // The state machine started a new generation if a Primary lost the peer's data
+        // (`new_current_on_peer_loss` after the change above); make it durable.
+        let g = self.persist(|_| {}).await;
         if before.role == Role::Primary && g.bitmap != 0 {
             tracing::info!(resource = %self.name(), current = format!("{:016X}", g.current), bitmap = format!("{:016X}", g.bitmap), "Primary without its peer: changes are tracked in the bitmap");
         }

@@ -76,7 +76,7 @@ impl Session<'_> {
                 suspended: false,
             };
             let random = rand::random::<u64>() & !1;
-            let mut g = ctx.resource.meta.generations();
+            let mut g = ctx.resource.generations();
             if sh::new_current_on_peer_loss(&mut g, &loss, random) == sh::PeerLossAction::NewCurrent
             {
                 ctx.persist(move |now| *now = g).await;

@@ -35,11 +35,11 @@ impl Session<'_> {
     pub(super) async fn sync_handshake(&mut self, peer_disk: DiskState) -> Result<(), End> {
         let ctx = self.ctx;
         let st = self.resolve_negotiating(ctx.resource.state());
-        let own = ctx.resource.meta.generations();
+        let own = ctx.resource.generations();
         let settings = &ctx.cfg.settings;
         let policy = |v: &str| sh::parse_after_sb(v, &ctx.cfg.local_name).unwrap_or_default();
         let mut input = HandshakeInput::from_peer_uuids(own, &self.peer.uuids);
-        input.compare.own_crashed_primary = ctx.resource.meta.crashed_primary();
+        input.compare.own_crashed_primary = ctx.resource.crashed_primary();
         input.compare.own_role = st.role;
         input.compare.peer_role = self.peer.state.role;
         input.compare.resolve_conflicts = self.resolve_conflicts;
