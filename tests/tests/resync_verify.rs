@@ -661,10 +661,11 @@ fn verify_on_the_primary_during_application_writes_finds_nothing() {
         &format!("verify-alg crc32c; {NET}"),
         "resync-rate 400M; c-min-rate 0;",
     );
+    let dw_before = counter_kib(&p.a.status_file(), "dw:");
     let mut fio = spawn_fio(&p.a.nbd_uri("r0"), "randwrite", None);
     // fio is writing before the first verify starts.
     let start = std::time::Instant::now();
-    while counter_kib(&p.a.status_file(), "dw:") < 1024 {
+    while counter_kib(&p.a.status_file(), "dw:") < dw_before + 1024 {
         assert!(
             start.elapsed() < Duration::from_secs(20),
             "fio does not write: {}",
@@ -721,9 +722,11 @@ fn c_min_rate_on_the_primary_verify_target_slows_verify_while_it_reads() {
         &format!("verify-alg crc32c; {NET}"),
         "resync-rate 40M; c-min-rate 500k;",
     );
+    // dr: already counts the initial sync's reads: wait for fio's own.
+    let dr_before = counter_kib(&p.a.status_file(), "dr:");
     let mut fio = spawn_fio(&p.a.nbd_uri("r0"), "randread", Some("2m"));
     let start = std::time::Instant::now();
-    while counter_kib(&p.a.status_file(), "dr:") < 512 {
+    while counter_kib(&p.a.status_file(), "dr:") < dr_before + 512 {
         assert!(
             start.elapsed() < Duration::from_secs(20),
             "fio does not write: {}",

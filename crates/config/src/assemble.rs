@@ -14,7 +14,9 @@ use std::path::PathBuf;
 use rdbd_types::Protocol;
 
 use crate::error::{ConfigError, Location};
-use crate::model::{AddressFamily, Config, Host, MetaDisk, Resource, ResourceDefaults, Section};
+use crate::model::{
+    AddressFamily, Config, Host, MetaDisk, NotCompared, Resource, ResourceDefaults, Section,
+};
 use crate::options::{check_value, OptionSpec};
 
 /// Largest minor number DRBD accepts (`DRBD_MINOR_NUMBER_MAX`).
@@ -228,7 +230,7 @@ pub fn assemble(raw: RawConfig) -> Result<Config, ConfigError> {
                 return Err(ConfigError::Duplicate {
                     at: h.at,
                     what: format!("on {} section in resource {}", h.name, r.name),
-                    first: first.defined_at.clone(),
+                    first: first.defined_at.0.clone(),
                 });
             }
             let missing = |keyword: &str| ConfigError::MissingKeyword {
@@ -292,7 +294,7 @@ pub fn assemble(raw: RawConfig) -> Result<Config, ConfigError> {
                 floating: h.floating,
                 disk_options: h.disk_options,
                 options: h.options,
-                defined_at: h.at,
+                defined_at: NotCompared(h.at),
             });
         }
         resources.push(Resource {
@@ -304,7 +306,7 @@ pub fn assemble(raw: RawConfig) -> Result<Config, ConfigError> {
             handlers: sections.handlers,
             options: sections.options,
             hosts,
-            defined_at: r.at,
+            defined_at: NotCompared(r.at),
         });
     }
 
@@ -324,8 +326,8 @@ pub fn assemble(raw: RawConfig) -> Result<Config, ConfigError> {
         global: raw.global,
         common: raw.common,
         resources,
-        unimplemented_statements: raw.notes,
-        files: raw.files,
+        unimplemented_statements: NotCompared(raw.notes),
+        files: NotCompared(raw.files),
     })
 }
 

@@ -565,13 +565,17 @@ mod tests {
 
     const EXTENT_BYTES: u64 = 4 << 20;
 
-    /// A 512 MiB sparse file with fresh internal meta-data, attached.
-    fn attached(al_extents: u32) -> (tempfile::TempDir, std::path::PathBuf, ResourceMeta) {
+    /// A sparse file of `size_bytes` with fresh internal meta-data, attached with
+    /// `al_extents` (the fixture of this module's and its submodules' tests).
+    pub(super) fn attached(
+        size_bytes: u64,
+        al_extents: u32,
+    ) -> (tempfile::TempDir, std::path::PathBuf, ResourceMeta) {
         let dir = tempfile::tempdir_in("/var/tmp").unwrap();
         let path = dir.path().join("disk.img");
         std::fs::File::create(&path)
             .unwrap()
-            .set_len(512 << 20)
+            .set_len(size_bytes)
             .unwrap();
         MetaDataDevice::create(
             &path,
@@ -597,7 +601,7 @@ mod tests {
 
     #[test]
     fn concurrent_writes_to_one_cold_extent_share_one_transaction() {
-        let (_dir, _path, meta) = attached(67);
+        let (_dir, _path, meta) = attached(512 << 20, 67);
         let meta = Arc::new(meta);
         let total = runtime().block_on(async {
             let tasks: Vec<_> = (0..16u64)
@@ -633,7 +637,7 @@ mod tests {
 
     #[test]
     fn an_evicted_extent_has_its_bitmap_page_on_disk_first() {
-        let (_dir, path, meta) = attached(67);
+        let (_dir, path, meta) = attached(512 << 20, 67);
         let rt = runtime();
         // Extent 0 gets a write not replicated to anyone: its bit is set in memory.
         rt.block_on(meta.begin_write(0, 4096)).unwrap();

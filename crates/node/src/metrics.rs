@@ -125,6 +125,19 @@ async fn answer(mut stream: TcpStream, exports: &NodeExports) -> std::io::Result
     stream.shutdown().await
 }
 
+/// A one-hot state gauge: name, help, and the label sets (beside `resource`) of its
+/// samples of value 1, one per current state.
+type StateFamily = (&'static str, &'static str, fn(&Resource) -> Vec<String>);
+
+/// A family with one sample per resource: name, type (`counter` or `gauge`), help, and
+/// the value.
+type ValueFamily = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&Resource) -> u64,
+);
+
 /// The exposition text for every resource that is up.
 pub fn render(exports: &NodeExports) -> String {
     let resources = exports.all();
@@ -137,123 +150,108 @@ pub fn render(exports: &NodeExports) -> String {
                 sample(r, &mut out);
             }
         };
-    family(
-        "rdbd_resource_role",
-        "gauge",
-        "1 for the resource's current role on this node.",
-        &|r, o| {
-            let _ = writeln!(
-                o,
-                "rdbd_resource_role{{resource=\"{}\",role=\"{}\"}} 1",
-                r.name,
-                r.state().role
-            );
-        },
-    );
-    family(
-        "rdbd_connection_state",
-        "gauge",
-        "1 for the resource's current connection state.",
-        &|r, o| {
-            let _ = writeln!(
-                o,
-                "rdbd_connection_state{{resource=\"{}\",state=\"{}\"}} 1",
-                r.name,
-                r.state().cstate
-            );
-        },
-    );
-    family(
-        "rdbd_disk_state",
-        "gauge",
-        "1 for the current disk state of this node (peer=\"false\") and of the peer.",
-        &|r, o| {
-            let st = r.state();
-            let _ = writeln!(
-                o,
-                "rdbd_disk_state{{resource=\"{}\",peer=\"false\",state=\"{}\"}} 1",
-                r.name, st.disk
-            );
-            let _ = writeln!(
-                o,
-                "rdbd_disk_state{{resource=\"{}\",peer=\"true\",state=\"{}\"}} 1",
-                r.name, st.peer_disk
-            );
-        },
-    );
-    let counter =
-        |name: &'static str, help: &'static str, get: fn(&Resource) -> u64| (name, help, get);
-    let counters = [
-        counter(
+    let states: [StateFamily; 3] = [
+        (
+            "rdbd_resource_role",
+            "1 for the resource's current role on this node.",
+            |r| vec![format!("role=\"{}\"", r.state().role)],
+        ),
+        (
+            "rdbd_connection_state",
+            "1 for the resource's current connection state.",
+            |r| vec![format!("state=\"{}\"", r.state().cstate)],
+        ),
+        (
+            "rdbd_disk_state",
+            "1 for the current disk state of this node (peer=\"false\") and of the peer.",
+            |r| {
+                let st = r.state();
+                vec![
+                    format!("peer=\"false\",state=\"{}\"", st.disk),
+                    format!("peer=\"true\",state=\"{}\"", st.peer_disk),
+                ]
+            },
+        ),
+    ];
+    for (name, help, label_sets) in states {
+        family(name, "gauge", help, &|r, o| {
+            for labels in label_sets(r) {
+                let _ = writeln!(o, "{name}{{resource=\"{}\",{labels}}} 1", r.name);
+            }
+        });
+    }
+    let values: [ValueFamily; 10] = [
+        (
             "rdbd_read_bytes_total",
+            "counter",
             "Bytes read from the local disk.",
             |r| r.io.disk_read_bytes.load(Ordering::Relaxed),
         ),
-        counter(
+        (
             "rdbd_written_bytes_total",
+            "counter",
             "Bytes written to the local disk.",
             |r| r.io.disk_written_bytes.load(Ordering::Relaxed),
         ),
-        counter("rdbd_sent_bytes_total", "Bytes sent to the peer.", |r| {
-            r.io.net_sent_bytes.load(Ordering::Relaxed)
-        }),
-        counter(
+        (
+            "rdbd_sent_bytes_total",
+            "counter",
+            "Bytes sent to the peer.",
+            |r| r.io.net_sent_bytes.load(Ordering::Relaxed),
+        ),
+        (
             "rdbd_received_bytes_total",
+            "counter",
             "Bytes received from the peer.",
             |r| r.io.net_received_bytes.load(Ordering::Relaxed),
         ),
-        counter("rdbd_read_requests_total", "Read requests served.", |r| {
-            r.io.read_requests.load(Ordering::Relaxed)
-        }),
-        counter(
+        (
+            "rdbd_read_requests_total",
+            "counter",
+            "Read requests served.",
+            |r| r.io.read_requests.load(Ordering::Relaxed),
+        ),
+        (
             "rdbd_write_requests_total",
+            "counter",
             "Write, trim and zero requests served.",
             |r| r.io.write_requests.load(Ordering::Relaxed),
         ),
-        counter(
+        (
             "rdbd_al_writes_total",
+            "counter",
             "Activity-log transactions written.",
             |r| r.io.al_writes.load(Ordering::Relaxed),
         ),
-        counter("rdbd_bm_writes_total", "Bitmap pages written.", |r| {
-            r.io.bm_writes.load(Ordering::Relaxed)
-        }),
+        (
+            "rdbd_bm_writes_total",
+            "counter",
+            "Bitmap pages written.",
+            |r| r.io.bm_writes.load(Ordering::Relaxed),
+        ),
+        (
+            "rdbd_out_of_sync_bytes",
+            "gauge",
+            "Data known to differ from the peer.",
+            |r| r.meta.out_of_sync_kib() * 1024,
+        ),
+        (
+            "rdbd_resync_speed_bytes_per_second",
+            "gauge",
+            "Current resync speed (0 when not syncing).",
+            |r| {
+                r.status()
+                    .sync
+                    .map(|s| s.speed_kib_per_s * 1024)
+                    .unwrap_or(0)
+            },
+        ),
     ];
-    for (name, help, get) in counters {
-        family(name, "counter", help, &|r, o| {
-            let _ = writeln!(o, "{name}{{resource=\"{}\"}} {}", r.name, get(r));
+    for (name, kind, help, value) in values {
+        family(name, kind, help, &|r, o| {
+            let _ = writeln!(o, "{name}{{resource=\"{}\"}} {}", r.name, value(r));
         });
     }
-    family(
-        "rdbd_out_of_sync_bytes",
-        "gauge",
-        "Data known to differ from the peer.",
-        &|r, o| {
-            let _ = writeln!(
-                o,
-                "rdbd_out_of_sync_bytes{{resource=\"{}\"}} {}",
-                r.name,
-                r.meta.out_of_sync_kib() * 1024
-            );
-        },
-    );
-    family(
-        "rdbd_resync_speed_bytes_per_second",
-        "gauge",
-        "Current resync speed (0 when not syncing).",
-        &|r, o| {
-            let speed = r
-                .status()
-                .sync
-                .map(|s| s.speed_kib_per_s * 1024)
-                .unwrap_or(0);
-            let _ = writeln!(
-                o,
-                "rdbd_resync_speed_bytes_per_second{{resource=\"{}\"}} {speed}",
-                r.name
-            );
-        },
-    );
     family(
         "rdbd_write_latency_seconds",
         "histogram",

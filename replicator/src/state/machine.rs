@@ -480,10 +480,14 @@ impl NodeState {
                 _ => None,
             };
         }
-        if !(os.disk == DiskState::UpToDate && os.pdsk == DiskState::UpToDate)
-            && ns.disk == DiskState::UpToDate
-            && ns.pdsk == DiskState::UpToDate
-        {
+        // Both UpToDate ends the crashed-primary state (after_state_ch), once the handshake is
+        // through: DRBD applies the peer's disk together with the state the handshake chose,
+        // so a peer disk recorded during WFReportParams must not clear it before the handshake
+        // used it to pick the sync source.
+        let both_up_to_date = |s: &State| {
+            s.disk == DiskState::UpToDate && s.pdsk == DiskState::UpToDate && s.conn >= C::Connected
+        };
+        if !both_up_to_date(&os) && both_up_to_date(&ns) {
             self.crashed_primary = false;
         }
         if ns.disk >= DiskState::Inconsistent {

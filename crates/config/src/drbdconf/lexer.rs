@@ -66,6 +66,19 @@ fn is_word_char(c: char) -> bool {
     !c.is_whitespace() && !matches!(c, '{' | '}' | ';' | '[' | ']' | '"' | '#')
 }
 
+/// Refuses a word or string of `count` characters (starting `at`) longer than
+/// [`MAX_TOKEN_CHARS`].
+fn within_token_limit(count: usize, at: &Location) -> Result<(), ConfigError> {
+    if count > MAX_TOKEN_CHARS {
+        return Err(ConfigError::TokenTooLong {
+            at: at.clone(),
+            len: count,
+            max: MAX_TOKEN_CHARS,
+        });
+    }
+    Ok(())
+}
+
 /// Splits `text` (from `file`) into tokens, ending with [`Tok::Eof`].
 pub fn tokenize(text: &str, file: &Arc<Path>) -> Result<Vec<Token>, ConfigError> {
     let mut tokens = Vec::new();
@@ -140,13 +153,7 @@ pub fn tokenize(text: &str, file: &Arc<Path>) -> Result<Vec<Token>, ConfigError>
                     }
                 }
                 count += 1;
-                if count > MAX_TOKEN_CHARS {
-                    return Err(ConfigError::TokenTooLong {
-                        at,
-                        len: count,
-                        max: MAX_TOKEN_CHARS,
-                    });
-                }
+                within_token_limit(count, &at)?;
             }
             tokens.push(Token {
                 tok: Tok::Str(s),
@@ -165,13 +172,7 @@ pub fn tokenize(text: &str, file: &Arc<Path>) -> Result<Vec<Token>, ConfigError>
             word.push(c);
             count += 1;
         }
-        if count > MAX_TOKEN_CHARS {
-            return Err(ConfigError::TokenTooLong {
-                at,
-                len: count,
-                max: MAX_TOKEN_CHARS,
-            });
-        }
+        within_token_limit(count, &at)?;
         tokens.push(Token {
             tok: Tok::Word(word),
             at,
@@ -231,6 +232,12 @@ mod tests {
         assert!(matches!(
             tokenize(&long, &file),
             Err(ConfigError::TokenTooLong { .. })
+        ));
+        // Words have the same limit: 255 characters are one word, 256 too many.
+        assert!(tokenize(&"w".repeat(MAX_TOKEN_CHARS), &file).is_ok());
+        assert!(matches!(
+            tokenize(&"w".repeat(MAX_TOKEN_CHARS + 1), &file),
+            Err(ConfigError::TokenTooLong { len: 256, .. })
         ));
     }
 }

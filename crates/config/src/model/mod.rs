@@ -25,8 +25,22 @@ pub use address::AddressFamily;
 pub use section::{Section, Value};
 pub use settings::Settings;
 
-/// A whole configuration: `global`, `common` and the resources.
+/// What is carried beside a configuration for messages (where something was written,
+/// which files were read), never part of its equality: configurations compare by what
+/// they configure.
 #[derive(Debug, Clone, Default)]
+pub(crate) struct NotCompared<T>(pub(crate) T);
+
+impl<T> PartialEq for NotCompared<T> {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl<T> Eq for NotCompared<T> {}
+
+/// A whole configuration: `global`, `common` and the resources.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Config {
     /// `global { }`, including rdbd's `nbd-address` and `metrics-address`.
     pub global: Section,
@@ -36,20 +50,10 @@ pub struct Config {
     pub resources: Vec<Resource>,
     /// Accepted statements rdbd does not implement that are not options
     /// (`proxy`, `alternate-link-address`, ...), as messages with locations.
-    pub(crate) unimplemented_statements: Vec<String>,
+    pub(crate) unimplemented_statements: NotCompared<Vec<String>>,
     /// Files read, the main file first.
-    pub(crate) files: Vec<PathBuf>,
+    pub(crate) files: NotCompared<Vec<PathBuf>>,
 }
-
-impl PartialEq for Config {
-    fn eq(&self, other: &Self) -> bool {
-        self.global == other.global
-            && self.common == other.common
-            && self.resources == other.resources
-    }
-}
-
-impl Eq for Config {}
 
 impl Config {
     /// The resource called `name`.
@@ -64,7 +68,7 @@ impl Config {
 
     /// The files the configuration was read from, the main file first.
     pub fn files(&self) -> &[PathBuf] {
-        &self.files
+        &self.files.0
     }
 
     /// rdbd's NBD listening address from `global { nbd-address IP:PORT; }`.
@@ -116,7 +120,7 @@ impl Config {
                 visit(SectionKind::Options, &host.options, "per-host options");
             }
         }
-        out.extend(self.unimplemented_statements.iter().cloned());
+        out.extend(self.unimplemented_statements.0.iter().cloned());
         out
     }
 }
@@ -161,7 +165,7 @@ impl ResourceDefaults {
 }
 
 /// One `resource NAME { }`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resource {
     /// The resource name.
     pub name: String,
@@ -180,23 +184,8 @@ pub struct Resource {
     /// The host sections, in the order written.
     pub hosts: Vec<Host>,
     /// Where `resource NAME {` was written.
-    pub(crate) defined_at: Location,
+    pub(crate) defined_at: NotCompared<Location>,
 }
-
-impl PartialEq for Resource {
-    fn eq(&self, other: &Self) -> bool {
-        self.name == other.name
-            && self.protocol == other.protocol
-            && self.net == other.net
-            && self.disk == other.disk
-            && self.startup == other.startup
-            && self.handlers == other.handlers
-            && self.options == other.options
-            && self.hosts == other.hosts
-    }
-}
-
-impl Eq for Resource {}
 
 impl Resource {
     /// The host section for `node` (a host name as in `on NODE { }`).
@@ -205,7 +194,7 @@ impl Resource {
             .iter()
             .find(|h| h.name == node)
             .ok_or_else(|| ConfigError::UnknownHost {
-                at: self.defined_at.clone(),
+                at: self.defined_at.0.clone(),
                 resource: self.name.clone(),
                 host: node.to_string(),
             })
@@ -227,7 +216,7 @@ impl Resource {
 
     /// Where the resource is defined.
     pub fn location(&self) -> &Location {
-        &self.defined_at
+        &self.defined_at.0
     }
 
     /// The section of `kind` (Global maps to net).
@@ -260,7 +249,7 @@ pub enum MetaDisk {
 }
 
 /// One `on HOST { }` (or `floating ADDR { }`) section.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Host {
     /// The host name (`uname -n`), or `ADDR:PORT` for a floating section.
     pub name: String,
@@ -285,31 +274,13 @@ pub struct Host {
     /// Per-host `options { }` (kept; not implemented).
     pub options: Section,
     /// Where the section starts.
-    pub(crate) defined_at: Location,
+    pub(crate) defined_at: NotCompared<Location>,
 }
-
-impl PartialEq for Host {
-    fn eq(&self, other: &Self) -> bool {
-        self.name == other.name
-            && self.minor == other.minor
-            && self.device == other.device
-            && self.disk == other.disk
-            && self.address == other.address
-            && self.meta_disk == other.meta_disk
-            && self.nbd_address == other.nbd_address
-            && self.address_family == other.address_family
-            && self.floating == other.floating
-            && self.disk_options == other.disk_options
-            && self.options == other.options
-    }
-}
-
-impl Eq for Host {}
 
 impl Host {
     /// Where the host section starts.
     pub fn location(&self) -> &Location {
-        &self.defined_at
+        &self.defined_at.0
     }
 
     /// The device path: the name written, else `/dev/drbdMINOR`.

@@ -84,26 +84,11 @@ impl ResourceMeta {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rdbd_metadata::layout::AlStripes;
-    use rdbd_metadata::{MetaDataDevice, OpenOptions};
+    use crate::meta::tests::attached;
 
     #[test]
     fn release_frees_the_claim_and_reattach_reads_the_bitmap_again() {
-        let dir = tempfile::tempdir_in("/var/tmp").unwrap();
-        let path = dir.path().join("disk.img");
-        std::fs::File::create(&path)
-            .unwrap()
-            .set_len(64 << 20)
-            .unwrap();
-        MetaDataDevice::create(
-            &path,
-            &MetaDiskKind::Internal,
-            AlStripes::default(),
-            OpenOptions::default(),
-        )
-        .unwrap();
-        let (meta, _) =
-            ResourceMeta::attach(&path, &MetaDiskKind::Internal, 67, true, true, true).unwrap();
+        let (_dir, path, meta) = attached(64 << 20, 67);
         assert!(
             rdbd_metadata::claim::claim(&path).is_err(),
             "claimed while attached"

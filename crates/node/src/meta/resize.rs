@@ -181,10 +181,7 @@ impl ResourceMeta {
             .write_at(&ring, new_layout.al_offset_bytes())?;
         let old_bits = bitmap.bits();
         let new_bits = bitmap_bits_for(new_sectors);
-        let mut grown = Bitmap::new(new_bits)?;
-        for (first, len) in bitmap.runs().collect::<Vec<_>>() {
-            grown.set_range(first, (first + len).min(new_bits))?;
-        }
+        let mut grown = clip_bitmap(&bitmap, new_bits)?;
         if new_area_out_of_sync && new_bits > old_bits {
             grown.set_range(old_bits, new_bits)?;
         }
@@ -216,30 +213,11 @@ impl ResourceMeta {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rdbd_metadata::layout::AlStripes;
-
-    fn attached(size_bytes: u64) -> (tempfile::TempDir, std::path::PathBuf, ResourceMeta) {
-        let dir = tempfile::tempdir_in("/var/tmp").unwrap();
-        let path = dir.path().join("disk.img");
-        std::fs::File::create(&path)
-            .unwrap()
-            .set_len(size_bytes)
-            .unwrap();
-        MetaDataDevice::create(
-            &path,
-            &MetaDiskKind::Internal,
-            AlStripes::default(),
-            OpenOptions::default(),
-        )
-        .unwrap();
-        let (meta, _) =
-            ResourceMeta::attach(&path, &MetaDiskKind::Internal, 67, true, true, true).unwrap();
-        (dir, path, meta)
-    }
+    use crate::meta::tests::attached;
 
     #[test]
     fn grow_moves_the_meta_data_and_keeps_the_bits() {
-        let (_dir, path, meta) = attached(64 << 20);
+        let (_dir, path, meta) = attached(64 << 20, 67);
         let old = meta.data_sectors();
         meta.set_out_of_sync(4096 * 10, 4096);
         std::fs::OpenOptions::new()
@@ -274,7 +252,7 @@ mod tests {
 
     #[test]
     fn grow_refuses_to_shrink() {
-        let (_dir, path, meta) = attached(64 << 20);
+        let (_dir, path, meta) = attached(64 << 20, 67);
         let old = meta.data_sectors();
         let err = meta
             .grow(&path, &MetaDiskKind::Internal, old - 8, false)
@@ -285,7 +263,7 @@ mod tests {
     #[test]
     fn shrink_cuts_the_bitmap_and_survives_a_reattach() {
         // 256 MiB: 65536 bits, two bitmap pages (sparse file).
-        let (_dir, path, meta) = attached(256 << 20);
+        let (_dir, path, meta) = attached(256 << 20, 67);
         let old = meta.data_sectors();
         let new_sectors = (32 << 20) / 512;
         // One bit below the new end, one past it in the second bitmap page.

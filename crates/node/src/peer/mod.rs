@@ -20,6 +20,7 @@ mod drain_tests;
 mod io;
 mod lifecycle;
 mod out_of_sync;
+mod read_request;
 mod receive;
 mod remote_read;
 mod resync;

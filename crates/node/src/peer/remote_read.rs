@@ -14,10 +14,11 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use rdbd_types::DiskState;
-use rdbd_wire::{BlockAck, BlockRequest, DataHeader, DataPacket, DpFlags, Packet};
+use rdbd_wire::{BlockRequest, Packet};
 use tokio::sync::oneshot;
 
 use super::io::{Outbox, Outgoing};
+use super::read_request;
 use super::session::Ctx;
 use super::PeerLink;
 
@@ -111,50 +112,23 @@ impl PeerLink {
 
 /// Serves a diskless peer's `P_DATA_REQUEST` from the local disk.
 pub(crate) fn serve_data_request(ctx: &Ctx, data: &Outbox, meta: &Outbox, req: BlockRequest) {
-    let nack = BlockAck {
-        sector: req.sector,
-        block_id: req.block_id,
-        size_bytes: req.size_bytes,
-        seq_num: 0,
-    };
+    let nack = move || Outgoing::h100(Packet::NegDReply(read_request::negative_reply(&req)));
     let disk_ok = ctx.resource.state().disk == DiskState::UpToDate;
-    let offset = match super::receive::checked_range(ctx, req.sector, u64::from(req.size_bytes)) {
-        Ok(o)
-            if disk_ok
-                && req.size_bytes > 0
-                && req.size_bytes as usize <= rdbd_wire::DRBD_MAX_BIO_SIZE =>
-        {
-            o
-        }
-        _ => {
-            tracing::warn!(resource = %ctx.resource.name, sector = req.sector, size = req.size_bytes, "cannot serve the peer's read; answering P_NEG_DREPLY");
-            let _ = meta.send(Outgoing::h100(Packet::NegDReply(nack)));
-            return;
-        }
+    let Some(offset) = read_request::servable_offset(ctx, &req).filter(|_| disk_ok) else {
+        tracing::warn!(resource = %ctx.resource.name, sector = req.sector, size = req.size_bytes, "cannot serve the peer's read; answering P_NEG_DREPLY");
+        let _ = meta.send(nack());
+        return;
     };
     let (resource, data, meta) = (ctx.resource.clone(), data.clone(), meta.clone());
     tokio::spawn(async move {
-        match resource.disk.read(offset, req.size_bytes as usize).await {
+        match read_request::read_local(&resource, offset, &req).await {
             Ok(buf) => {
-                resource
-                    .io
-                    .disk_read_bytes
-                    .fetch_add(u64::from(req.size_bytes), Ordering::Relaxed);
-                let header = DataHeader {
-                    sector: req.sector,
-                    block_id: req.block_id,
-                    seq_num: 0,
-                    dp_flags: DpFlags(0),
-                };
-                let payload = Bytes::copy_from_slice(&buf);
-                let _ = data.send(Outgoing::h100(Packet::DataReply(DataPacket {
-                    header,
-                    payload,
-                })));
+                let reply = read_request::data_reply(&req, &buf);
+                let _ = data.send(Outgoing::h100(Packet::DataReply(reply)));
             }
             Err(e) => {
                 tracing::error!(resource = %resource.name, offset, error = %e, "reading for the diskless peer failed");
-                let _ = meta.send(Outgoing::h100(Packet::NegDReply(nack)));
+                let _ = meta.send(nack());
             }
         }
     });
