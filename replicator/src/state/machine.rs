@@ -132,6 +132,9 @@ pub enum Event {
     ConnectionClosed,
     /// The peer's P_UUIDS and P_STATE while in WFReportParams.
     PeerParams(PeerParams),
+    /// The peer's identifiers (a P_UUIDS the driver handled itself): our record of them,
+    /// which the end of a resync as SyncTarget takes over.
+    PeerUuids(Generations),
     /// A later P_STATE from the peer, in our terms.
     PeerState {
         /// The peer's role.
@@ -553,6 +556,7 @@ impl NodeState {
             }
             Event::ConnectionClosed => self.connection_closed(&mut out),
             Event::PeerParams(p) => self.peer_params(p, &mut out),
+            Event::PeerUuids(g) => self.peer_gens = g,
             Event::PeerState { role, disk, conn } => self.peer_state(role, disk, conn, &mut out),
             Event::Promote { force } => self.promote(force, &mut out),
             Event::Demote => {

@@ -35,6 +35,7 @@ use super::resync::{serve, Progress, TargetPump};
 use super::{Command, PeerConfig, PeerLink};
 use crate::resource::Resource;
 
+mod core_events;
 mod ctx;
 mod fence_disconnect;
 mod grow;
@@ -168,7 +169,7 @@ pub(crate) async fn manage(mut ctx: Ctx, mut commands: mpsc::UnboundedReceiver<C
         }
         if !want {
             drop(listener.take());
-            ctx.set_cstate(ConnState::StandAlone);
+            ctx.standalone();
             let cmd = match commands.recv().await {
                 Some(Command::Reconfigure(cfg, tx)) => {
                     lifecycle::reconfigure(&mut ctx, *cfg, tx);
@@ -195,7 +196,7 @@ pub(crate) async fn manage(mut ctx: Ctx, mut commands: mpsc::UnboundedReceiver<C
                 }
             },
         };
-        ctx.set_cstate(ConnState::WFConnection);
+        ctx.connecting();
         let socks = tokio::select! {
             s = establish(l, ctx.cfg.local, ctx.cfg.peer) => s,
             cmd = commands.recv() => {
@@ -205,7 +206,7 @@ pub(crate) async fn manage(mut ctx: Ctx, mut commands: mpsc::UnboundedReceiver<C
                 continue;
             }
         };
-        ctx.set_cstate(ConnState::WFReportParams);
+        ctx.socket_up(socks.resolve_conflicts);
         let end = Session::run(&ctx, socks, &mut commands).await;
         // Not listening while not in WFConnection: the peer's attempts fail at once
         // instead of waiting in our listen queue.
@@ -226,13 +227,12 @@ pub(crate) async fn manage(mut ctx: Ctx, mut commands: mpsc::UnboundedReceiver<C
         match end {
             End::Lost(cs, reason) => {
                 tracing::warn!(resource = %ctx.name(), peer = %ctx.cfg.peer_name, "connection lost: {reason}");
-                ctx.set_cstate(cs);
-                ctx.set_cstate(ConnState::Unconnected);
+                ctx.connection_lost(cs);
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
             End::Refused(reason) => {
                 tracing::error!(resource = %ctx.name(), peer = %ctx.cfg.peer_name, "connection refused: {reason}; retrying in {} s", ctx.cfg.settings.connect_int_s);
-                ctx.set_cstate(ConnState::Disconnecting);
+                ctx.disconnecting();
                 ctx.set_cstate(ConnState::Unconnected);
                 if wait_connect_int(&ctx, &mut commands, &mut want).await == Some(true) {
                     return;
@@ -241,12 +241,12 @@ pub(crate) async fn manage(mut ctx: Ctx, mut commands: mpsc::UnboundedReceiver<C
             End::Dropped(reason) => {
                 tracing::error!(resource = %ctx.name(), peer = %ctx.cfg.peer_name, "connection dropped: {reason}; StandAlone until 'rdbdadm connect'");
                 want = false;
-                ctx.set_cstate(ConnState::Disconnecting);
+                ctx.disconnecting();
             }
             End::Disconnect(tx) | End::DisconnectUnconfirmed(tx) => {
                 tracing::info!(resource = %ctx.name(), "disconnected by request");
                 want = false;
-                ctx.set_cstate(ConnState::Disconnecting);
+                ctx.disconnecting();
                 let _ = tx.send(());
             }
             End::Shutdown(tx) => {
@@ -457,6 +457,7 @@ impl<'a> Session<'a> {
         if authenticated {
             tracing::info!(resource = %ctx.name(), "Peer authenticated using cram-hmac");
         }
+        ctx.peer_uuids(&report.uuids);
         let (events_tx, events) = mpsc::unbounded_channel();
         let started = Instant::now();
         let s = &ctx.cfg.settings;
@@ -824,6 +825,7 @@ impl<'a> Session<'a> {
                     self.consider_resync = true;
                 }
                 self.peer.uuids = u;
+                ctx.peer_uuids(&u);
             }
             Packet::Sizes(s) => self.on_sizes(s).await,
             Packet::SyncParam89(s) => self.peer.sync = s,
@@ -835,7 +837,10 @@ impl<'a> Session<'a> {
                 if self.on_sync_request(&ours).await {
                     return Ok(());
                 }
-                let rc = check_request(&ours, ctx.resource.state().role, false);
+                let rc = match ctx.peer_role_request(&ours) {
+                    Some(rc) => rc,
+                    None => check_request(&ours, ctx.resource.state().role, false),
+                };
                 if rc < 1 {
                     tracing::warn!(resource = %ctx.name(), "refused the peer's state change: {}", peer_state::retcode_text(rc));
                 } else if ours.mask.get(StateField::Peer) != 0 {

@@ -557,3 +557,34 @@ fn generation_updates_are_written_once() {
     assert!(!n.crashed_primary());
     assert_eq!(n.open_count(), 0);
 }
+
+#[test]
+fn the_sync_target_takes_the_recorded_peer_identifiers_at_the_end() {
+    let mut n = node_with(0, Config::default());
+    n.step(Event::Connect {
+        discard_my_data: false,
+    });
+    n.step(Event::SocketUp {
+        resolve_conflicts: false,
+    });
+    let source = Generations {
+        current: 0xC0DE,
+        bitmap: 0,
+        history: [0xAB00, 0],
+    };
+    n.step(peer_params(source, Role::Primary, DiskState::UpToDate));
+    assert_eq!(n.state().conn, ConnState::WFBitMapT);
+    n.step(Event::BitmapExchanged);
+    n.step(Event::SyncUuid(0x5000));
+    assert_eq!(n.state().conn, ConnState::SyncTarget);
+    let later = Generations {
+        bitmap: 0x5000,
+        ..source
+    };
+    n.step(Event::PeerUuids(later));
+    assert_eq!(n.peer_gens(), later);
+    n.step(Event::ResyncDone);
+    assert_eq!(n.state().disk, DiskState::UpToDate);
+    assert_eq!(n.gens().current & !1, source.current);
+    assert_eq!(n.peer_gens(), n.gens());
+}

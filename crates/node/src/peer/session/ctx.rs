@@ -27,6 +27,11 @@ impl Ctx {
             f(st);
             (old, st.cstate)
         });
+        self.after_conn_change(old, new);
+    }
+
+    /// What follows any change of the connection state: susp-fen ends, waiters wake.
+    pub(super) fn after_conn_change(&self, old: ConnState, new: ConnState) {
         // susp-fen ends when the peer is connected again (DRBD after_state_ch, case 2).
         if old < ConnState::Connected
             && new >= ConnState::Connected

@@ -254,17 +254,11 @@ impl Session<'_> {
                 crate::handlers::resync::before_resync_source(&ctx.resource)
                     .await
                     .map_err(End::Dropped)?;
-                let random = rand::random::<u64>() & !1;
-                let g = ctx
-                    .persist(move |g| {
-                        sh::source_sync_uuid(g, random);
-                    })
-                    .await;
+                let uuid = ctx.bitmap_exchanged_source().await;
                 ctx.write_bitmap().await;
                 // Every P_OUT_OF_SYNC is queued before P_SYNC_UUID; later writes are P_DATA.
                 ctx.link.end_out_of_sync_only();
-                self.send_data(Packet::SyncUuid { uuid: g.bitmap });
-                ctx.set_cstate(ConnState::SyncSource);
+                self.send_data(Packet::SyncUuid { uuid });
                 self.sync_started();
                 self.send_state();
                 let weight = ctx.resource.meta.bitmap_weight();
@@ -276,7 +270,7 @@ impl Session<'_> {
                 ctx.resource.meta.merge_bitmap(&rx.into_words());
                 ctx.write_bitmap().await;
                 self.send_bitmap()?;
-                ctx.set_cstate(ConnState::WFSyncUUID);
+                ctx.bitmap_exchanged_target().await;
                 self.sync = SyncPhase::WaitSyncUuid;
             }
             other => self.sync = other,
@@ -296,10 +290,7 @@ impl Session<'_> {
             .await
             .map_err(End::Dropped)?;
         ctx.update(|st| st.disk = DiskState::Inconsistent);
-        let role = ctx.resource.state().role;
-        ctx.persist(move |g| sh::target_sync_uuid_received(g, uuid, role))
-            .await;
-        ctx.set_cstate(ConnState::SyncTarget);
+        ctx.sync_uuid_received(uuid).await;
         self.sync_started();
         self.send_state();
         let weight = ctx.resource.meta.bitmap_weight();
@@ -327,15 +318,8 @@ impl Session<'_> {
         self.csums_summary();
         self.sync = SyncPhase::None;
         ctx.link.set_sync_progress(None);
-        ctx.update(|st| {
-            st.disk = DiskState::UpToDate;
-            st.peer_disk = DiskState::UpToDate;
-            st.cstate = ConnState::Connected;
-        });
-        let mut peer = generations_of(&self.peer.uuids);
-        let role = ctx.resource.state().role;
         let g = ctx
-            .persist(move |g| sh::resync_finished_target(g, &mut peer, role))
+            .resync_done(Some(generations_of(&self.peer.uuids)))
             .await;
         ctx.write_bitmap().await;
         tracing::info!(resource = %ctx.name(), current = format!("{:016X}", g.current), "Resync done; conn( SyncTarget -> Connected ) disk( Inconsistent -> UpToDate )");
@@ -354,16 +338,7 @@ impl Session<'_> {
         self.csums_summary();
         self.sync = SyncPhase::None;
         ctx.link.set_sync_progress(None);
-        ctx.update(|st| {
-            st.peer_disk = DiskState::UpToDate;
-            st.cstate = ConnState::Connected;
-        });
-        let g = ctx
-            .persist(|g| {
-                let mut peer = *g;
-                sh::resync_finished_source(g, &mut peer);
-            })
-            .await;
+        let g = ctx.resync_done(None).await;
         ctx.write_bitmap().await;
         let left = ctx.resource.meta.bitmap_weight();
         tracing::info!(resource = %ctx.name(), current = format!("{:016X}", g.current), bits_left = left, "Resync done; conn( SyncSource -> Connected ) pdsk( Inconsistent -> UpToDate )");

@@ -1,0 +1,255 @@
+//! The connection's changes as events of the resource's state machine
+//! (`crate::core_driver`): the connection manager and the session report what happened
+//! (`Connect`, `SocketUp`, `NetFailure`, `Disconnect`, `ConnectionClosed`, the peer's
+//! role request, P_UUIDS, the bitmap exchange, P_SYNC_UUID, the end of a resync) and the
+//! core decides the new state and the generation identifiers of a resync.
+//!
+//! Actions the session performs itself are dropped here: the handshake sends its own
+//! P_UUIDS and P_STATE, the session ends the connection and fails its transfer log
+//! (`CloseConnection`, `SetOutOfSyncFromLog`), and it answers the peer's request itself.
+//! A step the core does not take (its connection state is not the one the event starts
+//! from, e.g. after a refused handshake) falls back to the observed path
+//! ([`Ctx::set_cstate`]), so the shown state is always the one the manager reached.
+
+use rdbd_replicator::generation::Generations;
+use rdbd_replicator::state::{Action, Event, NetFailure, StateError};
+use rdbd_replicator::uuid_compare::generations_of;
+use rdbd_types::{ConnState, DiskState, Role};
+use rdbd_wire::{StateChange, StateField};
+
+use super::Ctx;
+
+impl Ctx {
+    /// Feeds a connection event; returns the actions the session acts on itself.
+    fn conn_event(&self, event: Event) -> Vec<Action> {
+        let before = self.resource.state().cstate;
+        let mut stepped = self.resource.step(event);
+        for a in &stepped.actions {
+            if let Action::StateChanged { old, new, .. } = a {
+                if old.conn != new.conn {
+                    tracing::info!(resource = %self.name(), "conn( {} -> {} )", old.conn, new.conn);
+                }
+            }
+        }
+        let for_session = |a: &Action| {
+            matches!(
+                a,
+                Action::SendUuids { .. }
+                    | Action::SendState(_)
+                    | Action::SendStateReply(_)
+                    | Action::CloseConnection
+                    | Action::SetOutOfSyncFromLog
+                    | Action::StartConnecting
+            )
+        };
+        let (rest, own): (Vec<Action>, Vec<Action>) =
+            stepped.actions.drain(..).partition(for_session);
+        stepped.actions = own;
+        self.resource.execute_in_background(&stepped);
+        self.after_conn_change(before, self.resource.state().cstate);
+        rest
+    }
+
+    /// `connect` (the manager starts listening): StandAlone -> Unconnected -> WFConnection.
+    pub(super) fn connecting(&self) {
+        if self.resource.state().cstate == ConnState::StandAlone {
+            self.conn_event(Event::Connect {
+                discard_my_data: self.resource.hooks.discard_my_data(),
+            });
+        }
+        self.set_cstate(ConnState::WFConnection);
+    }
+
+    /// Both sockets are up: WFConnection -> WFReportParams.
+    pub(super) fn socket_up(&self, resolve_conflicts: bool) {
+        if self.resource.state().cstate == ConnState::WFConnection {
+            self.conn_event(Event::SocketUp { resolve_conflicts });
+        }
+        self.set_cstate(ConnState::WFReportParams);
+    }
+
+    /// The connection broke in state `cs` (Timeout, BrokenPipe, NetworkFailure,
+    /// ProtocolError; anything else is observed as it is), then the sockets are closed:
+    /// -> Unconnected -> WFConnection, the manager reconnects.
+    pub(super) fn connection_lost(&self, cs: ConnState) {
+        let kind = match cs {
+            ConnState::Timeout => Some(NetFailure::Timeout),
+            ConnState::BrokenPipe => Some(NetFailure::BrokenPipe),
+            ConnState::NetworkFailure => Some(NetFailure::NetworkFailure),
+            ConnState::ProtocolError => Some(NetFailure::ProtocolError),
+            _ => None,
+        };
+        match kind {
+            Some(kind) if self.resource.state().cstate >= ConnState::WFReportParams => {
+                self.conn_event(Event::NetFailure(kind));
+            }
+            _ => self.set_cstate(cs),
+        }
+        if self.resource.state().cstate == cs {
+            self.conn_event(Event::ConnectionClosed);
+        }
+        if self.resource.state().cstate == cs {
+            self.set_cstate(ConnState::Unconnected);
+        }
+    }
+
+    /// `disconnect`, or a handshake that drops the connection: -> Disconnecting; the
+    /// manager then goes StandAlone ([`Ctx::standalone`]).
+    pub(super) fn disconnecting(&self) {
+        if self.resource.state().cstate != ConnState::StandAlone {
+            self.conn_event(Event::Disconnect);
+        }
+        self.set_cstate(ConnState::Disconnecting);
+    }
+
+    /// The sockets of a disconnect are closed: Disconnecting -> StandAlone.
+    pub(super) fn standalone(&self) {
+        if self.resource.state().cstate == ConnState::Disconnecting {
+            self.conn_event(Event::ConnectionClosed);
+        }
+        self.set_cstate(ConnState::StandAlone);
+    }
+
+    /// The peer asks to change its role (P_STATE_CHG_REQ with only the peer's role, in our
+    /// terms): the core decides (DRBD's rules; with RESOLVE_CONFLICTS a concurrent
+    /// promotion of ours wins). `None`: not a role-only request.
+    pub(super) fn peer_role_request(&self, ours: &StateChange) -> Option<i32> {
+        if ours.mask.0 != StateField::Peer.mask() {
+            return None;
+        }
+        let role = rdbd_wire::state::role_from(ours.val.get(StateField::Peer))?;
+        let reply = self
+            .conn_event(Event::PeerStateRequest { role })
+            .into_iter()
+            .chain(std::iter::once(Action::SendStateReply(Err(
+                StateError::FailedByPeer,
+            ))))
+            .find_map(|a| match a {
+                Action::SendStateReply(r) => Some(r),
+                _ => None,
+            })?;
+        Some(match reply {
+            Ok(()) => rdbd_replicator::peer_state::SS_SUCCESS,
+            Err(e) => {
+                if role == Role::Primary {
+                    tracing::warn!(resource = %self.name(), "refused the peer's promotion: {e}");
+                }
+                e.code()
+            }
+        })
+    }
+
+    /// The peer's identifiers (every P_UUIDS): the core's record of them.
+    pub(super) fn peer_uuids(&self, uuids: &rdbd_wire::Uuids) {
+        self.resource.step(Event::PeerUuids(generations_of(uuids)));
+    }
+
+    /// Feeds a resync event and waits until its identifiers are durable; `None`: the
+    /// core was not in a state the event starts from.
+    async fn resync_event(&self, event: Event, from: &[ConnState]) -> Option<Vec<Action>> {
+        if !from.contains(&self.resource.state().cstate) {
+            return None;
+        }
+        let before = self.resource.state().cstate;
+        let mut stepped = self.resource.step(event);
+        for a in &stepped.actions {
+            if let Action::StateChanged { old, new, .. } = a {
+                if old.conn != new.conn {
+                    tracing::info!(resource = %self.name(), "conn( {} -> {} )", old.conn, new.conn);
+                }
+            }
+        }
+        let rest = std::mem::take(&mut stepped.actions);
+        stepped.actions = rest
+            .iter()
+            .filter(|a| matches!(a, Action::StateChanged { .. } | Action::Log(_)))
+            .cloned()
+            .collect();
+        if let Err(e) = self.resource.execute(&stepped).await {
+            tracing::error!(resource = %self.name(), error = %e, "writing the identifiers failed");
+        }
+        self.after_conn_change(before, self.resource.state().cstate);
+        Some(rest)
+    }
+
+    /// The bitmaps were exchanged on the SyncSource: a new bitmap identifier (durable),
+    /// WFBitMapS -> SyncSource. Returns the identifier P_SYNC_UUID carries.
+    pub(super) async fn bitmap_exchanged_source(&self) -> u64 {
+        let actions = self
+            .resync_event(Event::BitmapExchanged, &[ConnState::WFBitMapS])
+            .await;
+        if let Some(uuid) = actions.iter().flatten().find_map(|a| match a {
+            Action::SendSyncUuid(uuid) => Some(*uuid),
+            _ => None,
+        }) {
+            return uuid;
+        }
+        // Reached along a path the core did not see (e.g. invalidate-remote).
+        let random = rand::random::<u64>() & !1;
+        let g = self
+            .persist(move |g| {
+                rdbd_replicator::sync_handshake::source_sync_uuid(g, random);
+            })
+            .await;
+        self.set_cstate(ConnState::SyncSource);
+        g.bitmap
+    }
+
+    /// The bitmaps were exchanged on the SyncTarget: WFBitMapT -> WFSyncUUID.
+    pub(super) async fn bitmap_exchanged_target(&self) {
+        self.resync_event(Event::BitmapExchanged, &[ConnState::WFBitMapT])
+            .await;
+        self.set_cstate(ConnState::WFSyncUUID);
+    }
+
+    /// P_SYNC_UUID on the SyncTarget: the identifier becomes our current one (durable),
+    /// WFSyncUUID -> SyncTarget.
+    pub(super) async fn sync_uuid_received(&self, uuid: u64) {
+        let taken = self
+            .resync_event(Event::SyncUuid(uuid), &[ConnState::WFSyncUUID])
+            .await;
+        if taken.is_none() {
+            let role = self.resource.state().role;
+            self.persist(move |g| {
+                rdbd_replicator::sync_handshake::target_sync_uuid_received(g, uuid, role)
+            })
+            .await;
+        }
+        self.set_cstate(ConnState::SyncTarget);
+    }
+
+    /// Every block was resynced: the SyncTarget takes the source's identifiers `peer`, the
+    /// SyncSource retires its bitmap identifier (durable); both disks UpToDate, Connected.
+    /// Returns our identifiers.
+    pub(super) async fn resync_done(&self, peer: Option<Generations>) -> Generations {
+        use ConnState as C;
+        if let Some(peer) = peer {
+            self.resource.step(Event::PeerUuids(peer));
+        }
+        let from = [C::SyncSource, C::PausedSyncS, C::SyncTarget, C::PausedSyncT];
+        let target = matches!(self.resource.state().cstate, C::SyncTarget | C::PausedSyncT);
+        if self.resync_event(Event::ResyncDone, &from).await.is_none() {
+            // Not in a sync state the core knows: record it as the session sees it.
+            let role = self.resource.state().role;
+            self.update(|st| {
+                if target {
+                    st.disk = DiskState::UpToDate;
+                }
+                st.peer_disk = DiskState::UpToDate;
+                st.cstate = C::Connected;
+            });
+            let mut peer = peer.unwrap_or_default();
+            return self
+                .persist(move |g| {
+                    if target {
+                        rdbd_replicator::sync_handshake::resync_finished_target(g, &mut peer, role)
+                    } else {
+                        let mut peer = *g;
+                        rdbd_replicator::sync_handshake::resync_finished_source(g, &mut peer)
+                    }
+                })
+                .await;
+        }
+        self.resource.generations()
+    }
+}
