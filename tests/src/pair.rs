@@ -169,6 +169,13 @@ impl Pair {
         self.a.adm_ok(&["primary", "--force", "r0"]);
     }
 
+    /// `secondary` on alice, then `down` on both.
+    pub fn demote_and_down(&self) {
+        self.a.adm_ok(&["secondary", "r0"]);
+        self.a.adm_ok(&["down", "r0"]);
+        self.b.adm_ok(&["down", "r0"]);
+    }
+
     /// Waits until alice is Primary and both are Connected and UpToDate.
     pub fn wait_in_sync(&self) {
         wait_line(

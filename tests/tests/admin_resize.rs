@@ -136,17 +136,10 @@ fn grow_pair(assume_clean: bool) {
     // The new area is usable and replicated.
     write_pattern(&uri, DATA_BYTES + (4 << 20), 8 << 20);
     fio_verify(&uri, "randwrite", "4k", "16", "16M");
-    demote_and_down(&p);
+    p.demote_and_down();
     assert_meta_and_data_agree(&p, grown);
     // Up again from the moved meta-data: same size, no resync needed.
     up_again_in_sync(&p);
-    p.a.adm_ok(&["down", "r0"]);
-    p.b.adm_ok(&["down", "r0"]);
-}
-
-/// `secondary` on alice, then `down` on both.
-fn demote_and_down(p: &Pair) {
-    p.a.adm_ok(&["secondary", "r0"]);
     p.a.adm_ok(&["down", "r0"]);
     p.b.adm_ok(&["down", "r0"]);
 }
@@ -287,13 +280,13 @@ fn resize_shrinks_a_connected_pair_with_force() {
         10,
     );
     wait_line(&p.b, "oos:0", 10);
-    demote_and_down(&p);
+    p.demote_and_down();
     assert_meta_and_data_agree(&p, SHRUNK_BYTES);
     // Up again: the shrunk size stays, the pair connects without a resync.
     up_again_in_sync(&p);
     p.a.adm_ok(&["primary", "r0"]);
     assert_eq!(nbd_size(&uri), SHRUNK_BYTES);
-    demote_and_down(&p);
+    p.demote_and_down();
 }
 
 #[test]
@@ -308,7 +301,7 @@ fn resize_keeps_the_data_below_the_new_end() {
     wait_line(&p.b, "oos:0", 10);
     let before = sha256_prefix(&p.disk_a, SHRUNK_BYTES);
     p.a.adm_ok(&["resize", "--size", "32M", "--force", "r0"]);
-    demote_and_down(&p);
+    p.demote_and_down();
     assert_eq!(sha256_prefix(&p.disk_a, SHRUNK_BYTES), before);
     assert_eq!(sha256_prefix(&p.disk_b, SHRUNK_BYTES), before);
 }
@@ -328,7 +321,7 @@ fn resize_refuses_a_shrink_while_a_resync_runs() {
         assert!(why.contains("Resize not allowed during resync."), "{why}");
     }
     p.a.adm_ok(&["disconnect", "r0"]);
-    demote_and_down(&p);
+    p.demote_and_down();
 }
 
 #[test]
@@ -345,7 +338,7 @@ fn resize_refuses_a_shrink_and_a_disconnected_peer() {
     assert!(why.contains("--assume-peer-has-space"), "{why}");
     let why = resize_refused(&p.a, &["resize", "--size", "200M", "r0"]);
     assert!(why.contains("larger"), "{why}");
-    demote_and_down(&p);
+    p.demote_and_down();
 }
 
 #[test]

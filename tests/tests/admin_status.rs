@@ -146,42 +146,27 @@ fn check_verbose_statistics(n: &Node, role: &str, peer: &str, peer_role: &str) -
     // Values: KiB, as /proc/drbd's counters.
     let dev = fields(&l[3]);
     assert_eq!(num(&dev, "size", t), DATA_BYTES / 1024, "{t}");
-    assert_eq!(num(&dev, "read", t), proc_counter(p, "dr"), "{t}\n{p}");
-    assert_eq!(num(&dev, "written", t), proc_counter(p, "dw"), "{t}\n{p}");
-    assert_eq!(num(&dev, "al-writes", t), proc_counter(p, "al"), "{t}\n{p}");
-    assert_eq!(num(&dev, "bm-writes", t), proc_counter(p, "bm"), "{t}\n{p}");
-    assert_eq!(
-        num(&dev, "upper-pending", t),
-        proc_counter(p, "ap"),
-        "{t}\n{p}"
-    );
-    assert_eq!(
-        num(&dev, "lower-pending", t),
-        proc_counter(p, "lo"),
-        "{t}\n{p}"
-    );
     let peer_dev = fields(&l[6]);
-    assert_eq!(
-        num(&peer_dev, "received", t),
-        proc_counter(p, "nr"),
-        "{t}\n{p}"
-    );
-    assert_eq!(num(&peer_dev, "sent", t), proc_counter(p, "ns"), "{t}\n{p}");
-    assert_eq!(
-        num(&peer_dev, "out-of-sync", t),
-        proc_counter(p, "oos"),
-        "{t}\n{p}"
-    );
-    assert_eq!(
-        num(&peer_dev, "pending", t),
-        proc_counter(p, "pe"),
-        "{t}\n{p}"
-    );
-    assert_eq!(
-        num(&peer_dev, "unacked", t),
-        proc_counter(p, "ua"),
-        "{t}\n{p}"
-    );
+    // Each status field and the /proc/drbd counter it shows.
+    for (line, key, proc_key) in [
+        (&dev, "read", "dr"),
+        (&dev, "written", "dw"),
+        (&dev, "al-writes", "al"),
+        (&dev, "bm-writes", "bm"),
+        (&dev, "upper-pending", "ap"),
+        (&dev, "lower-pending", "lo"),
+        (&peer_dev, "received", "nr"),
+        (&peer_dev, "sent", "ns"),
+        (&peer_dev, "out-of-sync", "oos"),
+        (&peer_dev, "pending", "pe"),
+        (&peer_dev, "unacked", "ua"),
+    ] {
+        assert_eq!(
+            num(line, key, t),
+            proc_counter(p, proc_key),
+            "{key} vs {proc_key}:\n{t}\n{p}"
+        );
+    }
     assert!(
         p.contains(&format!("ro:{role}/{peer_role} ds:UpToDate/UpToDate")),
         "{p}"

@@ -117,9 +117,7 @@ fn wait_child(child: &mut Child, what: &str, secs: u64) {
 
 /// Secondary to both, `down` both, and the two data areas compared.
 fn down_and_compare(p: &Pair, what: &str) {
-    p.a.adm_ok(&["secondary", "r0"]);
-    p.a.adm_ok(&["down", "r0"]);
-    p.b.adm_ok(&["down", "r0"]);
+    p.demote_and_down();
     assert_eq!(
         sha256_prefix(&p.disk_a, DATA_BYTES),
         sha256_prefix(&p.disk_b, DATA_BYTES),

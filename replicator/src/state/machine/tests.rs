@@ -588,3 +588,39 @@ fn the_sync_target_takes_the_recorded_peer_identifiers_at_the_end() {
     assert_eq!(n.gens().current & !1, source.current);
     assert_eq!(n.peer_gens(), n.gens());
 }
+
+#[test]
+fn a_crashed_primary_keeps_its_flag_until_the_handshake_used_it() {
+    let mut n = node_with(
+        CONSISTENT | WAS_UP_TO_DATE | md_flag::PRIMARY_IND,
+        Config::default(),
+    );
+    assert!(n.crashed_primary());
+    n.step(Event::Connect {
+        discard_my_data: false,
+    });
+    n.step(Event::SocketUp {
+        resolve_conflicts: false,
+    });
+    // The driver records the peer's UpToDate disk from its P_STATE before the handshake (the
+    // kernel peer's order of packets): not yet a connected pair of UpToDate disks.
+    let early = State {
+        pdsk: DiskState::UpToDate,
+        ..n.state()
+    };
+    n.step(Event::Observed(early));
+    assert_eq!(n.state().conn, ConnState::WFReportParams);
+    assert!(n.crashed_primary(), "cleared before the handshake");
+    // Equal current UUIDs, only we crashed as Primary: rule 40 makes us the SyncSource.
+    let gens = n.gens();
+    n.step(peer_params(gens, Role::Secondary, DiskState::UpToDate));
+    assert_eq!(n.state().conn, ConnState::WFBitMapS);
+    // Connected with both disks UpToDate (the resync is done): the crashed-primary state ends.
+    let done = State {
+        conn: ConnState::Connected,
+        pdsk: DiskState::UpToDate,
+        ..n.state()
+    };
+    n.step(Event::Observed(done));
+    assert!(!n.crashed_primary());
+}
