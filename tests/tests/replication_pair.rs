@@ -40,9 +40,7 @@ fn replicate_with(protocol: &str, disk_options: &str, write_ordering: char) {
         "wo:{write_ordering} in the status:\n{status}"
     );
     // Everything sent has arrived: the secondary received what the primary sent.
-    p.a.adm_ok(&["secondary", "r0"]);
-    p.a.adm_ok(&["down", "r0"]);
-    p.b.adm_ok(&["down", "r0"]);
+    p.demote_and_down();
     assert_eq!(
         sha256_prefix(&p.disk_a, DATA_BYTES),
         sha256_prefix(&p.disk_b, DATA_BYTES),
@@ -131,9 +129,7 @@ fn killed_secondary_reconnects_and_resyncs() {
         Pair::log(&p.a).contains("Began resync as SyncSource"),
         "a resync ran:\n{status}"
     );
-    p.a.adm_ok(&["secondary", "r0"]);
-    p.a.adm_ok(&["down", "r0"]);
-    p.b.adm_ok(&["down", "r0"]);
+    p.demote_and_down();
     assert_eq!(
         sha256_prefix(&data, 48 << 20),
         sha256_prefix(&p.disk_a, 48 << 20)

@@ -48,16 +48,10 @@ fn sample(text: &str, at: Duration) -> Option<Sample> {
     })
 }
 
-fn up_both(p: &Pair) {
-    p.a.adm_ok(&["up", "r0"]);
-    p.b.adm_ok(&["up", "r0"]);
-    wait_line(&p.a, "cs:Connected ro:Secondary/Secondary", 30);
-}
-
-/// `primary --force` on alice; samples bob's (the SyncTarget's) progress every 200 ms
-/// until both are UpToDate. Returns the samples and how long bob was SyncTarget.
+/// Brings the pair up with alice forced Primary; samples bob's (the SyncTarget's) progress
+/// every 200 ms until both are UpToDate. Returns the samples and how long bob was SyncTarget.
 fn full_sync_samples(p: &Pair, limit: Duration) -> (Vec<Sample>, Duration) {
-    p.a.adm_ok(&["primary", "--force", "r0"]);
+    p.up_and_force_primary();
     let begin = Instant::now();
     let mut started: Option<Instant> = None;
     let mut samples = Vec::new();
@@ -103,7 +97,6 @@ fn static_resync_rate_limits_the_full_sync_and_is_reported() {
         resource_extra: "disk { c-plan-ahead 0; resync-rate 8M; }".into(),
         ..PairOptions::default()
     });
-    up_both(&p);
     let (samples, took) = full_sync_samples(&p, Duration::from_secs(40));
     wait_line(&p.a, CONNECTED_A, 10);
     let rate_kib = 8192u64;
@@ -155,7 +148,6 @@ fn dynamic_controller_stays_at_or_below_c_max_rate() {
         resource_extra: "disk { c-plan-ahead 10; c-fill-target 1M; c-max-rate 16M; }".into(),
         ..PairOptions::default()
     });
-    up_both(&p);
     let (samples, took) = full_sync_samples(&p, Duration::from_secs(40));
     wait_line(&p.a, CONNECTED_A, 10);
     let max_kib = 16_384u64;
@@ -193,8 +185,7 @@ fn c_min_rate_slows_the_sync_source_while_it_serves_application_reads() {
         resource_extra: "disk { c-plan-ahead 0; resync-rate 20M; c-min-rate 500k; }".into(),
         ..PairOptions::default()
     });
-    up_both(&p);
-    p.a.adm_ok(&["primary", "--force", "r0"]);
+    p.up_and_force_primary();
     wait_line(&p.a, "cs:SyncSource", 10);
     // 2 MB/s of reads on alice for 5 s. bob never sees them, so only alice can slow
     // the resync; unthrottled, 20M moves the 64 MiB in ~3 s.
@@ -277,10 +268,8 @@ fn writes_complete_during_the_bitmap_exchange_and_reach_the_target() {
         handlers: "before-resync-source \"sleep 2\";".into(),
         ..PairOptions::default()
     });
-    up_both(&p);
-
     // The initial full sync: every block is out of sync.
-    p.a.adm_ok(&["primary", "--force", "r0"]);
+    p.up_and_force_primary();
     let mut writer = start_writer(&p.a, 0, 8 << 20, 5.0);
     let status = wait_line(&p.a, "cs:WFBitMapS", 10);
     assert!(status.contains("ds:UpToDate/Inconsistent"), "{status}");

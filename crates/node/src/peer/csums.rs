@@ -15,10 +15,10 @@ use std::sync::atomic::Ordering;
 
 use rdbd_replicator::resync::digest::{use_checksum_based_resync, DigestAlg};
 use rdbd_replicator::resync::progress::csums_line;
-use rdbd_wire::{BlockAck, BlockRequest, DataHeader, DataPacket, DigestRequest, DpFlags, Packet};
+use rdbd_wire::{BlockRequest, DigestRequest, Packet};
 
 use super::io::{Outbox, Outgoing};
-use super::receive::checked_range;
+use super::read_request;
 use super::session::Ctx;
 
 /// The configured `csums-alg`, if rdbd supports it.
@@ -50,14 +50,10 @@ pub(super) fn request_with_digest(ctx: &Ctx, data: &Outbox, alg: DigestAlg, req:
     let (resource, link, data) = (ctx.resource.clone(), ctx.link.clone(), data.clone());
     tokio::spawn(async move {
         let offset = req.sector * 512;
-        let packet = match resource.disk.read(offset, req.size_bytes as usize).await {
+        let packet = match read_request::read_local(&resource, offset, &req).await {
             Ok(buf) => {
                 link.counters
                     .rs_disk_bytes
-                    .fetch_add(u64::from(req.size_bytes), Ordering::Relaxed);
-                resource
-                    .io
-                    .disk_read_bytes
                     .fetch_add(u64::from(req.size_bytes), Ordering::Relaxed);
                 Packet::CsumRsRequest(DigestRequest {
                     request: req,
@@ -76,66 +72,26 @@ pub(super) fn request_with_digest(ctx: &Ctx, data: &Outbox, alg: DigestAlg, req:
 /// Serves one `P_CSUM_RS_REQUEST` (we are SyncSource).
 pub(super) fn serve_csum(ctx: &Ctx, data: &Outbox, meta: &Outbox, d: DigestRequest) {
     let req = d.request;
-    let ack = BlockAck {
-        sector: req.sector,
-        block_id: req.block_id,
-        size_bytes: req.size_bytes,
-        seq_num: 0,
-    };
     let alg = csums_alg(ctx);
-    let offset = match checked_range(ctx, req.sector, u64::from(req.size_bytes)) {
-        Ok(o) if req.size_bytes > 0 && req.size_bytes as usize <= rdbd_wire::DRBD_MAX_BIO_SIZE => o,
-        Ok(_) | Err(_) => {
-            tracing::error!(resource = %ctx.resource.name, sector = req.sector, size = req.size_bytes, "the peer asked for a checksum resync outside the device; answering P_NEG_RS_DREPLY");
-            let _ = meta.send(Outgoing::h100(Packet::NegRsDReply(ack)));
-            return;
-        }
-    };
-    let (resource, link, data, meta) = (
+    let (resource, link, data, meta_out) = (
         ctx.resource.clone(),
         ctx.link.clone(),
         data.clone(),
         meta.clone(),
     );
-    let c_min_rate_kib = super::source_throttle::c_min_rate_kib(ctx);
-    tokio::spawn(async move {
-        link.source_gate
-            .pass(&resource, &link, c_min_rate_kib)
-            .await;
-        let _exclusive = link.resync_lock.write().await;
-        let buf = match resource.disk.read(offset, req.size_bytes as usize).await {
-            Ok(buf) => buf,
-            Err(e) => {
-                tracing::error!(resource = %resource.name, offset, error = %e, "reading resync data failed");
-                let _ = meta.send(Outgoing::h100(Packet::NegRsDReply(ack)));
-                return;
-            }
-        };
+    super::resync::serve_read(ctx, meta, req, "a checksum resync", move |buf| {
         let size = u64::from(req.size_bytes);
-        resource
-            .io
-            .disk_read_bytes
-            .fetch_add(size, Ordering::Relaxed);
-        link.counters
-            .rs_disk_bytes
-            .fetch_add(size, Ordering::Relaxed);
         if alg.is_some_and(|a| a.digest(&buf) == d.digest) {
             resource.meta.set_in_sync(req.sector, size / 512);
             link.counters
                 .rs_same_csum_blocks
                 .fetch_add(size.div_ceil(4096), Ordering::Relaxed);
-            let _ = meta.send(Outgoing::h100(Packet::RsIsInSync(ack)));
+            // P_RS_IS_IN_SYNC echoes the request, as the negative answer does.
+            let ack = read_request::negative_reply(&req);
+            let _ = meta_out.send(Outgoing::h100(Packet::RsIsInSync(ack)));
         } else {
-            let header = DataHeader {
-                sector: req.sector,
-                block_id: req.block_id,
-                seq_num: 0,
-                dp_flags: DpFlags(0),
-            };
-            let _ = data.send(Outgoing::h100(Packet::RsDataReply(DataPacket {
-                header,
-                payload: bytes::Bytes::copy_from_slice(&buf),
-            })));
+            let reply = read_request::data_reply(&req, &buf);
+            let _ = data.send(Outgoing::h100(Packet::RsDataReply(reply)));
         }
     });
 }

@@ -84,7 +84,7 @@ pub fn spawn_writer(
     tokio::spawn(async move {
         let mut buf: Vec<u8> = Vec::with_capacity(1 << 16);
         while let Some(first) = rx.recv().await {
-            if gather && rx.is_empty() && std::env::var_os("RDBD_NO_GATHER").is_none() {
+            if gather && rx.is_empty() {
                 // Every task that is ready runs first and queues its ack.
                 tokio::task::yield_now().await;
             }

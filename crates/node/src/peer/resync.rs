@@ -20,10 +20,11 @@ use std::time::Instant;
 use rdbd_control::status::SyncProgress;
 use rdbd_replicator::resync::digest::DigestAlg;
 use rdbd_replicator::resync::rate::{MinRateThrottle, RateConfig, RateController, ResyncMarks};
-use rdbd_wire::{BlockAck, BlockRequest, DataHeader, DataPacket, DpFlags, Packet, ID_SYNCER};
+use rdbd_types::AlignedBuf;
+use rdbd_wire::{BlockRequest, Packet, ID_SYNCER};
 
 use super::io::{Outbox, Outgoing};
-use super::receive::checked_range;
+use super::read_request;
 use super::session::Ctx;
 
 /// Largest resync request, in 4 KiB blocks.
@@ -292,26 +293,28 @@ impl TargetPump {
 
 /// Serves one `P_RS_DATA_REQUEST` (we are SyncSource).
 pub(super) fn serve(ctx: &Ctx, data: &Outbox, meta: &Outbox, req: BlockRequest) {
-    let (resource, link, data, meta) = (
-        ctx.resource.clone(),
-        ctx.link.clone(),
-        data.clone(),
-        meta.clone(),
-    );
-    let ack = BlockAck {
-        sector: req.sector,
-        block_id: req.block_id,
-        size_bytes: req.size_bytes,
-        seq_num: 0,
+    let data = data.clone();
+    serve_read(ctx, meta, req, "resync data", move |buf| {
+        let reply = read_request::data_reply(&req, &buf);
+        let _ = data.send(Outgoing::h100(Packet::RsDataReply(reply)));
+    });
+}
+
+/// What every SyncSource read (`P_RS_DATA_REQUEST`, `P_CSUM_RS_REQUEST`) shares: checks
+/// `req`'s range, then behind c-min-rate and under the resync lock reads it, counts it as
+/// resync disk bytes and hands the bytes to `answer`. A range outside the device or a failed
+/// read is answered `P_NEG_RS_DREPLY`; `what` names the request in the log.
+pub(super) fn serve_read<F>(ctx: &Ctx, meta: &Outbox, req: BlockRequest, what: &str, answer: F)
+where
+    F: FnOnce(AlignedBuf) + Send + 'static,
+{
+    let ack = read_request::negative_reply(&req);
+    let Some(offset) = read_request::servable_offset(ctx, &req) else {
+        tracing::error!(resource = %ctx.resource.name, sector = req.sector, size = req.size_bytes, "the peer asked for {what} outside the device; answering P_NEG_RS_DREPLY");
+        let _ = meta.send(Outgoing::h100(Packet::NegRsDReply(ack)));
+        return;
     };
-    let offset = match checked_range(ctx, req.sector, u64::from(req.size_bytes)) {
-        Ok(o) if req.size_bytes > 0 && req.size_bytes as usize <= rdbd_wire::DRBD_MAX_BIO_SIZE => o,
-        Ok(_) | Err(_) => {
-            tracing::error!(resource = %ctx.resource.name, sector = req.sector, size = req.size_bytes, "the peer asked for resync data outside the device; answering P_NEG_RS_DREPLY");
-            let _ = meta.send(Outgoing::h100(Packet::NegRsDReply(ack)));
-            return;
-        }
-    };
+    let (resource, link, meta) = (ctx.resource.clone(), ctx.link.clone(), meta.clone());
     let c_min_rate_kib = super::source_throttle::c_min_rate_kib(ctx);
     tokio::spawn(async move {
         // c-min-rate: application I/O here slows the resync down.
@@ -319,26 +322,12 @@ pub(super) fn serve(ctx: &Ctx, data: &Outbox, meta: &Outbox, req: BlockRequest) 
             .pass(&resource, &link, c_min_rate_kib)
             .await;
         let _exclusive = link.resync_lock.write().await;
-        match resource.disk.read(offset, req.size_bytes as usize).await {
+        match read_request::read_local(&resource, offset, &req).await {
             Ok(buf) => {
-                resource
-                    .io
-                    .disk_read_bytes
-                    .fetch_add(u64::from(req.size_bytes), Ordering::Relaxed);
                 link.counters
                     .rs_disk_bytes
                     .fetch_add(u64::from(req.size_bytes), Ordering::Relaxed);
-                let header = DataHeader {
-                    sector: req.sector,
-                    block_id: req.block_id,
-                    seq_num: 0,
-                    dp_flags: DpFlags(0),
-                };
-                let payload = bytes::Bytes::copy_from_slice(&buf);
-                let _ = data.send(Outgoing::h100(Packet::RsDataReply(DataPacket {
-                    header,
-                    payload,
-                })));
+                answer(buf);
             }
             Err(e) => {
                 tracing::error!(resource = %resource.name, offset, error = %e, "reading resync data failed");
