@@ -5,7 +5,10 @@
 //! - not up: `up` (attach + connect);
 //! - a changed backing disk, meta-disk or `size`: refused (needs `down`/`up`, `resize`);
 //! - Diskless: `attach`;
-//! - changed net options or addresses: `disconnect`, the new settings, `connect`;
+//! - changed net options or addresses: `disconnect`, the new settings, `connect`; only
+//!   csums-alg / verify-alg changed while connected: the connection takes them and sends
+//!   them to the peer in `P_SYNC_PARAM89` (DRBD `drbdsetup net-options`; refused while a
+//!   resync resp. online verify runs);
 //! - StandAlone: `connect`;
 //! - changed disk options: handed to the connection (`PeerLink::update_disk_options`): a
 //!   running resync's rate controller takes resync-rate and the c-* options at once,
@@ -36,6 +39,12 @@ pub enum Step {
     },
     /// StandAlone (or Unconnected after a disconnect): `connect`.
     Connect,
+    /// Only csums-alg / verify-alg changed, while connected: `net-options` without a
+    /// reconnect (the peer adopts them, see `crate::peer::sync_params`).
+    SyncAlgs {
+        /// The options that differ.
+        changed: Vec<String>,
+    },
     /// Disk options that can change at runtime differ.
     DiskOptions {
         /// The options that differ.
@@ -54,6 +63,10 @@ impl Step {
                 changed.join(", ")
             ),
             Step::Connect => format!("rdbdadm connect {resource}"),
+            Step::SyncAlgs { changed } => format!(
+                "rdbdadm net-options {resource}   # changed: {}",
+                changed.join(", ")
+            ),
             Step::DiskOptions { changed } => format!(
                 "rdbdadm disk-options {resource}   # changed: {}",
                 changed.join(", ")
@@ -71,6 +84,9 @@ fn changed_options(old: &Section, new: &Section) -> Vec<String> {
         .map(str::to_string)
         .collect()
 }
+
+/// Net options a connected node changes without a reconnect (sent in P_SYNC_PARAM89).
+const NET_OPTIONS_SENT_AS_SYNC_PARAMS: &[&str] = &["csums-alg", "verify-alg"];
 
 /// Disk options DRBD 8.4 cannot change on an attached disk.
 const DISK_OPTIONS_NEEDING_REATTACH: &[&str] = &["size", "max-bio-bvecs"];
@@ -132,7 +148,18 @@ pub fn plan(
         net_changed.push("peer address".into());
     }
     let replicated = file.peer_of(node).is_some();
-    if replicated && !net_changed.is_empty() {
+    let only_sync_algs = net_changed
+        .iter()
+        .all(|n| NET_OPTIONS_SENT_AS_SYNC_PARAMS.contains(&n.as_str()));
+    if replicated
+        && !net_changed.is_empty()
+        && only_sync_algs
+        && state.cstate >= ConnState::Connected
+    {
+        steps.push(Step::SyncAlgs {
+            changed: net_changed,
+        });
+    } else if replicated && !net_changed.is_empty() {
         steps.push(Step::Reconnect {
             changed: net_changed,
         });
@@ -194,6 +221,12 @@ pub async fn apply(
                     .peer_link()
                     .ok_or("the resource has no connection")?;
                 link.connect();
+            }
+            Step::SyncAlgs { .. } => {
+                let link = resource
+                    .peer_link()
+                    .ok_or("the resource has no connection")?;
+                link.change_sync_algs(peer_config(file, node)?).await?;
             }
             Step::DiskOptions { changed } => {
                 if let Some(link) = resource.peer_link() {
@@ -279,6 +312,25 @@ mod tests {
             err.contains("backing disk changed") && err.contains("down"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn changed_digest_algorithms_are_sent_while_connected() {
+        let old = config("verify-alg md5;", "", "/a.img");
+        let new = config("verify-alg sha1; csums-alg crc32c;", "", "/a.img");
+        let connected = state(DiskState::UpToDate, ConnState::SyncSource);
+        assert_eq!(
+            plan(Some(&old), Some(&connected), &new, "alice"),
+            Ok(vec![Step::SyncAlgs {
+                changed: vec!["csums-alg".into(), "verify-alg".into()]
+            }])
+        );
+        let unconnected = state(DiskState::UpToDate, ConnState::WFConnection);
+        let steps = plan(Some(&old), Some(&unconnected), &new, "alice").unwrap();
+        assert!(matches!(&steps[..], [Step::Reconnect { .. }]), "{steps:?}");
+        let more = config("verify-alg sha1; protocol A;", "", "/a.img");
+        let steps = plan(Some(&old), Some(&connected), &more, "alice").unwrap();
+        assert!(matches!(&steps[..], [Step::Reconnect { .. }]), "{steps:?}");
     }
 
     #[test]

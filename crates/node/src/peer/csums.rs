@@ -22,9 +22,10 @@ use super::read_request;
 use super::session::Ctx;
 
 /// The configured `csums-alg`, if rdbd supports it.
+/// Reads the settings in force: `csums-alg` may have been adopted from the peer.
 pub(super) fn csums_alg(ctx: &Ctx) -> Option<DigestAlg> {
-    ctx.cfg
-        .settings
+    ctx.link
+        .settings_now(&ctx.cfg.settings)
         .csums_alg
         .as_deref()
         .and_then(|a| DigestAlg::parse(a).ok())

@@ -27,6 +27,7 @@ mod resync;
 mod session;
 mod source_throttle;
 mod sync_admin;
+mod sync_params;
 mod verify;
 
 pub use sync_admin::sync_admin;
@@ -91,6 +92,8 @@ enum Command {
     ),
     /// Changed disk options (`adjust`): applied to a running resync now.
     DiskOptions(Box<PeerConfig>),
+    /// Changed csums-alg / verify-alg while connected (`adjust`; see [`sync_params`]).
+    SyncAlgs(Box<PeerConfig>, oneshot::Sender<Result<(), String>>),
 }
 
 type Waiter = oneshot::Sender<PeerOutcome>;

@@ -40,6 +40,7 @@ mod ctx;
 mod fence_disconnect;
 mod grow;
 mod lifecycle;
+mod peer_params;
 mod sync;
 mod verify;
 
@@ -485,6 +486,10 @@ impl<'a> Session<'a> {
             last_bitmap_write: started,
         };
         let features = report.agreed_features;
+        if let Err(end) = session.adopt_peer_sync_params(&report.sync) {
+            session.flush_data().await;
+            return end;
+        }
         if let Err(end) = session.on_peer_state(report.state).await {
             session.flush_data().await;
             return end;
@@ -582,6 +587,10 @@ impl<'a> Session<'a> {
             }
             Some(Command::DiskOptions(cfg)) => {
                 self.apply_disk_options(&cfg);
+                Ok(())
+            }
+            Some(Command::SyncAlgs(cfg, tx)) => {
+                let _ = tx.send(self.change_sync_algs(&cfg));
                 Ok(())
             }
             Some(other @ Command::Reconfigure(..)) => {
@@ -828,7 +837,10 @@ impl<'a> Session<'a> {
                 ctx.peer_uuids(&u);
             }
             Packet::Sizes(s) => self.on_sizes(s).await,
-            Packet::SyncParam89(s) => self.peer.sync = s,
+            Packet::SyncParam89(s) => {
+                self.adopt_peer_sync_params(&s)?;
+                self.peer.sync = s;
+            }
             Packet::StateChgReq(req) => {
                 let ours = convert_request(req);
                 if self.on_verify_request(&ours) {

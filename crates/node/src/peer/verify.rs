@@ -255,10 +255,11 @@ pub(super) fn app_io_in_flight(ctx: &Ctx) -> bool {
     ctx.resource.io.app_pending.load(Relaxed) > 0
 }
 
-/// The verify algorithm of the settings. `None` when not set or not supported.
+/// The verify algorithm of the settings in force (it may have been adopted from the
+/// peer). `None` when not set or not supported.
 pub(super) fn verify_alg(ctx: &Ctx) -> Option<DigestAlg> {
-    ctx.cfg
-        .settings
+    ctx.link
+        .settings_now(&ctx.cfg.settings)
         .verify_alg
         .as_deref()
         .and_then(|a| DigestAlg::parse(a).ok())
@@ -307,6 +308,11 @@ pub(crate) struct VerifySource {
 }
 
 impl VerifySource {
+    /// New rate options (`adjust`, or adopted from the peer): the controller goes on with them.
+    pub(crate) fn set_rate_config(&mut self, cfg: rdbd_replicator::resync::rate::RateConfig) {
+        self.rate.set_config(cfg);
+    }
+
     /// Verify from `start_sector` (rounded down to a block; the last block when past the end).
     pub(crate) fn new(
         ctx: &Ctx,
@@ -318,7 +324,7 @@ impl VerifySource {
         let bits = capacity_sectors.div_ceil(SECTORS_PER_BLOCK).max(1);
         let start_bit = (start_sector / SECTORS_PER_BLOCK).min(bits - 1);
         let total_blocks = bits - start_bit;
-        let mut rate = RateController::new(rate_config(&ctx.cfg.settings));
+        let mut rate = RateController::new(rate_config(&ctx.link.settings_now(&ctx.cfg.settings)));
         rate.reset();
         let started = Instant::now();
         VerifySource {

@@ -128,9 +128,9 @@ impl Session<'_> {
 
     /// Changed disk options (`adjust`): a running resync's controller takes them now.
     pub(super) fn apply_disk_options(&mut self, cfg: &PeerConfig) {
-        if let SyncPhase::Target(pump) = &mut self.sync {
-            pump.set_rate_config(crate::peer::resync::rate_config(&cfg.settings));
-        }
+        self.retune_running_sync(&cfg.settings);
+        // drbd_adm_disk_opts: a connected node sends its new parameters; the peer adopts them.
+        self.send_sync_params(&cfg.settings);
         tracing::info!(resource = %self.ctx.name(), resync_rate_kib = cfg.settings.resync_rate_kib, c_plan_ahead = cfg.settings.c_plan_ahead, "disk options changed by adjust");
     }
 
