@@ -66,26 +66,13 @@ impl Session<'_> {
     ) -> PeerStateAction {
         let ctx = self.ctx;
         // The Secondary of a diskless Primary too: it receives the Primary's writes.
-        if peer_disk != before.peer_disk && before.cstate >= ConnState::Connected {
-            let loss = sh::PeerLoss {
-                old_peer_disk: before.peer_disk,
-                new_peer_disk: peer_disk,
-                role: before.role,
-                peer_role: self.peer.state.role,
-                disk: before.disk,
-                suspended: false,
-            };
-            let random = rand::random::<u64>() & !1;
-            let mut g = ctx.resource.generations();
-            if sh::new_current_on_peer_loss(&mut g, &loss, random) == sh::PeerLossAction::NewCurrent
-            {
-                ctx.persist(move |now| *now = g).await;
-                tracing::info!(resource = %ctx.name(), current = format!("{:016X}", g.current), "new current identifier: the peer's disk is gone");
-                self.send_data(Packet::Uuids(ctx.our_uuids()));
-            }
-            if peer_disk == DiskState::Diskless {
-                tracing::info!(resource = %ctx.name(), "pdsk( {} -> Diskless ): writes are tracked in the bitmap", before.peer_disk);
-            }
+        // A new generation when the peer's disk went away is the state machine's (after
+        // the change the caller recorded; it sends P_UUIDS through the session).
+        if peer_disk != before.peer_disk
+            && before.cstate >= ConnState::Connected
+            && peer_disk == DiskState::Diskless
+        {
+            tracing::info!(resource = %ctx.name(), "pdsk( {} -> Diskless ): writes are tracked in the bitmap", before.peer_disk);
         }
         // The peer attached its disk while connected (its P_STATE says Negotiating; the
         // caller already took the real disk state from the UUID flags).
