@@ -23,6 +23,10 @@ use crate::meta::{MetaIoError, ResourceMeta};
 use rdbd_replicator::generation::Generations;
 use rdbd_replicator::state::{Event, Request};
 
+/// How long `secondary` waits for NBD clients that are disconnecting before it refuses
+/// with "held open".
+const LEAVING_CLIENT_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// A request failed on the local disk or its meta-data.
 #[derive(Debug, thiserror::Error)]
 pub enum ResourceIoError {
@@ -459,10 +463,25 @@ impl Resource {
         Ok(())
     }
 
+    /// The state, after waiting (at most [`LEAVING_CLIENT_GRACE`]) for open clients to
+    /// close. In DRBD the last `close()` of the device has returned before `secondary`
+    /// runs; an NBD client that has just exited is only noticed when its socket's end
+    /// reaches the server and its requests have drained, a moment later.
+    async fn state_once_leaving_clients_closed(&self) -> ResourceState {
+        let deadline = tokio::time::Instant::now() + LEAVING_CLIENT_GRACE;
+        loop {
+            let st = self.state();
+            if st.open_clients == 0 || tokio::time::Instant::now() >= deadline {
+                return st;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     async fn demote_draining(&self, drain: bool) -> Result<(), StateError> {
         let _serial = self.role_change.lock().await;
         {
-            let st = self.state();
+            let st = self.state_once_leaving_clients_closed().await;
             if st.open_clients > 0 {
                 return Err(StateError::HeldOpen(st.open_clients));
             }
