@@ -270,10 +270,11 @@ fn dirty_blocks_only(p: &mut KernelPair) {
     p.assert_areas_equal(&what);
 }
 
-/// Rewrites rdbd's configuration with a static resync rate (`100M` is the default). It paces
-/// both directions: rdbd as SyncTarget by itself, the kernel as SyncTarget because DRBD 8.4
-/// adopts the peer's P_SYNC_PARAM (receive_SyncParam) at every connect.
-fn set_rdbd_rate(p: &KernelPair, rate: &str) {
+/// Sets a static resync rate (`100M` is the default) on both sides: rdbd's configuration (taken
+/// by the next `adjust`) and the guest's `drbdsetup disk-options`. Both are needed: DRBD 8.4
+/// adopts the peer's P_SYNC_PARAM (receive_SyncParam) at every connect, and so does rdbd, so
+/// each SyncTarget paces at the rate its peer sent.
+fn set_rate(p: &mut KernelPair, rate: &str) {
     let disk = if rate == "100M" {
         DEFAULT_DISK_OPTIONS.to_string()
     } else {
@@ -281,6 +282,9 @@ fn set_rdbd_rate(p: &KernelPair, rate: &str) {
     };
     p.rdbd
         .write_config_with_disk(p.protocol, Auth::None, RDBD_NET, &disk);
+    p.g(&format!(
+        "kp_run drbdsetup disk-options 0 --c-plan-ahead=0 --resync-rate={rate}"
+    ));
 }
 
 /// A 16 MiB resync cut at about half (rdbd Primary: rdbd disconnects; kernel Primary: rdbd, the
@@ -289,7 +293,7 @@ fn interrupted_resync(p: &mut KernelPair) {
     let what = format!("{}: interrupted resync", p.direction.name());
     let resyncs_before = resync_counts(p);
     cut(p);
-    set_rdbd_rate(p, SLOW_RATE);
+    set_rate(p, SLOW_RATE);
     let writes: Vec<(u64, u64)> = (0..16)
         .map(|i| (INTERRUPT_AT + i * (1 << 20), 1 << 20))
         .collect();
@@ -333,7 +337,7 @@ fn interrupted_resync(p: &mut KernelPair) {
         Direction::RdbdPrimary => oos_kib(&p.rdbd.wait_status(&p.vm, "cs:StandAlone", 30)),
         Direction::KernelPrimary => kernel_oos,
     };
-    set_rdbd_rate(p, "100M");
+    set_rate(p, "100M");
     let nr_before = target_nr(p);
     // rdbd Primary: connects; kernel Primary: brings rdbd up.
     p.rdbd.node.adm_ok(&["adjust", "r0"]);

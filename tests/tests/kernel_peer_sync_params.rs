@@ -6,7 +6,8 @@
 //!   4096`); the next resync, kernel SyncSource, rdbd SyncTarget, is paced by rdbd at that
 //!   rate (`want: 4,096`) although rdbd's own file says 100M;
 //! - the guest's `drbdsetup net-options ... --verify-alg=sha224` (the kernel has sha224,
-//!   rdbd does not) is refused by rdbd as DRBD refuses an algorithm it cannot allocate:
+//!   rdbd does not) sends P_PROTOCOL_UPDATE (unchanged protocol: rdbd takes it) and then
+//!   P_SYNC_PARAM89, which rdbd refuses as DRBD refuses an algorithm it cannot allocate:
 //!   `Can not allocate "sha224" as verify-alg (reason: -2)`, and the connection goes
 //!   StandAlone.
 //!

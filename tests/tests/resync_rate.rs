@@ -3,9 +3,9 @@
 //! not limited fails them); they are not performance measurements.
 //!
 //! - `c-plan-ahead 0; resync-rate 10M`: the SyncTarget's progress line reports
-//!   `want: 10,240`, no `speed:` value far above 10 MiB/s, and the sync's average speed
-//!   (`oos:` against the test's clock, fitted between 10 % and 90 % done) is within 10 %
-//!   of 10 MiB/s;
+//!   `want: 10,240`; the sync's average speed (`oos:` against the test's clock, fitted
+//!   between 10 % and 90 % done) is at most 10 % above 10 MiB/s and the median `speed:`
+//!   reading at most 10 % below (robust to a stall of a loaded machine);
 //! - the dynamic controller with `c-plan-ahead 10; c-fill-target 1M; c-max-rate 16M`:
 //!   `speed:` and `want:` stay at or below c-max-rate, and the sync completes;
 //! - c-min-rate on the SyncSource: application reads on the (Primary) SyncSource, which
@@ -114,6 +114,21 @@ fn fitted_speed_kib(samples: &[Sample], total_kib: u64) -> Option<f64> {
     (variance > 0.0).then(|| -covariance / variance)
 }
 
+/// The `speed:` readings after the first 2 s (the figure needs a second of history),
+/// one per rewrite of the status file (the 50 ms polling sees each several times).
+fn speed_readings_kib(samples: &[Sample]) -> Vec<u64> {
+    let mut readings = Vec::new();
+    let mut last = None;
+    for s in samples.iter().filter(|s| s.at >= Duration::from_secs(2)) {
+        let key = (s.left_kib, s.speed_kib);
+        if last != Some(key) && s.speed_kib > 0 {
+            readings.push(s.speed_kib);
+        }
+        last = Some(key);
+    }
+    readings
+}
+
 fn median(mut v: Vec<u64>) -> u64 {
     v.sort_unstable();
     v.get(v.len() / 2).copied().unwrap_or(0)
@@ -138,51 +153,49 @@ fn static_resync_rate_limits_the_full_sync_and_is_reported() {
     let (samples, took) = full_sync_samples(&p, Duration::from_secs(40));
     wait_line(&p.a, CONNECTED_A, 10);
     let rate_kib = 10_240u64;
-    let moving: Vec<Sample> = samples
-        .iter()
-        .copied()
-        .filter(|s| s.speed_kib > 0)
-        .collect();
-    // After the first seconds (the speed figure needs a second of history).
-    let settled = moving.iter().filter(|s| s.at >= Duration::from_secs(2));
-    let typical = median(settled.map(|s| s.speed_kib).collect());
     let total_kib = samples
         .iter()
         .find_map(|s| s.left_kib)
         .expect("a progress line with oos:");
+    // Above: the average over 10..90 % done (a loaded machine only slows it down, so it
+    // passing is no luck). Below: the median `speed:` reading, which one stall of the
+    // machine moves by one reading, not by the stall's share of the whole time.
     let average = fitted_speed_kib(&samples, total_kib);
+    let readings = speed_readings_kib(&samples);
+    let typical = median(readings.clone());
     eprintln!(
-        "resync-rate 10M: {total_kib} KiB in {took:?}, average (10-90 %) {average:?} KiB/s, median speed: {typical} KiB/s"
+        "resync-rate 10M: {total_kib} KiB in {took:?}; average (10-90 %) {average:?} KiB/s; speed: readings {readings:?}, median {typical} KiB/s"
     );
     let figures = format!(
-        "average {average:?} KiB/s between 10 % and 90 % done, {total_kib} KiB in {took:?}, median speed: {typical} KiB/s; samples {samples:?}"
+        "average {average:?} KiB/s between 10 % and 90 % done, {total_kib} KiB in {took:?}, speed: readings {readings:?} (median {typical}); samples {samples:?}"
     );
     let average = average.unwrap_or_else(|| panic!("too few progress lines: {figures}"));
+    assert!(
+        readings.len() >= 3,
+        "too few progress lines with a speed: {figures}"
+    );
     assert!(
         average.round() as u64 <= rate_kib * 11 / 10,
         "the resync ran above resync-rate 10M (+10 %): {figures}"
     );
     assert!(
-        average.round() as u64 >= rate_kib * 9 / 10,
+        typical >= rate_kib * 9 / 10,
         "the resync ran below resync-rate 10M (-10 %): {figures}"
-    );
-    assert!(
-        moving.len() >= 4,
-        "too few progress lines with a speed: {samples:?}"
     );
     for s in &samples {
         let want = s.want_kib.expect("the SyncTarget's line shows want:");
         assert!(
             want.abs_diff(rate_kib) <= rate_kib / 10,
-            "want: {want} K/sec is not resync-rate 10M: {samples:?}"
+            "want: {want} K/sec is not resync-rate 10M: {figures}"
         );
     }
-    // One `speed:` figure covers 1 to 1.2 s of 100 ms steps: it may read a step high.
-    for s in &moving {
+    // A `speed:` reading covers 1 to 1.2 s of 100 ms steps, and the steps missed in a
+    // stall of the machine are caught up: none is far above, though (unlimited is
+    // several times faster).
+    for &speed in &readings {
         assert!(
-            s.speed_kib <= rate_kib * 6 / 5,
-            "speed: {} K/sec is above resync-rate 10M (+20 %): {samples:?}",
-            s.speed_kib
+            speed <= rate_kib * 3 / 2,
+            "speed: {speed} K/sec is far above resync-rate 10M: {figures}"
         );
     }
     p.a.adm_ok(&["down", "r0"]);

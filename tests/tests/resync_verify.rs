@@ -549,7 +549,14 @@ fn verify_cut_by_a_disconnect_logs_where_it_got_and_the_next_one_resumes_there()
     wait_line(&p.a, CONNECTED_A, 30);
     wait_line(&p.b, CONNECTED_B, 30);
     let resumed_at = Instant::now();
-    p.a.adm_ok(&["verify", "r0"]);
+    let out = p.a.adm_run(&["verify", "r0"]);
+    assert!(
+        out.status.success(),
+        "verify after the reconnect: {}\nalice:\n{}\nbob:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        node_log(&p.a),
+        node_log(&p.b)
+    );
     let (_, log) = wait_verify(&p.a, "the resumed verify done", |_, log| {
         count(log, "Online verify done") >= 1
     });

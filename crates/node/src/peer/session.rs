@@ -837,6 +837,7 @@ impl<'a> Session<'a> {
                 ctx.peer_uuids(&u);
             }
             Packet::Sizes(s) => self.on_sizes(s).await,
+            Packet::ProtocolUpdate(p) => self.on_protocol_update(p)?,
             Packet::SyncParam89(s) => {
                 self.adopt_peer_sync_params(&s)?;
                 self.peer.sync = s;

@@ -3,7 +3,7 @@
 //! `adjust` changes them while connected.
 
 use rdbd_types::DiskState;
-use rdbd_wire::{Packet, SyncParams};
+use rdbd_wire::{Packet, ProtocolParams, SyncParams};
 
 use super::{End, Session, SyncPhase};
 use crate::peer::resync::rate_config;
@@ -62,6 +62,50 @@ impl Session<'_> {
             SyncPhase::VerifyS(source) => source.set_rate_config(rate_config(settings)),
             _ => {}
         }
+    }
+
+    /// `P_PROTOCOL_UPDATE` (DRBD sends it before its P_SYNC_PARAM89 on every `net-options`
+    /// while connected; drbd_receiver.c `receive_protocol`). Taken when it keeps what the
+    /// handshake agreed (the usual case: other net options changed); a changed protocol,
+    /// after-sb policy or allow-two-primaries, or a data-integrity-alg, which rdbd cannot
+    /// take while connected, drops the connection with that reason.
+    pub(super) fn on_protocol_update(&mut self, p: ProtocolParams) -> Result<(), End> {
+        let ctx = self.ctx;
+        if !p.integrity_alg.is_empty() {
+            let line = format!("peer data-integrity-alg {} not supported", p.integrity_alg);
+            tracing::error!(resource = %ctx.name(), "{line}");
+            return Err(End::Dropped(line));
+        }
+        let was = &self.peer.protocol;
+        let mut changed = Vec::new();
+        if p.protocol != was.protocol {
+            changed.push(format!("protocol {} -> {}", was.protocol, p.protocol));
+        }
+        for (name, old, new) in [
+            ("after-sb-0pri", was.after_sb_0p, p.after_sb_0p),
+            ("after-sb-1pri", was.after_sb_1p, p.after_sb_1p),
+            ("after-sb-2pri", was.after_sb_2p, p.after_sb_2p),
+        ] {
+            if old != new {
+                changed.push(format!("{name} {old} -> {new}"));
+            }
+        }
+        if p.two_primaries != was.two_primaries {
+            changed.push(format!(
+                "allow-two-primaries {} -> {}",
+                was.two_primaries, p.two_primaries
+            ));
+        }
+        if !changed.is_empty() {
+            let reason = format!(
+                "the peer changed {} while connected (P_PROTOCOL_UPDATE); rdbd takes these only at connect",
+                changed.join(", ")
+            );
+            tracing::error!(resource = %ctx.name(), "{reason}");
+            return Err(End::Dropped(reason));
+        }
+        self.peer.protocol = p;
+        Ok(())
     }
 
     /// `drbd_send_sync_param`: our settings in force, to the peer (which adopts them).
