@@ -14,6 +14,10 @@ use rdbd_wire::{Decoder, Frame, HeaderKind, Packet};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+/// How long a complete pair of sockets must stay alive, with nothing more arriving from
+/// the peer, before it counts as established.
+const SETTLE_CHECK: Duration = Duration::from_millis(100);
+
 /// The two sockets of an established connection.
 #[derive(Debug)]
 pub struct Sockets {
@@ -93,19 +97,18 @@ pub async fn establish(listener: &TcpListener, local: SocketAddr, peer: SocketAd
                 }
             }
         }
-        if let (Some(d), Some(m)) = (&data, &meta) {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            if socket_okay(d).await && socket_okay(m).await {
-                break;
-            }
-            tracing::debug!("a socket of the new connection died during the check; starting over");
-            data = None;
-            meta = None;
-            continue;
-        }
-        // The peer's attempt.
-        let wait = Duration::from_millis(200 + u64::from(rand::random::<u8>()) * 2);
+        // The peer's attempt: waited for while we miss a socket; while we have both, the
+        // settle check's window (a socket of the peer's in our listen queue means that it
+        // opened one of the pair as well: a crossing, not an established pair).
+        let complete = data.is_some() && meta.is_some();
+        let wait = if complete {
+            SETTLE_CHECK
+        } else {
+            Duration::from_millis(200 + u64::from(rand::random::<u8>()) * 2)
+        };
+        let mut accepted_one = false;
         if let Ok(Ok((mut s, from))) = tokio::time::timeout(wait, listener.accept()).await {
+            accepted_one = true;
             let first = receive_first(&mut s, Duration::from_secs(2)).await;
             if first.is_some() && !socket_okay(&s).await {
                 // A stale attempt from the listen queue: the peer gave it up already.
@@ -135,13 +138,27 @@ pub async fn establish(listener: &TcpListener, local: SocketAddr, peer: SocketAd
             }
         }
         if let (Some(d), Some(m)) = (&data, &meta) {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            if socket_okay(d).await && socket_okay(m).await {
-                break;
+            if complete && !accepted_one {
+                // Nothing arrived during the settle check.
+                if socket_okay(d).await && socket_okay(m).await {
+                    break;
+                }
+                tracing::debug!(
+                    "a socket of the new connection died during the check; starting over"
+                );
+                data = None;
+                meta = None;
+                continue;
             }
-            data = None;
-            meta = None;
-            continue;
+            if !complete {
+                // Completed by the peer's socket: check it settles (next round).
+                continue;
+            }
+            // A socket arrived during the check and replaced one of ours: check again.
+            if !(socket_okay(d).await && socket_okay(m).await) {
+                data = None;
+                meta = None;
+            }
         }
         if randomize && rand::random::<bool>() {
             skip_connect = true;
