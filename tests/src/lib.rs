@@ -8,6 +8,7 @@
 //! - [`kernel_peer`]: a real kernel DRBD 8.4.11 peer in qemu and an rdbd node paired with it.
 //! - [`ha`]: helpers of the HA tests (process reapers, rdbd-ha configuration, the OCF
 //!   agent run as Pacemaker runs it).
+//! - [`resync_speed`]: a running resync's speed from the SyncTarget's status file.
 //! - [`split_brain`]: a split brain made on purpose (both Primary while apart, both
 //!   write) and a handler script that records its calls.
 //! - [`tools`]: running external tools (nbdinfo, nbdcopy, qemu-io, fio, ...) with
@@ -23,5 +24,6 @@ pub mod kernel_peer;
 pub mod netns;
 pub mod node;
 pub mod pair;
+pub mod resync_speed;
 pub mod split_brain;
 pub mod tools;

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use rdbd_tests::node::Node;
 use rdbd_tests::pair::{node_log, wait_line, wait_log, Pair, PairOptions, DATA_BYTES};
+use rdbd_tests::resync_speed::{fitted_speed_kib, median, sample, speed_readings_kib, Sample};
 use rdbd_tests::tools::{number_after, require, run_ok, sha256_prefix};
 
 /// A long ping-timeout: a loaded test machine must not drop the connection mid-test.
@@ -151,24 +152,6 @@ fn sigkill_of_the_primary_resyncs_the_hot_extents_of_its_activity_log() {
 /// Backing-file size of the rate test: 8 s at 40 MiB/s.
 const RATE_SIZE_MIB: u64 = 320;
 
-/// One progress line of the SyncTarget: when, `speed:` (KiB/s) and the KiB still out
-/// of sync (`oos:`).
-#[derive(Debug, Clone, Copy)]
-struct Sample {
-    at: Duration,
-    speed_kib: u64,
-    left_kib: Option<u64>,
-}
-
-fn sample(text: &str, at: Duration) -> Option<Sample> {
-    let line = text.lines().find(|l| l.contains("finish:"))?;
-    Some(Sample {
-        at,
-        speed_kib: number_after(line, "speed:")?,
-        left_kib: number_after(text, "oos:"),
-    })
-}
-
 /// A fresh 320 MiB pair with `disk`; up, `primary --force` on alice, samples bob's
 /// progress every 50 ms until both are UpToDate. Returns the samples and the time
 /// bob spent as SyncTarget.
@@ -217,60 +200,6 @@ fn full_sync(disk: &str) -> (Vec<Sample>, Duration) {
         "the data areas differ after the full sync with {disk}"
     );
     (samples, took)
-}
-
-/// The average resync speed (KiB/s) while between 10 % and 90 % of `total_kib` is done:
-/// a least-squares line through `oos:` against the test's clock, taken at each sample
-/// where `oos:` changed (the status file is rewritten about once a second; the 50 ms
-/// polling dates each rewrite to within 50 ms). Leaves out the start (connection,
-/// bitmap exchange) and the end (the last requests, the final state change), which the
-/// time from the first progress line to done would blur by up to a second each.
-fn fitted_speed_kib(samples: &[Sample], total_kib: u64) -> Option<f64> {
-    let mut points: Vec<(f64, f64)> = Vec::new();
-    let mut last_left = None;
-    for s in samples {
-        let Some(left) = s.left_kib else { continue };
-        if last_left == Some(left) {
-            continue;
-        }
-        last_left = Some(left);
-        let done = total_kib.saturating_sub(left);
-        if done >= total_kib / 10 && done <= total_kib * 9 / 10 {
-            points.push((s.at.as_secs_f64(), left as f64));
-        }
-    }
-    if points.len() < 3 {
-        return None;
-    }
-    let n = points.len() as f64;
-    let mean_t = points.iter().map(|p| p.0).sum::<f64>() / n;
-    let mean_left = points.iter().map(|p| p.1).sum::<f64>() / n;
-    let covariance: f64 = points
-        .iter()
-        .map(|p| (p.0 - mean_t) * (p.1 - mean_left))
-        .sum();
-    let variance: f64 = points.iter().map(|p| (p.0 - mean_t).powi(2)).sum();
-    (variance > 0.0).then(|| -covariance / variance)
-}
-
-/// The `speed:` readings after the first 2 s (the figure needs a second of history),
-/// one per rewrite of the status file (the 50 ms polling sees each several times).
-fn speed_readings_kib(samples: &[Sample]) -> Vec<u64> {
-    let mut readings = Vec::new();
-    let mut last = None;
-    for s in samples.iter().filter(|s| s.at >= Duration::from_secs(2)) {
-        let key = (s.left_kib, s.speed_kib);
-        if last != Some(key) && s.speed_kib > 0 {
-            readings.push(s.speed_kib);
-        }
-        last = Some(key);
-    }
-    readings
-}
-
-fn median(mut v: Vec<u64>) -> u64 {
-    v.sort_unstable();
-    v.get(v.len() / 2).copied().unwrap_or(0)
 }
 
 #[test]
