@@ -18,13 +18,18 @@
 # whole time bob is SyncTarget. A limited rate is reported as a ratio of its limit, the
 # unlimited one as a ratio of min(disk, loopback).
 #
-#   benches/resync-bench.sh [--size SIZE] [--max-buffers N]
+# `--unlimited-only` runs the unlimited row with --max-buffers alone (for a large --size, where the limited
+# rows would take minutes).
+#
+#   benches/resync-bench.sh [--size SIZE] [--max-buffers N] [--unlimited-only]
 disk_size=256M
 max_buffers=32768
+unlimited_only=false
 while [ $# -gt 0 ]; do
   case "$1" in
     --size) disk_size=$2; shift 2 ;;
     --max-buffers) max_buffers=$2; shift 2 ;;
+    --unlimited-only) unlimited_only=true; shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -155,7 +160,9 @@ printf 'disk: write %s MiB/s, read %s MiB/s alone; read %s + write %s MiB/s toge
   "$disk_write" "$disk_read" "$copy_read" "$copy_write"
 printf 'loopback TCP: %s MiB/s\n' "$loopback"
 printf '%-12s %12s %12s %14s %8s %18s\n' resync-rate max-buffers "MiB/s (fit)" "MiB/s (whole)" seconds ratio
-for row in "4G 2048" "4G $max_buffers" "40M 2048" "10M 2048"; do
+rows=("4G 2048" "4G $max_buffers" "40M 2048" "10M 2048")
+$unlimited_only && rows=("4G $max_buffers")
+for row in "${rows[@]}"; do
   read -r rate mb <<<"$row"
   read -r fitted whole took <<<"$(full_sync "$rate" "$mb")"
   python3 - "$rate" "$mb" "$fitted" "$whole" "$took" "$copy_read" "$copy_write" "$loopback" <<'PY'

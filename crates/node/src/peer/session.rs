@@ -1,6 +1,6 @@
 //! The connection manager and one connection's session.
 //!
-//! [`manage`] loops: WFConnection (listen + connect), WFReportParams (the handshake of
+//! [`manage`] (`connection_loop`) loops: WFConnection (listen + connect), WFReportParams (the handshake of
 //! `rdbd_replicator::handshake`), then the session until the connection ends; then the
 //! cleanup every lost connection needs, and again. A refused handshake (wrong secret,
 //! incompatible settings, a peer too small, split brain) is logged with its reason and
@@ -35,14 +35,18 @@ use super::resync::{serve, Progress, TargetPump};
 use super::{Command, PeerConfig, PeerLink};
 use crate::resource::Resource;
 
+mod connection_loop;
 mod core_events;
 mod ctx;
+mod dispatch;
 mod fence_disconnect;
 mod grow;
 mod lifecycle;
 mod peer_params;
 mod sync;
 mod verify;
+
+pub(crate) use connection_loop::manage;
 
 /// What a session works with.
 #[derive(Clone)]
@@ -92,171 +96,6 @@ enum End {
     Disconnect(oneshot::Sender<()>),
     /// `down`.
     Shutdown(oneshot::Sender<()>),
-}
-
-fn bind(ctx: &Ctx) -> std::io::Result<TcpListener> {
-    let sock = if ctx.cfg.local.is_ipv4() {
-        tokio::net::TcpSocket::new_v4()
-    } else {
-        tokio::net::TcpSocket::new_v6()
-    }?;
-    sock.set_reuseaddr(true)?;
-    sock.bind(ctx.cfg.local)?;
-    sock.listen(16)
-}
-
-/// Waits `connect-int` while answering commands. `Some(true)`: shut down; `Some(false)`:
-/// stop waiting (disconnect); `None`: the time is up.
-async fn wait_connect_int(
-    ctx: &Ctx,
-    commands: &mut mpsc::UnboundedReceiver<Command>,
-    want: &mut bool,
-) -> Option<bool> {
-    let wait = tokio::time::sleep(Duration::from_secs(u64::from(
-        ctx.cfg.settings.connect_int_s.max(1),
-    )));
-    tokio::pin!(wait);
-    loop {
-        tokio::select! {
-            _ = &mut wait => return None,
-            cmd = commands.recv() => if let Some(stop) = idle_command(cmd, want) {
-                return Some(stop);
-            },
-        }
-    }
-}
-
-/// Answers a command while not connected. Returns `Some` when the manager must stop
-/// trying (`Some(true)`: shut down).
-fn idle_command(cmd: Option<Command>, want: &mut bool) -> Option<bool> {
-    match cmd {
-        None => Some(true),
-        Some(Command::Connect) => {
-            *want = true;
-            None
-        }
-        Some(Command::Disconnect(tx)) => {
-            *want = false;
-            let _ = tx.send(());
-            Some(false)
-        }
-        Some(Command::Shutdown(tx)) => {
-            let _ = tx.send(());
-            Some(true)
-        }
-        Some(Command::RequestRole(_, tx)) => {
-            let _ = tx.send(Ok(()));
-            None
-        }
-        Some(Command::StateChanged) => None,
-        Some(Command::Sync(c, tx)) => {
-            verify::answer_idle(c, tx);
-            None
-        }
-        Some(other) => {
-            lifecycle::answer_not_now(other, "the resource is not connected");
-            None
-        }
-    }
-}
-
-/// The connection manager of one resource.
-pub(crate) async fn manage(mut ctx: Ctx, mut commands: mpsc::UnboundedReceiver<Command>) {
-    let mut want = true;
-    let mut listener: Option<TcpListener> = None;
-    loop {
-        if let Some(cfg) = ctx.link.take_next_cfg() {
-            ctx.cfg = cfg;
-        }
-        if !want {
-            drop(listener.take());
-            ctx.standalone();
-            let cmd = match commands.recv().await {
-                Some(Command::Reconfigure(cfg, tx)) => {
-                    lifecycle::reconfigure(&mut ctx, *cfg, tx);
-                    continue;
-                }
-                other => other,
-            };
-            if idle_command(cmd, &mut want) == Some(true) {
-                return;
-            }
-            continue;
-        }
-        let l = match &listener {
-            Some(l) => l,
-            None => match bind(&ctx) {
-                Ok(l) => listener.insert(l),
-                Err(e) => {
-                    tracing::error!(resource = %ctx.name(), address = %ctx.cfg.local, error = %e, "cannot listen on the replication address; retrying in {} s", ctx.cfg.settings.connect_int_s);
-                    ctx.set_cstate(ConnState::Unconnected);
-                    if wait_connect_int(&ctx, &mut commands, &mut want).await == Some(true) {
-                        return;
-                    }
-                    continue;
-                }
-            },
-        };
-        ctx.connecting();
-        let socks = tokio::select! {
-            s = establish(l, ctx.cfg.local, ctx.cfg.peer) => s,
-            cmd = commands.recv() => {
-                if idle_command(cmd, &mut want) == Some(true) {
-                    return;
-                }
-                continue;
-            }
-        };
-        ctx.socket_up(socks.resolve_conflicts);
-        let end = Session::run(&ctx, socks, &mut commands).await;
-        // Not listening while not in WFConnection: the peer's attempts fail at once
-        // instead of waiting in our listen queue.
-        drop(listener.take());
-        let before = ctx.resource.state();
-        let fence = matches!(
-            end,
-            End::Lost(..) | End::Refused(_) | End::Dropped(_) | End::DisconnectUnconfirmed(_)
-        ) && crate::handlers::fence_peer::on_connection_lost(&ctx.resource, &before);
-        ctx.cleanup().await;
-        crate::handlers::after_connection_lost(&ctx.resource, &before);
-        if fence {
-            tokio::spawn(crate::handlers::fence_peer::fence(
-                Arc::clone(&ctx.resource),
-                Arc::clone(&ctx.changed),
-            ));
-        }
-        match end {
-            End::Lost(cs, reason) => {
-                tracing::warn!(resource = %ctx.name(), peer = %ctx.cfg.peer_name, "connection lost: {reason}");
-                ctx.connection_lost(cs);
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            End::Refused(reason) => {
-                tracing::error!(resource = %ctx.name(), peer = %ctx.cfg.peer_name, "connection refused: {reason}; retrying in {} s", ctx.cfg.settings.connect_int_s);
-                ctx.disconnecting();
-                ctx.set_cstate(ConnState::Unconnected);
-                if wait_connect_int(&ctx, &mut commands, &mut want).await == Some(true) {
-                    return;
-                }
-            }
-            End::Dropped(reason) => {
-                tracing::error!(resource = %ctx.name(), peer = %ctx.cfg.peer_name, "connection dropped: {reason}; StandAlone until 'rdbdadm connect'");
-                want = false;
-                ctx.disconnecting();
-            }
-            End::Disconnect(tx) | End::DisconnectUnconfirmed(tx) => {
-                tracing::info!(resource = %ctx.name(), "disconnected by request");
-                want = false;
-                ctx.disconnecting();
-                let _ = tx.send(());
-            }
-            End::Shutdown(tx) => {
-                ctx.set_cstate(ConnState::StandAlone);
-                let _ = tx.send(());
-                return;
-            }
-        }
-    }
 }
 
 /// Applies write and resync acks in the meta socket's reader task, like DRBD's ack
@@ -702,196 +541,6 @@ impl<'a> Session<'a> {
 
     fn protocol_error(&self, what: String) -> End {
         End::Lost(ConnState::ProtocolError, what)
-    }
-
-    async fn on_frame(&mut self, sock: Sock, packet: Packet) -> Result<(), End> {
-        let ctx = self.ctx;
-        if sock == Sock::Meta {
-            self.liveness.on_meta_received(now_ms(self.started));
-        }
-        let cs = ctx.resource.state().cstate;
-        match packet {
-            Packet::Ping => self.send_meta(Packet::PingAck),
-            Packet::PingAck => self.liveness.on_ping_ack(now_ms(self.started)),
-            Packet::RecvAck(a) => self.on_ack(AckKind::Recv, a.block_id),
-            Packet::WriteAck(a) => self.on_ack(AckKind::Write, a.block_id),
-            Packet::NegAck(a) => {
-                if a.block_id == ID_SYNCER {
-                    tracing::warn!(resource = %ctx.name(), sector = a.sector, "the peer failed to write resync data");
-                } else {
-                    tracing::warn!(resource = %ctx.name(), sector = a.sector, size = a.size_bytes, "the peer failed to write; blocks marked out of sync");
-                    self.on_ack(AckKind::Neg, a.block_id);
-                }
-            }
-            Packet::RsWriteAck(a) => {
-                if a.block_id == ID_SYNCER {
-                    ctx.resource
-                        .meta
-                        .set_in_sync(a.sector, u64::from(a.size_bytes) / 512);
-                } else {
-                    self.on_ack(AckKind::RsWrite, a.block_id);
-                }
-            }
-            // Reads of a diskless Primary (crate::peer::remote_read).
-            Packet::NegDReply(a) if ctx.link.complete_remote_read(a.block_id, None) => {}
-            Packet::DataReply(d) => {
-                if !ctx
-                    .link
-                    .complete_remote_read(d.header.block_id, Some(d.payload))
-                {
-                    tracing::warn!(resource = %ctx.name(), sector = d.header.sector, "a P_DATA_REPLY no read waits for");
-                }
-            }
-            Packet::DataRequest(r) => {
-                super::remote_read::serve_data_request(ctx, &self.data, &self.meta, r)
-            }
-            Packet::NegRsDReply(a) | Packet::NegDReply(a) => {
-                tracing::warn!(resource = %ctx.name(), sector = a.sector, "the peer could not read resync data; the blocks stay out of sync");
-                if let SyncPhase::Target(pump) = &mut self.sync {
-                    pump.on_reply(ctx, u64::from(a.size_bytes), false);
-                }
-            }
-            Packet::BarrierAck(b) => {
-                let failed = ctx
-                    .link
-                    .barrier_ack(b.barrier, b.set_size)
-                    .map_err(|e| self.protocol_error(e))?;
-                for (sector, size) in failed {
-                    ctx.resource
-                        .meta
-                        .set_out_of_sync(sector * 512, u64::from(size));
-                }
-            }
-            Packet::StateChgReply(r) => {
-                if self.pending_verify.is_some() {
-                    self.on_verify_reply(r.retcode);
-                } else if self.pending_invalidate.is_some() {
-                    self.on_invalidate_reply(r.retcode).await;
-                } else if let Some(tx) = self.pending_role.take() {
-                    let _ = tx.send(if r.is_success() {
-                        Ok(())
-                    } else {
-                        Err((r.retcode, peer_state::retcode_text(r.retcode).into()))
-                    });
-                }
-            }
-            Packet::ConnStChgReply(r) => self.on_conn_state_reply(r).await?,
-            Packet::Data(d) => {
-                if ctx.resource.state().role == Role::Primary {
-                    return Err(self.protocol_error("the peer sent application data while this node is Primary (dual-primary is not supported)".into()));
-                }
-                ctx.resource
-                    .io
-                    .net_received_bytes
-                    .fetch_add(d.payload.len() as u64, Ordering::Relaxed);
-                self.receiver.on_data(
-                    ctx,
-                    &self.meta,
-                    d.header,
-                    WriteKind::Data(d.payload),
-                    &self.events_tx,
-                );
-            }
-            Packet::Trim(t) => {
-                if ctx.resource.state().role == Role::Primary {
-                    return Err(self.protocol_error(
-                        "the peer sent a discard while this node is Primary".into(),
-                    ));
-                }
-                self.receiver.on_data(
-                    ctx,
-                    &self.meta,
-                    t.header,
-                    WriteKind::Zeroes(t.size_bytes),
-                    &self.events_tx,
-                );
-            }
-            Packet::Barrier(b) => self.receiver.on_barrier(ctx, b.barrier).await,
-            Packet::RsDataRequest(r) => {
-                if !matches!(cs, ConnState::SyncSource | ConnState::PausedSyncS) {
-                    return Err(self.protocol_error(format!("P_RS_DATA_REQUEST while {cs}")));
-                }
-                serve(ctx, &self.data, &self.meta, r);
-            }
-            Packet::RsDataReply(d) => {
-                if !matches!(self.sync, SyncPhase::Target(_)) {
-                    return Err(self.protocol_error(format!("P_RS_DATA_REPLY while {cs}")));
-                }
-                ctx.resource
-                    .io
-                    .net_received_bytes
-                    .fetch_add(d.payload.len() as u64, Ordering::Relaxed);
-                self.receiver
-                    .on_rs_reply(ctx, &self.meta, d.header, d.payload, &self.events_tx);
-            }
-            Packet::OutOfSync(d) => super::out_of_sync::on_out_of_sync(ctx, cs, d),
-            p @ (Packet::Bitmap(_) | Packet::CompressedBitmap(_)) => self.on_bitmap(&p).await?,
-            Packet::SyncUuid { uuid } => self.on_sync_uuid(uuid).await?,
-            Packet::State(s) => self.on_peer_state(s).await?,
-            Packet::Uuids(u) => {
-                if cs >= ConnState::Connected && (u.current & !1) != (self.peer.uuids.current & !1)
-                {
-                    self.consider_resync = true;
-                }
-                self.peer.uuids = u;
-                ctx.peer_uuids(&u);
-            }
-            Packet::Sizes(s) => self.on_sizes(s).await,
-            Packet::ProtocolUpdate(p) => self.on_protocol_update(p)?,
-            Packet::SyncParam89(s) => {
-                self.adopt_peer_sync_params(&s)?;
-                self.peer.sync = s;
-            }
-            Packet::StateChgReq(req) => {
-                let ours = convert_request(req);
-                if self.on_verify_request(&ours) {
-                    return Ok(());
-                }
-                if self.on_sync_request(&ours).await {
-                    return Ok(());
-                }
-                let rc = match ctx.peer_role_request(&ours) {
-                    Some(rc) => rc,
-                    None => check_request(&ours, ctx.resource.state().role, false),
-                };
-                if rc < 1 {
-                    tracing::warn!(resource = %ctx.name(), "refused the peer's state change: {}", peer_state::retcode_text(rc));
-                } else if ours.mask.get(StateField::Peer) != 0 {
-                    if let Some(role) = rdbd_wire::state::role_from(ours.val.get(StateField::Peer))
-                    {
-                        ctx.update(|st| st.peer_role = role);
-                    }
-                }
-                self.send_meta(Packet::StateChgReply(StateChangeReply { retcode: rc }));
-            }
-            Packet::ConnStChgReq(req) => {
-                let (retcode, outdated) = self.outdate_on_peer_request(req).await;
-                self.send_meta(Packet::ConnStChgReply(StateChangeReply { retcode }));
-                // Outdated on request: the requester closes once it has our reply.
-                if !outdated
-                    && req.mask.get(StateField::Conn) != 0
-                    && req.val.get(StateField::Conn) == ConnState::Disconnecting as u32
-                {
-                    return Err(End::Lost(
-                        ConnState::TearDown,
-                        "the peer disconnected".into(),
-                    ));
-                }
-            }
-            p @ (Packet::OvRequest(_)
-            | Packet::OvReply(_)
-            | Packet::OvResult(_)
-            | Packet::CsumRsRequest(_)
-            | Packet::RsIsInSync(_)) => self.on_verify_packet(p).await?,
-            Packet::DelayProbe(_) | Packet::UnplugRemote => {}
-            other => {
-                return Err(self.protocol_error(format!(
-                    "unexpected packet {:?} on the {sock} socket while {cs}",
-                    other.command()
-                )));
-            }
-        }
-        Ok(())
     }
 
     fn on_ack(&self, kind: AckKind, block_id: u64) {
