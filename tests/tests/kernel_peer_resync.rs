@@ -449,13 +449,7 @@ fn sigkill_of_the_rdbd_primary(p: &mut KernelPair) {
     let before = resync_counts(p);
     let nr_before = target_nr(p);
     p.rdbd.node.adm_ok(&["up", "r0"]);
-    p.rdbd.wait_status(
-        &p.vm,
-        "cs:Connected ro:Secondary/Secondary ds:UpToDate/UpToDate",
-        120,
-    );
-    p.rdbd.wait_status(&p.vm, "oos:0", 60);
-    p.g("g_wait_synced 60");
+    wait_both_secondary_in_sync(p);
     let log = p.rdbd.log();
     assert!(
         log[log.rfind("rdbd started").unwrap_or(0)..].contains("Began resync as SyncSource"),
@@ -537,13 +531,7 @@ fn power_cut_of_the_kernel_primary(p: &mut KernelPair) {
     let before = (resyncs_kib(&p.rdbd.log()).len(), 0);
     let nr_before = target_nr(p);
     p.g("KP_SKIP_CREATE_MD=1 g_up C ''");
-    p.rdbd.wait_status(
-        &p.vm,
-        "cs:Connected ro:Secondary/Secondary ds:UpToDate/UpToDate",
-        120,
-    );
-    p.rdbd.wait_status(&p.vm, "oos:0", 60);
-    p.g("g_wait_synced 60");
+    wait_both_secondary_in_sync(p);
     let new = wait_new_resyncs(p, before, 1);
     let nr = target_nr(p) - nr_before;
     let hot = (n - 1) * GUEST_STRIDE * 4 / EXTENT_KIB + 1;
@@ -590,4 +578,16 @@ fn rdbd_primary_kernel_secondary_resyncs() {
 #[test]
 fn kernel_primary_rdbd_secondary_resyncs() {
     resync_scenarios(Direction::KernelPrimary);
+}
+
+/// Waits until the pair is Connected, both Secondary and UpToDate, and neither side has
+/// anything left out of sync (a crash's resync has finished).
+fn wait_both_secondary_in_sync(p: &mut KernelPair) {
+    p.rdbd.wait_status(
+        &p.vm,
+        "cs:Connected ro:Secondary/Secondary ds:UpToDate/UpToDate",
+        120,
+    );
+    p.rdbd.wait_status(&p.vm, "oos:0", 60);
+    p.g("g_wait_synced 60");
 }

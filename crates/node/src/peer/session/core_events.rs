@@ -20,10 +20,10 @@ use rdbd_wire::{StateChange, StateField};
 use super::Ctx;
 
 impl Ctx {
-    /// Feeds a connection event; returns the actions the session acts on itself.
-    fn conn_event(&self, event: Event) -> Vec<Action> {
-        let before = self.resource.state().cstate;
-        let mut stepped = self.resource.step(event);
+    /// Steps the core with `event`, logging each connection state change it made
+    /// (`conn( A -> B )`, as DRBD logs it).
+    fn step_logging_conn(&self, event: Event) -> crate::core_driver::Stepped {
+        let stepped = self.resource.step(event);
         for a in &stepped.actions {
             if let Action::StateChanged { old, new, .. } = a {
                 if old.conn != new.conn {
@@ -31,6 +31,13 @@ impl Ctx {
                 }
             }
         }
+        stepped
+    }
+
+    /// Feeds a connection event; returns the actions the session acts on itself.
+    fn conn_event(&self, event: Event) -> Vec<Action> {
+        let before = self.resource.state().cstate;
+        let mut stepped = self.step_logging_conn(event);
         let for_session = |a: &Action| {
             matches!(
                 a,
@@ -151,14 +158,7 @@ impl Ctx {
             return None;
         }
         let before = self.resource.state().cstate;
-        let mut stepped = self.resource.step(event);
-        for a in &stepped.actions {
-            if let Action::StateChanged { old, new, .. } = a {
-                if old.conn != new.conn {
-                    tracing::info!(resource = %self.name(), "conn( {} -> {} )", old.conn, new.conn);
-                }
-            }
-        }
+        let mut stepped = self.step_logging_conn(event);
         let rest = std::mem::take(&mut stepped.actions);
         stepped.actions = rest
             .iter()

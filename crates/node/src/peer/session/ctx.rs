@@ -9,9 +9,7 @@ use rdbd_replicator::handshake::{protocol_params, HandshakeConfig};
 use rdbd_replicator::sync_handshake as sh;
 use rdbd_types::{ConnState, DiskState, Role};
 use rdbd_wire::auth::CramHmacAlg;
-use rdbd_wire::{
-    DrbdState, Sizes, SyncParams, Uuids, UUID_FLAG_CRASHED_PRIMARY, UUID_FLAG_INCONSISTENT,
-};
+use rdbd_wire::{DrbdState, Sizes, Uuids, UUID_FLAG_CRASHED_PRIMARY, UUID_FLAG_INCONSISTENT};
 
 use super::Ctx;
 use crate::resource::ResourceState;
@@ -179,15 +177,7 @@ impl Ctx {
                 s.data_integrity_alg.as_deref(),
                 self.resource.hooks.discard_my_data(),
             ),
-            sync: SyncParams {
-                resync_rate_kib: s.resync_rate_kib,
-                verify_alg: s.verify_alg.clone().unwrap_or_default(),
-                csums_alg: s.csums_alg.clone().unwrap_or_default(),
-                c_plan_ahead_ds: s.c_plan_ahead,
-                c_delay_target_ds: s.c_delay_target,
-                c_fill_target_sectors: s.c_fill_target_sect,
-                c_max_rate_kib: s.c_max_rate_kib,
-            },
+            sync: crate::peer::sync_params::sync_params_of(s),
             sizes: self.our_sizes(),
             uuids: self.our_uuids(),
             state,
