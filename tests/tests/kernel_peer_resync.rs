@@ -74,7 +74,7 @@ const NBD_WRITES: &str = "import nbd, os, sys\nh = nbd.NBD()\nh.connect_uri(sys.
 const INTERRUPT_AT: u64 = 16 << 20;
 const INTERRUPT_KIB: u64 = 16 << 10;
 
-/// Resync data a cut may leave unacknowledged (KiB): a few 128 KiB requests.
+/// Resync data a cut may leave unacknowledged (KiB): the requests of a 100 ms step or two at 4M.
 const IN_FLIGHT_KIB: u64 = 1024;
 
 /// The resync rate while a resync is to be interrupted (KiB/s): 16 MiB take about 4 s.

@@ -504,6 +504,13 @@ impl ResourceMeta {
         lock(&self.bitmap).words().to_vec()
     }
 
+    /// Runs `f` on the bitmap words and the number of bits, under the bitmap's lock
+    /// (the resync's planning walk, without a copy).
+    pub fn with_bitmap_words<R>(&self, f: impl FnOnce(&[u64], u64) -> R) -> R {
+        let bm = lock(&self.bitmap);
+        f(bm.words(), bm.bits())
+    }
+
     /// ORs `words` into the bitmap (a peer's bitmap before a resync).
     pub fn merge_bitmap(&self, words: &[u64]) {
         let mut bm = lock(&self.bitmap);

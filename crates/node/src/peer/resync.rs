@@ -1,9 +1,12 @@
 //! Resync data movement (D84 drbd_worker.c `make_resync_request`, `w_e_end_rsdata_req`,
 //! `drbd_resync_finished`; drbd_main.c `drbd_gen_and_send_sync_uuid`).
 //!
-//! - The SyncTarget pulls: it walks its bitmap and asks for runs of out-of-sync blocks
-//!   (`P_RS_DATA_REQUEST`, up to 128 KiB each), as many per 100 ms step as DRBD's rate
-//!   controller allows (`resync-rate` with `c-plan-ahead 0`, else the dynamic controller).
+//! - The SyncTarget pulls: it walks its bitmap as DRBD's `make_resync_request` does
+//!   (`rdbd_replicator::resync::plan::plan_resync_requests`: runs of out-of-sync blocks,
+//!   aligned, within one 16 MiB extent and at most the peer's `max_bio_size` (P_SIZES,
+//!   up to 1 MiB) each) and asks for them (`P_RS_DATA_REQUEST`), as many per 100 ms step
+//!   as DRBD's rate controller allows (`resync-rate` with `c-plan-ahead 0`, else the
+//!   dynamic controller).
 //!   Each reply is written, its bits cleared, and `P_RS_WRITE_ACK` sent. The bitmap is
 //!   written back every second, so an interrupted resync resumes where it stopped.
 //! - The SyncSource answers from its disk, holding the resync lock exclusively for the
@@ -19,6 +22,9 @@ use std::time::Instant;
 
 use rdbd_control::status::SyncProgress;
 use rdbd_replicator::resync::digest::DigestAlg;
+use rdbd_replicator::resync::plan::{
+    plan_resync_requests, BLOCK_BYTES, MAX_BIO_BYTES, SECTORS_PER_BLOCK,
+};
 use rdbd_replicator::resync::rate::{MinRateThrottle, RateConfig, RateController, ResyncMarks};
 use rdbd_types::AlignedBuf;
 use rdbd_wire::{BlockRequest, Packet, ID_SYNCER};
@@ -26,9 +32,6 @@ use rdbd_wire::{BlockRequest, Packet, ID_SYNCER};
 use super::io::{Outbox, Outgoing};
 use super::read_request;
 use super::session::Ctx;
-
-/// Largest resync request, in 4 KiB blocks.
-const MAX_REQUEST_BLOCKS: u64 = 32;
 
 /// Progress bookkeeping shared by both sides.
 #[derive(Debug)]
@@ -138,6 +141,8 @@ pub(super) struct TargetPump {
     pub(super) progress: Progress,
     /// Checksum-based resync with this `csums-alg` ([`super::csums`]).
     pub(super) csums: Option<DigestAlg>,
+    /// The largest request: the peer's `max_bio_size` (at most DRBD's 1 MiB).
+    max_request_bytes: u32,
     /// c-min-rate: progress marks and the throttle.
     marks: ResyncMarks,
     throttle: MinRateThrottle,
@@ -175,6 +180,8 @@ impl TargetPump {
             failed_blocks: 0,
             progress: Progress::new(total_blocks),
             csums: None,
+            // DRBD_MAX_BIO_SIZE_SAFE until the peer's P_SIZES says more.
+            max_request_bytes: 4096,
             marks: ResyncMarks::start(0, total_blocks),
             throttle: MinRateThrottle::new(
                 ctx.cfg.settings.c_min_rate_kib,
@@ -182,6 +189,13 @@ impl TargetPump {
             ),
             started: Instant::now(),
         }
+    }
+
+    /// Requests at most `peer_max_bio_bytes` (the peer's P_SIZES `max_bio_size`; DRBD's
+    /// 1 MiB caps it, 4 KiB is the least).
+    pub(super) fn with_max_request_bytes(mut self, peer_max_bio_bytes: u32) -> Self {
+        self.max_request_bytes = peer_max_bio_bytes.clamp(BLOCK_BYTES, MAX_BIO_BYTES);
+        self
     }
 
     /// Uses checksum-based resync with `alg` (when `Some`).
@@ -238,56 +252,66 @@ impl TargetPump {
     /// (no bit left, nothing in flight).
     pub(super) fn pump(&mut self, ctx: &Ctx, data: &Outbox) -> bool {
         let meta = &ctx.resource.meta;
-        let bits = meta.bitmap_bits();
         let size_sectors = ctx.resource.size_bytes_now() / 512;
-        while self.allowance_blocks > 0 {
-            let Some(first) = meta.next_out_of_sync(self.cursor_bit).filter(|b| *b < bits) else {
-                if self.inflight_requests == 0 {
-                    if meta.bitmap_weight() <= self.failed_blocks {
-                        return true;
+        // Bits of blocks past the device's end (none after a clean attach) hold nothing.
+        let device_bits = size_sectors.div_ceil(SECTORS_PER_BLOCK);
+        let complete = loop {
+            if self.allowance_blocks == 0 {
+                break false;
+            }
+            let plan = meta.with_bitmap_words(|words, bits| {
+                plan_resync_requests(
+                    words,
+                    bits.min(device_bits),
+                    size_sectors,
+                    &mut self.cursor_bit,
+                    self.allowance_blocks,
+                    self.max_request_bytes,
+                    |_| false,
+                )
+            });
+            for r in &plan.requests {
+                let request = BlockRequest {
+                    sector: r.sector,
+                    block_id: ID_SYNCER,
+                    size_bytes: r.size_bytes,
+                };
+                match self.csums {
+                    Some(alg) => super::csums::request_with_digest(ctx, data, alg, request),
+                    None => {
+                        let _ = data.send(Outgoing::h100(Packet::RsDataRequest(request)));
                     }
-                    // Bits set behind the cursor (a failed reply, a late P_OUT_OF_SYNC): go round again.
-                    self.cursor_bit = 0;
-                    self.failed_blocks = 0;
                 }
-                break;
-            };
-            let run_end = meta
-                .next_in_sync(first)
-                .unwrap_or(bits)
-                .min(bits)
-                .min(first + MAX_REQUEST_BLOCKS.min(self.allowance_blocks));
-            let sector = first * 8;
-            let end_sector = (run_end * 8).min(size_sectors);
-            if end_sector <= sector {
-                // A bit past the end of the device: nothing to move.
-                meta.set_in_sync(sector, 8);
-                self.cursor_bit = run_end;
+                self.inflight_requests += 1;
+            }
+            self.rate.requests_sent(plan.blocks);
+            self.allowance_blocks = self.allowance_blocks.saturating_sub(plan.blocks);
+            if !plan.end_of_bitmap {
                 continue;
             }
-            let size_bytes = ((end_sector - sector) * 512) as u32;
-            let request = BlockRequest {
-                sector,
-                block_id: ID_SYNCER,
-                size_bytes,
-            };
-            match self.csums {
-                Some(alg) => super::csums::request_with_digest(ctx, data, alg, request),
-                None => {
-                    let _ = data.send(Outgoing::h100(Packet::RsDataRequest(request)));
-                }
+            if self.inflight_requests > 0 {
+                break false;
             }
-            self.cursor_bit = run_end;
-            self.inflight_requests += 1;
-            let blocks = run_end - first;
-            self.rate.requests_sent(blocks);
-            self.allowance_blocks = self.allowance_blocks.saturating_sub(blocks);
-        }
+            let bits = meta.bitmap_bits();
+            if bits > device_bits {
+                meta.set_in_sync(
+                    device_bits * SECTORS_PER_BLOCK,
+                    (bits - device_bits) * SECTORS_PER_BLOCK,
+                );
+            }
+            if meta.bitmap_weight() <= self.failed_blocks {
+                break true;
+            }
+            // Bits set behind the cursor (a failed reply, a late P_OUT_OF_SYNC): go round again.
+            self.cursor_bit = 0;
+            self.failed_blocks = 0;
+            break false;
+        };
         ctx.link
             .counters
             .rs_pending
             .store(self.inflight_requests, Ordering::Relaxed);
-        false
+        complete
     }
 }
 

@@ -295,10 +295,12 @@ impl Session<'_> {
         self.send_state();
         let weight = ctx.resource.meta.bitmap_weight();
         tracing::info!(resource = %ctx.name(), "Began resync as SyncTarget (will sync {} KB [{weight} bits set]).", weight * 4);
-        let mut pump = TargetPump::new(ctx, weight).with_csums(crate::peer::csums::target_alg(
-            ctx,
-            self.peer.agreed_version,
-        ));
+        let mut pump = TargetPump::new(ctx, weight)
+            .with_max_request_bytes(self.peer.sizes.max_bio_size_bytes)
+            .with_csums(crate::peer::csums::target_alg(
+                ctx,
+                self.peer.agreed_version,
+            ));
         pump.on_step(ctx);
         let complete = pump.pump(ctx, &self.data);
         self.sync = SyncPhase::Target(pump);
