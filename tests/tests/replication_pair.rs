@@ -217,6 +217,40 @@ fn matching_secret_connects_with_sha1() {
     assert!(Pair::log(&p.a).contains("Peer authenticated"));
 }
 
+/// `sndbuf-size` / `rcvbuf-size`: every end of both replication sockets (the ones each
+/// node connects, and the ones it accepts) has exactly the configured kernel buffers, as
+/// DRBD sets them (`ss -tm` shows `tb` / `rb`); autotuned sockets start far smaller.
+#[test]
+fn socket_buffer_sizes_are_set_on_every_replication_socket() {
+    let net = "sndbuf-size 3M; rcvbuf-size 5M;";
+    let p = Pair::new(net, net);
+    p.a.adm_ok(&["up", "r0"]);
+    p.b.adm_ok(&["up", "r0"]);
+    wait_line(&p.a, "cs:Connected", 30);
+    let filter = format!(
+        "( sport = :{a} or dport = :{a} or sport = :{b} or dport = :{b} )",
+        a = p.port_a,
+        b = p.port_b
+    );
+    let out = rdbd_tests::tools::stdout(&run_ok(Command::new("ss").args([
+        "-tmnH",
+        "state",
+        "established",
+        &filter,
+    ])));
+    let ends: Vec<&str> = out.lines().filter(|l| l.contains("skmem:")).collect();
+    // Two connections (data, meta), both ends on this machine.
+    assert_eq!(ends.len(), 4, "{out}");
+    for end in ends {
+        assert!(
+            end.contains(&format!("tb{}", 3 << 20)) && end.contains(&format!("rb{}", 5 << 20)),
+            "a replication socket without sndbuf-size 3M / rcvbuf-size 5M:\n{out}"
+        );
+    }
+    p.a.adm_ok(&["down", "r0"]);
+    p.b.adm_ok(&["down", "r0"]);
+}
+
 #[test]
 fn protocol_mismatch_is_refused_with_the_reason() {
     let p = Pair::new("protocol A;", "protocol C;");

@@ -30,6 +30,8 @@ pub const IMPLEMENTED_OPTIONS: &[(SectionKind, &str)] = &[
     (SectionKind::Net, "ko-count"),
     (SectionKind::Net, "max-epoch-size"),
     (SectionKind::Net, "max-buffers"),
+    (SectionKind::Net, "sndbuf-size"),
+    (SectionKind::Net, "rcvbuf-size"),
     // Online verify and checksum-based resync.
     (SectionKind::Net, "verify-alg"),
     (SectionKind::Net, "csums-alg"),

@@ -14,6 +14,8 @@ use rdbd_wire::{Decoder, Frame, HeaderKind, Packet};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+use super::sockbuf::SocketBuffers;
+
 /// How long a complete pair of sockets must stay alive, with nothing more arriving from
 /// the peer, before it counts as established.
 const SETTLE_CHECK: Duration = Duration::from_millis(100);
@@ -73,7 +75,12 @@ async fn socket_okay(sock: &TcpStream) -> bool {
 
 /// Connects to `peer` until both sockets exist. Runs until it succeeds; the caller
 /// cancels it (by dropping the future) to stop trying.
-pub async fn establish(listener: &TcpListener, local: SocketAddr, peer: SocketAddr) -> Sockets {
+pub async fn establish(
+    listener: &TcpListener,
+    local: SocketAddr,
+    peer: SocketAddr,
+    buffers: SocketBuffers,
+) -> Sockets {
     let mut data: Option<TcpStream> = None;
     let mut meta: Option<TcpStream> = None;
     let mut resolve_conflicts = false;
@@ -82,8 +89,11 @@ pub async fn establish(listener: &TcpListener, local: SocketAddr, peer: SocketAd
         let mut randomize = false;
         // Our own connection attempt (skipped after a crossing, by a coin flip).
         if !std::mem::take(&mut skip_connect) && (data.is_none() || meta.is_none()) {
-            if let Ok(Ok(mut s)) =
-                tokio::time::timeout(Duration::from_millis(500), connect_from(local, peer)).await
+            if let Ok(Ok(mut s)) = tokio::time::timeout(
+                Duration::from_millis(500),
+                connect_from(local, peer, buffers),
+            )
+            .await
             {
                 if data.is_none() {
                     if send_first(&mut s, Packet::InitialData).await.is_ok() {
@@ -176,12 +186,17 @@ pub async fn establish(listener: &TcpListener, local: SocketAddr, peer: SocketAd
 }
 
 /// Connects from our replication address (so the peer sees the configured address).
-async fn connect_from(local: SocketAddr, peer: SocketAddr) -> std::io::Result<TcpStream> {
+async fn connect_from(
+    local: SocketAddr,
+    peer: SocketAddr,
+    buffers: SocketBuffers,
+) -> std::io::Result<TcpStream> {
     let sock = if peer.is_ipv4() {
         tokio::net::TcpSocket::new_v4()?
     } else {
         tokio::net::TcpSocket::new_v6()?
     };
+    buffers.apply(&sock)?;
     let bind = SocketAddr::new(local.ip(), 0);
     if !local.ip().is_unspecified() {
         sock.bind(bind)?;

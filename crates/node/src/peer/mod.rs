@@ -25,6 +25,7 @@ mod receive;
 mod remote_read;
 mod resync;
 mod session;
+mod sockbuf;
 mod source_throttle;
 mod sync_admin;
 mod sync_params;

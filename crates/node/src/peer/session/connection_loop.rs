@@ -12,6 +12,8 @@ fn bind(ctx: &Ctx) -> std::io::Result<TcpListener> {
         tokio::net::TcpSocket::new_v6()
     }?;
     sock.set_reuseaddr(true)?;
+    // Accepted sockets inherit the listener's buffer sizes.
+    crate::peer::sockbuf::SocketBuffers::of(&ctx.cfg.settings).apply(&sock)?;
     sock.bind(ctx.cfg.local)?;
     sock.listen(16)
 }
@@ -110,7 +112,12 @@ pub(crate) async fn manage(mut ctx: Ctx, mut commands: mpsc::UnboundedReceiver<C
         };
         ctx.connecting();
         let socks = tokio::select! {
-            s = establish(l, ctx.cfg.local, ctx.cfg.peer) => s,
+            s = establish(
+                l,
+                ctx.cfg.local,
+                ctx.cfg.peer,
+                crate::peer::sockbuf::SocketBuffers::of(&ctx.cfg.settings),
+            ) => s,
             cmd = commands.recv() => {
                 if idle_command(cmd, &mut want) == Some(true) {
                     return;
