@@ -128,3 +128,29 @@ pub fn hold_open(uri: &str) -> std::process::Child {
     );
     child
 }
+
+/// `drbdmeta --force - v08 FILE internal dump-md` (the real drbdmeta reading rdbd's
+/// meta-data), which must succeed; its output.
+pub fn drbdmeta_dump_md(file: &Path) -> String {
+    let out = run(Command::new("drbdmeta")
+        .args(["--force", "-", "v08"])
+        .arg(file)
+        .args(["internal", "dump-md"]));
+    // drbdmeta's lock file for the pseudo minor "-".
+    let _ = std::fs::remove_file("/var/lib/drbd/drbd-minor--1.lkbd");
+    assert!(
+        out.status.success(),
+        "drbdmeta must read the meta-data of {}: {}",
+        file.display(),
+        stderr(&out)
+    );
+    stdout(&out)
+}
+
+/// `la-size-sect` of a drbdmeta dump.
+pub fn la_size_sect(dump: &str) -> u64 {
+    dump.lines()
+        .find_map(|l| l.trim().strip_prefix("la-size-sect "))
+        .and_then(|v| v.trim_end_matches(';').trim().parse().ok())
+        .unwrap_or_else(|| panic!("no la-size-sect in:\n{dump}"))
+}

@@ -16,7 +16,9 @@ use std::process::Command;
 use rdbd_tests::fixture::Standalone;
 use rdbd_tests::node::Node;
 use rdbd_tests::pair::{fio_verify, node_log, wait_line, wait_log, Pair, PairOptions, DATA_BYTES};
-use rdbd_tests::tools::{require, run, run_ok, sha256_prefix, stderr, stdout, DEBIAN_PYTHON};
+use rdbd_tests::tools::{
+    drbdmeta_dump_md, la_size_sect, require, run_ok, sha256_prefix, stderr, stdout, DEBIAN_PYTHON,
+};
 
 const GROWN_FILE_BYTES: u64 = 96 << 20;
 
@@ -36,30 +38,6 @@ fn resize_refused(node: &Node, args: &[&str]) -> String {
         args.join(" ")
     );
     why
-}
-
-/// `drbdmeta --force - v08 FILE internal dump-md`, which must succeed.
-fn drbdmeta_dump(file: &Path) -> String {
-    let out = run(Command::new("drbdmeta")
-        .args(["--force", "-", "v08"])
-        .arg(file)
-        .args(["internal", "dump-md"]));
-    let _ = std::fs::remove_file("/var/lib/drbd/drbd-minor--1.lkbd");
-    assert!(
-        out.status.success(),
-        "drbdmeta must read the moved meta-data of {}: {}",
-        file.display(),
-        stderr(&out)
-    );
-    stdout(&out)
-}
-
-/// `la-size-sect` of a drbdmeta dump.
-fn la_size_sect(dump: &str) -> u64 {
-    dump.lines()
-        .find_map(|l| l.trim().strip_prefix("la-size-sect "))
-        .and_then(|v| v.trim_end_matches(';').trim().parse().ok())
-        .unwrap_or_else(|| panic!("no la-size-sect in:\n{dump}"))
 }
 
 fn nbd_size(uri: &str) -> u64 {
@@ -149,7 +127,7 @@ fn grow_pair(assume_clean: bool) {
 fn assert_meta_and_data_agree(p: &Pair, size_bytes: u64) {
     for disk in [&p.disk_a, &p.disk_b] {
         assert_eq!(
-            la_size_sect(&drbdmeta_dump(disk)) * 512,
+            la_size_sect(&drbdmeta_dump_md(disk)) * 512,
             size_bytes,
             "drbdmeta reads the new size from the meta-data of {}",
             disk.display()
@@ -355,7 +333,7 @@ fn resize_of_a_standalone_resource_with_an_explicit_size() {
     assert!(after > 80 << 20 && after > before, "{before} -> {after}");
     s.node.adm_ok(&["secondary", "r0"]);
     s.node.adm_ok(&["down", "r0"]);
-    assert_eq!(la_size_sect(&drbdmeta_dump(&s.disk)) * 512, after);
+    assert_eq!(la_size_sect(&drbdmeta_dump_md(&s.disk)) * 512, after);
 }
 
 #[test]
@@ -372,7 +350,7 @@ fn resize_shrinks_a_standalone_resource_and_the_size_survives_down_and_up() {
     assert_eq!(s.node_size_bytes(), 8 << 20);
     s.node.adm_ok(&["secondary", "r0"]);
     s.node.adm_ok(&["down", "r0"]);
-    assert_eq!(la_size_sect(&drbdmeta_dump(&s.disk)) * 512, 8 << 20);
+    assert_eq!(la_size_sect(&drbdmeta_dump_md(&s.disk)) * 512, 8 << 20);
     assert_eq!(sha256_prefix(&s.disk, 8 << 20), kept);
     // The meta-data did not move: up again reads it and keeps the shrunk size.
     s.node.adm_ok(&["up", "r0"]);
