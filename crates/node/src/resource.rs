@@ -681,7 +681,8 @@ impl Resource {
         // susp-fen: no write starts while the peer is being fenced.
         self.hooks.fence.wait_resumed().await;
         // Online verify: no write of a block while it is compared; the write counts as in
-        // flight until the end of this function (the peer's ack included).
+        // flight until the end of this function (the peer's ack included). Without a
+        // verify run that costs two atomic operations (crate::peer::verify::locks).
         let _verify = match self.peer_link() {
             Some(link) => Some(link.verify_write(offset, len).await),
             None => None,

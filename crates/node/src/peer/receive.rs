@@ -5,7 +5,9 @@
 //! once every write of its epoch is done and the disk is flushed, in epoch order.
 //!
 //! Overlapping writes are applied in arrival order (a later write waits for the earlier
-//! ones it overlaps); others run concurrently, started in batches ([`starter`]). Resync
+//! ones it overlaps); others run concurrently, started in batches ([`starter`]). Each
+//! `P_DATA` / `P_TRIM` is registered in online verify's block locks from its arrival
+//! until its disk write completed, without waiting (`crate::peer::verify::locks`). Resync
 //! replies (`P_RS_DATA_REPLY`) share the ordering, then clear their bits and are answered
 //! with `P_RS_WRITE_ACK`.
 
@@ -241,6 +243,9 @@ impl Receiver {
         let fua = header.dp_flags.contains(DpFlags::FUA);
         let pre_flush = header.dp_flags.contains(DpFlags::FLUSH);
         let (id, done, waits) = self.order(offset, len);
+        // Online verify's reads of these blocks wait until the disk write completed
+        // (registered in receive order, before a later P_OV_* is handled).
+        let verify = ctx.link.verify_received_write(offset, len);
         let (resource, meta, inflight, events) = (
             Arc::clone(&ctx.resource),
             meta.clone(),
@@ -286,6 +291,7 @@ impl Receiver {
                 r.map_err(|e| std::io::Error::other(e.to_string()))
             }
             .await;
+            drop(verify);
             let _ = done.send(true);
             inflight
                 .lock()

@@ -17,8 +17,9 @@
 //! - Application writes of a block wait while verify compares it ([`locks`]): VerifyS
 //!   locks each block before its `P_OV_REQUEST` goes out (the request leaves once the
 //!   writes of the block in flight ended) until the compare, VerifyT before its read
-//!   until the `P_OV_RESULT`. Without that a block written during its verify is a false
-//!   "out of sync".
+//!   until the `P_OV_RESULT`. Both reads also wait for the writes of the block a
+//!   Secondary received and has not written yet (protocol A and B). Without that a
+//!   block written during its verify is a false "out of sync".
 //! - c-min-rate on the VerifyT (D84 `receive_DataRequest`: a `P_OV_REQUEST` waits 100 ms
 //!   before it is served while `drbd_rs_should_slow_down` says so, unless the peer is
 //!   Primary): the worker holds the request back when application I/O is active here
@@ -115,11 +116,13 @@ pub(crate) fn spawn_worker(
             };
             if let VerifyJob::Answer(r) = &job {
                 throttle.pass(&resource, &link, r.sector).await;
-                // Held until the P_OV_RESULT (VerifyTarget::on_result).
-                let blocks = blocks_of_request(r.sector, r.size_bytes);
-                if !link.verify_locks.lock_ready(run, blocks).await {
-                    return;
-                }
+            }
+            // VerifyT: locked from here until the P_OV_RESULT (VerifyTarget::on_result).
+            // VerifyS: locked since the request; the compare waits for the writes this
+            // node received before the P_OV_REPLY (a Secondary, protocol A or B).
+            let blocks = blocks_of_request(r.sector, r.size_bytes);
+            if !link.verify_locks.lock_ready(run, blocks).await {
+                return;
             }
             let digest = match resource
                 .disk
