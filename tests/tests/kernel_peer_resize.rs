@@ -34,9 +34,9 @@ const NBD_WRITES: &str = "import nbd, os, sys\nh = nbd.NBD()\nh.connect_uri(sys.
 fn guest_size_bytes(p: &mut KernelPair) -> u64 {
     let out = p.g("kp_result size \"$(cat /sys/block/drbd0/size)\"");
     let sectors = p.vm.result_in(&out, "size");
-    let sectors: u64 = sectors
-        .parse()
-        .unwrap_or_else(|_| p.vm.fail(&format!("/sys/block/drbd0/size reads {sectors:?}")));
+    let sectors: u64 = sectors.parse().unwrap_or_else(|_| {
+        p.vm.fail(&format!("/sys/block/drbd0/size reads {sectors:?}"))
+    });
     sectors * 512
 }
 
