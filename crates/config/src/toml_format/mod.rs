@@ -340,19 +340,29 @@ impl<'t> TomlParser<'t> {
         text: &str,
         at: &Location,
     ) -> Result<(AddressFamily, std::net::SocketAddr), ConfigError> {
-        let (family, addr_text) = match text.split_once(char::is_whitespace) {
+        let (family, addr_text, explicit) = match text.split_once(char::is_whitespace) {
             Some((word, rest)) => match AddressFamily::from_keyword(word) {
-                Some(family) => (family, rest.trim()),
-                None => (AddressFamily::Ipv4, text),
+                Some(family) => (family, rest.trim(), true),
+                None => (AddressFamily::Ipv4, text, false),
             },
-            None => (AddressFamily::Ipv4, text),
+            None => (AddressFamily::Ipv4, text, false),
         };
-        let addr = parse_socket_addr(addr_text).map_err(|reason| ConfigError::InvalidValue {
+        let invalid = |reason: String| ConfigError::InvalidValue {
             at: at.clone(),
             name: "address".to_string(),
             value: text.to_string(),
             reason,
-        })?;
+        };
+        let addr = parse_socket_addr(addr_text).map_err(invalid)?;
+        // As in drbd.conf: an explicit family must match the address (found by fuzzing:
+        // "ipv6 10.0.0.1:7789" made a model that dumps as drbd.conf that does not parse).
+        if explicit && (family == AddressFamily::Ipv6) != addr.is_ipv6() {
+            return Err(invalid(if addr.is_ipv6() {
+                "IPv6 addresses need the ipv6 keyword: ipv6 [ADDR]:PORT".to_string()
+            } else {
+                "the ipv6 keyword needs an IPv6 address: ipv6 [ADDR]:PORT".to_string()
+            }));
+        }
         let family = if addr.is_ipv6() {
             AddressFamily::Ipv6
         } else {
