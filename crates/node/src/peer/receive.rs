@@ -4,12 +4,6 @@
 //! `P_NEG_ACK` when the write failed); a `P_BARRIER` is answered with `P_BARRIER_ACK`
 //! once every write of its epoch is done and the disk is flushed, in epoch order.
 //!
-//! Write ordering `f` and `d`: no write of an epoch reaches the disk before every
-//! earlier epoch is done and flushed, kept by gates between epochs rather than by stopping
-//! the receive loop at each barrier as DRBD's receiver does ([`epochs`]); the loop stops
-//! at a barrier only while more than `max-buffers` x 4 KiB of received writes are
-//! unfinished.
-//!
 //! Overlapping writes are applied in arrival order (a later write waits for the earlier
 //! ones it overlaps); others run concurrently, started in batches ([`starter`]). Each
 //! `P_DATA` / `P_TRIM` is registered in online verify's block locks from its arrival
@@ -17,7 +11,6 @@
 //! replies (`P_RS_DATA_REPLY`) share the ordering, then clear their bits and are answered
 //! with `P_RS_WRITE_ACK`.
 
-mod epochs;
 mod starter;
 
 use std::sync::atomic::Ordering;
@@ -27,10 +20,10 @@ use bytes::Bytes;
 use rdbd_replicator::transfer_log::PeerEpoch;
 use rdbd_wire::{BarrierAck, BlockAck, DataHeader, DpFlags, Packet};
 use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
 
 use super::io::{Outbox, Outgoing};
 use super::session::{Ctx, Event};
-use epochs::Epochs;
 use starter::Starter;
 
 /// What a received write does to the disk.
@@ -51,6 +44,27 @@ impl WriteKind {
     }
 }
 
+/// The writes of one epoch: each holds a clone of `alive` until it is done.
+struct EpochWrites {
+    alive: mpsc::Sender<()>,
+    done: mpsc::Receiver<()>,
+}
+
+impl EpochWrites {
+    fn new() -> EpochWrites {
+        let (alive, done) = mpsc::channel(1);
+        EpochWrites { alive, done }
+    }
+
+    /// Completes once every write of the epoch has finished (nothing is ever sent: the
+    /// channel closes when the last clone of `alive` is dropped).
+    async fn all_done(self) {
+        let EpochWrites { alive, mut done } = self;
+        drop(alive);
+        let _ = done.recv().await;
+    }
+}
+
 #[derive(Default)]
 struct Inflight {
     next_id: u64,
@@ -60,43 +74,41 @@ struct Inflight {
 /// The receiving side of one connection.
 pub(super) struct Receiver {
     epoch: PeerEpoch,
-    /// The open epoch, the barriers, the gates between epochs ([`epochs`]).
-    epochs: Epochs,
+    /// The writes of the open epoch.
+    epoch_writes: EpochWrites,
+    barriers: mpsc::UnboundedSender<(u32, u32, EpochWrites)>,
     inflight: Arc<Mutex<Inflight>>,
+    barrier_task: JoinHandle<()>,
     starter: Starter,
     /// Disk writes received and not finished.
     writing: Arc<std::sync::atomic::AtomicU64>,
-    /// Their bytes.
-    writing_bytes: Arc<std::sync::atomic::AtomicU64>,
-    /// Above this many unfinished bytes a barrier stops the receive loop until its epoch
-    /// is done (`max-buffers` x 4 KiB).
-    read_ahead_limit_bytes: u64,
+    /// Write ordering `f` or `d`: drain each epoch before reading on.
+    drain_epochs: bool,
+    /// Flush the disk at each barrier (`disk-flushes`).
+    flushes: bool,
+    /// Where barrier acks go.
+    meta: Outbox,
 }
 
-/// Counts a received disk write and its bytes until it finished (queued, started or
-/// spawned).
-struct Writing {
-    count: Arc<std::sync::atomic::AtomicU64>,
-    bytes: Arc<std::sync::atomic::AtomicU64>,
-    len: u64,
-}
+/// Counts a received disk write until it finished (queued, started or spawned).
+struct Writing(Arc<std::sync::atomic::AtomicU64>);
 
 impl Writing {
-    fn new(receiver: &Receiver, len: u64) -> Writing {
-        receiver.writing.fetch_add(1, Ordering::SeqCst);
-        receiver.writing_bytes.fetch_add(len, Ordering::SeqCst);
-        Writing {
-            count: Arc::clone(&receiver.writing),
-            bytes: Arc::clone(&receiver.writing_bytes),
-            len,
-        }
+    fn new(counter: &Arc<std::sync::atomic::AtomicU64>) -> Writing {
+        counter.fetch_add(1, Ordering::SeqCst);
+        Writing(Arc::clone(counter))
     }
 }
 
 impl Drop for Writing {
     fn drop(&mut self) {
-        self.bytes.fetch_sub(self.len, Ordering::SeqCst);
-        self.count.fetch_sub(1, Ordering::SeqCst);
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.barrier_task.abort();
     }
 }
 
@@ -120,33 +132,36 @@ pub(crate) fn checked_range(ctx: &Ctx, sector: u64, len: u64) -> Result<u64, Str
 impl Receiver {
     /// A receiver acknowledging on `meta`.
     pub(super) fn new(ctx: &Ctx, meta: Outbox) -> Self {
+        let (tx, mut rx) = mpsc::unbounded_channel::<(u32, u32, EpochWrites)>();
         let resource = Arc::clone(&ctx.resource);
-        let epochs = Epochs::spawn(
-            ctx.resource.write_ordering != 'n',
-            ctx.cfg.settings.disk_flushes,
-            move || {
-                let resource = Arc::clone(&resource);
-                async move {
+        let flushes = ctx.cfg.settings.disk_flushes;
+        let drain_epochs = ctx.resource.write_ordering != 'n';
+        let ack_meta = meta.clone();
+        let barrier_task = tokio::spawn(async move {
+            while let Some((nr, set_size, writes)) = rx.recv().await {
+                writes.all_done().await;
+                if flushes {
                     if let Err(e) = resource.disk.flush().await {
                         tracing::error!(resource = %resource.name, error = %e, "flushing the disk for a barrier failed");
                     }
                 }
-            },
-            move |barrier, set_size| {
                 let _ = meta.send(Outgoing::h100(Packet::BarrierAck(BarrierAck {
-                    barrier,
+                    barrier: nr,
                     set_size,
                 })));
-            },
-        );
+            }
+        });
         Receiver {
             epoch: PeerEpoch::default(),
-            epochs,
+            epoch_writes: EpochWrites::new(),
+            barriers: tx,
             inflight: Arc::default(),
+            barrier_task,
             starter: Starter::spawn(),
             writing: Arc::default(),
-            writing_bytes: Arc::default(),
-            read_ahead_limit_bytes: u64::from(ctx.cfg.settings.max_buffers.max(1)) * 4096,
+            drain_epochs,
+            flushes,
+            meta: ack_meta,
         }
     }
 
@@ -241,11 +256,8 @@ impl Receiver {
         if write_ack {
             unacked.counters.unacked.fetch_add(1, Ordering::Relaxed);
         }
-        let writing = Writing::new(self, len);
-        let mut in_epoch = self.epochs.join();
-        let mut waits = waits;
-        // An earlier epoch not done and flushed yet (write ordering f/d).
-        waits.extend(in_epoch.gate.take());
+        let writing = Writing::new(&self.writing);
+        let in_epoch = self.epoch_writes.alive.clone();
         self.starter.start(async move {
             let _writing = writing;
             let _in_epoch = in_epoch;
@@ -316,16 +328,25 @@ impl Receiver {
     /// write of the next epoch reaches the disk before every write of this epoch has
     /// completed (and, with `f`, the disk is flushed). With `n` the ack waits for the
     /// epoch in the background and the next epoch's writes proceed at once.
-    pub(super) async fn on_barrier(&mut self, nr: u32) {
+    pub(super) async fn on_barrier(&mut self, ctx: &Ctx, nr: u32) {
         let set_size = self.epoch.on_barrier();
-        let next_gate = self.epochs.close(nr, set_size);
-        if let Some(mut gate) = next_gate {
-            if self.writing_bytes.load(Ordering::SeqCst) > self.read_ahead_limit_bytes {
-                // Too much received and not written: read on once this epoch is done, as
-                // DRBD's receiver does at every barrier.
-                let _ = gate.wait_for(|open| *open).await;
+        let writes = std::mem::replace(&mut self.epoch_writes, EpochWrites::new());
+        if !self.drain_epochs {
+            let _ = self.barriers.send((nr, set_size, writes));
+            return;
+        }
+        writes.all_done().await;
+        if self.flushes {
+            if let Err(e) = ctx.resource.disk.flush().await {
+                tracing::error!(resource = %ctx.resource.name, error = %e, "flushing the disk for a barrier failed");
             }
         }
+        let _ = self
+            .meta
+            .send(Outgoing::h100(Packet::BarrierAck(BarrierAck {
+                barrier: nr,
+                set_size,
+            })));
     }
 
     /// A `P_RS_DATA_REPLY` (we are SyncTarget).
@@ -363,7 +384,7 @@ impl Receiver {
             Arc::clone(&self.inflight),
             events.clone(),
         );
-        let writing = Writing::new(self, len);
+        let writing = Writing::new(&self.writing);
         let rs_link = Arc::clone(&ctx.link);
         self.starter.start(async move {
             let _writing = writing;

@@ -106,7 +106,7 @@ impl Session<'_> {
                     &self.events_tx,
                 );
             }
-            Packet::Barrier(b) => self.receiver.on_barrier(b.barrier).await,
+            Packet::Barrier(b) => self.receiver.on_barrier(ctx, b.barrier).await,
             Packet::RsDataRequest(r) => {
                 if !matches!(cs, ConnState::SyncSource | ConnState::PausedSyncS) {
                     return Err(self.protocol_error(format!("P_RS_DATA_REQUEST while {cs}")));
