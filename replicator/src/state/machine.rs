@@ -42,10 +42,12 @@ use super::rules::{check_change, ChangeKind, Checked, RuleContext, SanitizeWarni
 use super::{Fencing, State, StateError};
 use crate::generation::{md_flags_for_state, on_demote, FlagState, Generations, UUID_JUST_CREATED};
 use crate::sync_handshake::{
-    new_current_on_peer_loss, target_sync_uuid_received, Handler, PeerLoss, PeerLossAction,
-    Policies, Refusal,
+    new_current_on_peer_loss, target_sync_uuid_received, Handler, LogLine, PeerLoss,
+    PeerLossAction, Policies, Refusal,
 };
 use crate::uuid_compare::uuid_flag;
+#[cfg(doc)]
+use crate::uuid_compare::{DRBD_FF_WSAME, PRO_VERSION_MAX};
 
 /// The options the state machine reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -98,6 +100,11 @@ pub struct PeerParams {
     pub peer_changed_blocks: u64,
     /// Bits set in our bitmap (the driver knows).
     pub own_changed_blocks: u64,
+    /// The protocol version both sides agreed on ([`PRO_VERSION_MAX`] against a peer of
+    /// our own version).
+    pub agreed_pro_version: u32,
+    /// The feature flags both sides agreed on ([`DRBD_FF_WSAME`] against our own version).
+    pub agreed_features: u32,
 }
 
 /// Something that happened.
@@ -130,7 +137,10 @@ pub enum Event {
     NetFailure(NetFailure),
     /// The driver closed the sockets after a failure or a disconnect.
     ConnectionClosed,
-    /// The peer's P_UUIDS and P_STATE while in WFReportParams.
+    /// The peer's P_UUIDS and P_STATE that call for the sync handshake: in WFReportParams
+    /// (a new connection), or while Connected when `receive_state` considers a resync (a
+    /// side attached its disk, the peer's identifiers changed, the peer started a sync);
+    /// the driver knows which P_STATE that is ([`crate::peer_state::on_peer_state`]).
     PeerParams(PeerParams),
     /// The peer's identifiers (a P_UUIDS the driver handled itself): our record of them,
     /// which the end of a resync as SyncTarget takes over.
@@ -265,10 +275,15 @@ pub enum Action {
     },
     /// The handshake refused the connection (split brain, unrelated data, ...).
     HandshakeRefused(Refusal),
+    /// The state the handshake chose was refused by the rules (e.g. both Primary without
+    /// allow-two-primaries); the connection is dropped (DRBD `receive_state`: C_DISCONNECTING).
+    ConnectionRefused(StateError),
     /// Run a handler.
     RunHandler(Handler),
     /// A line to log.
     Log(String),
+    /// A line DRBD logs at a given level (the handshake's lines).
+    LogLine(LogLine),
     /// A request was refused.
     Refused {
         /// The request.
@@ -358,6 +373,12 @@ impl NodeState {
     /// UpToDate with an UpToDate peer since.
     pub fn crashed_primary(&self) -> bool {
         self.crashed_primary
+    }
+
+    /// `--discard-my-data` of the last `connect`, until a handshake got through
+    /// (DRBD's DISCARD_MY_DATA; sent as UUID flag 1 and in P_PROTOCOL).
+    pub fn discard_my_data(&self) -> bool {
+        self.discard_my_data
     }
 
     /// The clients holding the device open, as last reported ([`Event::OpenCount`]).
