@@ -195,6 +195,41 @@ impl NodeState {
         );
     }
 
+    pub(super) fn peer_outdated_for_disconnect(&mut self, out: &mut Vec<Action>) {
+        if self.state.conn < ConnState::Connected {
+            return;
+        }
+        self.force(
+            |s| {
+                s.conn = ConnState::Disconnecting;
+                s.pdsk = DiskState::Outdated;
+            },
+            out,
+        );
+        out.push(Action::Completed(Request::Disconnect));
+    }
+
+    pub(super) fn start_verify(&mut self, source: bool, out: &mut Vec<Action>) {
+        let conn = if source {
+            ConnState::VerifyS
+        } else {
+            ConnState::VerifyT
+        };
+        match self.change(ChangeKind::Soft, |s| s.conn = conn, out) {
+            Ok(_) => out.push(Action::Completed(Request::Verify)),
+            Err(error) => out.push(Action::Refused {
+                request: Request::Verify,
+                error,
+            }),
+        }
+    }
+
+    pub(super) fn verify_done(&mut self, out: &mut Vec<Action>) {
+        if matches!(self.state.conn, ConnState::VerifyS | ConnState::VerifyT) {
+            self.force(|s| s.conn = ConnState::Connected, out);
+        }
+    }
+
     pub(super) fn finish_as_source(&mut self, out: &mut Vec<Action>) {
         resync_finished_source(&mut self.gens, &mut self.peer_gens);
         self.force(

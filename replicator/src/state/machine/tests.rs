@@ -726,3 +726,88 @@ fn a_disk_attached_while_connected_is_handshaked_and_logged_with_levels() {
         .is_empty());
     assert_eq!(n.state(), before);
 }
+
+#[test]
+fn a_fencing_disconnect_keeps_the_peer_outdated_where_a_p_state_would_not() {
+    let mut p = connected(up_to_date(), Role::Secondary, true);
+    p.step(Event::Promote { force: false });
+    p.step(Event::StateReply(Ok(())));
+    assert_eq!(p.state().role, Role::Primary);
+    // A connected peer's Outdated is sanitized to UpToDate (DRBD sanitize_state).
+    p.step(Event::PeerState {
+        role: Role::Secondary,
+        disk: DiskState::Outdated,
+        conn: ConnState::Connected,
+    });
+    assert_eq!(p.state().pdsk, DiskState::UpToDate);
+    let before = p.gens();
+    let out = p.step(Event::PeerOutdatedForDisconnect);
+    assert_eq!(
+        (p.state().conn, p.state().pdsk),
+        (ConnState::Disconnecting, DiskState::Outdated)
+    );
+    assert!(out.contains(&Action::CloseConnection));
+    assert!(out.contains(&Action::Completed(Request::Disconnect)));
+    assert_ne!(
+        p.gens().current,
+        before.current,
+        "the peer's data is lost: a new generation"
+    );
+    assert_ne!(p.md_flags() & md_flag::PEER_OUT_DATED, 0);
+    p.step(Event::ConnectionClosed);
+    assert_eq!(
+        (p.state().conn, p.state().pdsk),
+        (ConnState::StandAlone, DiskState::Outdated)
+    );
+    // Not connected: nothing to confirm.
+    assert!(p.step(Event::PeerOutdatedForDisconnect).is_empty());
+}
+
+#[test]
+fn verify_and_pause_flags_are_events() {
+    let mut n = connected(up_to_date(), Role::Secondary, false);
+    let out = n.step(Event::StartVerify { source: true });
+    assert!(out.contains(&Action::Completed(Request::Verify)));
+    assert_eq!(n.state().conn, ConnState::VerifyS);
+    let again = n.step(Event::StartVerify { source: false });
+    assert_eq!(refused(&again), Some(StateError::ResyncRunning));
+    n.step(Event::VerifyDone);
+    assert_eq!(n.state().conn, ConnState::Connected);
+    assert!(n.step(Event::VerifyDone).is_empty(), "not verifying");
+    // Not connected: refused by DRBD's soft rules.
+    let mut alone = up_to_date();
+    assert_eq!(
+        refused(&alone.step(Event::StartVerify { source: true })),
+        Some(StateError::NeedConnection)
+    );
+    // A resync pauses while any flag is set and goes on when none is.
+    let mut t = connected(up_to_date(), Role::Secondary, false);
+    let newer = Generations {
+        current: 0xCD00,
+        bitmap: t.gens().current,
+        history: [0, 0],
+    };
+    t.step(Event::PeerUuids(newer));
+    t.step(peer_params(newer, Role::Secondary, DiskState::Negotiating));
+    t.step(Event::BitmapExchanged);
+    t.step(Event::SyncUuid(0x7700));
+    assert_eq!(t.state().conn, ConnState::SyncTarget);
+    let flags = |aftr_isp, peer_isp, user_isp| Event::SyncPauseFlags {
+        aftr_isp,
+        peer_isp,
+        user_isp,
+    };
+    t.step(flags(false, false, true));
+    assert_eq!(t.state().conn, ConnState::PausedSyncT);
+    assert!(t.state().user_isp);
+    t.step(flags(true, false, false));
+    assert_eq!(
+        t.state().conn,
+        ConnState::PausedSyncT,
+        "resync-after holds it"
+    );
+    t.step(flags(false, false, false));
+    assert_eq!(t.state().conn, ConnState::SyncTarget);
+    t.step(Event::ResyncDone);
+    assert_eq!(t.state().conn, ConnState::Connected);
+}
