@@ -211,6 +211,37 @@ impl Ctx {
         self.after_conn_change(before, self.resource.state().cstate);
     }
 
+    /// Online verify starts: VerifyS (`source`, the peer agreed) or VerifyT (the peer's
+    /// request, which the session checked).
+    pub(super) fn verify_started(&self, source: bool) {
+        if self.resource.state().cstate == ConnState::Connected {
+            self.conn_event(Event::StartVerify { source });
+        }
+        self.set_cstate(if source {
+            ConnState::VerifyS
+        } else {
+            ConnState::VerifyT
+        });
+    }
+
+    /// Online verify ended: -> Connected.
+    pub(super) fn verify_done(&self) {
+        self.conn_event(Event::VerifyDone);
+        self.set_cstate(ConnState::Connected);
+    }
+
+    /// The pause flags (the link's `aftr_isp`, `peer_isp`, `user_isp`) as they are now:
+    /// the core pauses or resumes a running resync.
+    pub(super) fn sync_pause_flags(&self) {
+        use std::sync::atomic::Ordering::SeqCst;
+        let link = &self.link;
+        self.conn_event(Event::SyncPauseFlags {
+            aftr_isp: link.aftr_isp.load(SeqCst),
+            peer_isp: link.peer_isp.load(SeqCst),
+            user_isp: link.user_isp.load(SeqCst),
+        });
+    }
+
     /// The peer's identifiers (every P_UUIDS): the core's record of them.
     pub(super) fn peer_uuids(&self, uuids: &rdbd_wire::Uuids) {
         self.resource.step(Event::PeerUuids(generations_of(uuids)));
@@ -279,8 +310,8 @@ impl Ctx {
                 rdbd_replicator::sync_handshake::target_sync_uuid_received(g, uuid, role)
             })
             .await;
+            self.set_cstate(ConnState::SyncTarget);
         }
-        self.set_cstate(ConnState::SyncTarget);
     }
 
     /// Every block was resynced: the SyncTarget takes the source's identifiers `peer`, the
