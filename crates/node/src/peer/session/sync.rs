@@ -49,11 +49,11 @@ impl Session<'_> {
             agreed_pro_version: self.peer.agreed_version,
             agreed_features: self.peer.agreed_features,
         };
-        // No write between the bitmap we send and the mode it starts (DRBD:
-        // drbd_queue_bitmap_io waits for application I/O to drain); kept only when we
-        // become SyncSource.
+        // A full sync's bitmap is set with application writes drained (DRBD:
+        // drbd_queue_bitmap_io); not held while the handlers run.
         let guard = Arc::clone(&ctx.link.resync_lock).write_owned().await;
         let actions = ctx.handshake_event(params, self.policies()).await;
+        drop(guard);
         // The core's record of the peer's identifiers, with the handshake's fix-ups.
         let peer_g = ctx.resource.with_core(|c| c.node().peer_gens());
         self.peer.uuids.current = peer_g.current;
@@ -95,6 +95,10 @@ impl Session<'_> {
         self.send_state();
         match ctx.resource.state().cstate {
             ConnState::WFBitMapS => {
+                // No write between the bitmap we send and the mode it starts: a write
+                // before is in the bitmap or was replicated, a write after is described
+                // by P_OUT_OF_SYNC (or waits, before protocol 96).
+                let guard = Arc::clone(&ctx.link.resync_lock).write_owned().await;
                 self.send_bitmap()?;
                 let rx = self.bitmap_receiver()?;
                 if self.peer.agreed_version >= OUT_OF_SYNC_MIN_PROTOCOL {
@@ -108,7 +112,6 @@ impl Session<'_> {
                 }
             }
             ConnState::WFBitMapT => {
-                drop(guard);
                 self.sync = SyncPhase::BitmapT(self.bitmap_receiver()?);
             }
             _ => {}
