@@ -107,11 +107,10 @@ impl Controller {
                                 ),
                             );
                         }
-                        r.hooks.set_discard_my_data(discard_my_data);
                     }
-                    self.connect(&resource, true).await
+                    self.connect(&resource, true, discard_my_data).await
                 }
-                Request::Disconnect { resource } => self.connect(&resource, false).await,
+                Request::Disconnect { resource } => self.connect(&resource, false, false).await,
                 Request::Attach { resource } => self.attach(&resource).await,
                 Request::Detach { resource } => match self.exports.get(&resource) {
                     Some(r) => {
@@ -378,7 +377,7 @@ impl Controller {
     }
 
     /// `connect` / `disconnect`.
-    async fn connect(&self, name: &str, connect: bool) -> Response {
+    async fn connect(&self, name: &str, connect: bool, discard_my_data: bool) -> Response {
         let Some(resource) = self.exports.get(name) else {
             return not_up(name);
         };
@@ -389,7 +388,7 @@ impl Controller {
             );
         };
         if connect {
-            link.connect();
+            link.connect(discard_my_data);
         } else {
             link.disconnect().await;
         }

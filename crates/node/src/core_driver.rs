@@ -95,6 +95,13 @@ impl Core {
         self.number(out)
     }
 
+    /// Takes the connection's split-brain policies (read by the next handshake).
+    pub fn set_policies(&mut self, policies: rdbd_replicator::sync_handshake::Policies) {
+        let cfg = self.node.config();
+        self.node
+            .set_config(rdbd_replicator::state::Config { policies, ..cfg });
+    }
+
     /// Changes the identifiers (bookkeeping the session still does itself).
     pub fn update_generations(&mut self, f: impl FnOnce(&mut Generations)) -> Stepped {
         let out = self.node.update_generations(f);
@@ -142,6 +149,18 @@ impl Resource {
     /// Feeds `event` to the core; the caller executes the result ([`Resource::execute`]).
     pub fn step(&self, event: Event) -> Stepped {
         self.with_core(|c| c.step(event))
+    }
+
+    /// The UUID flags the core reports (crashed primary, `--discard-my-data`,
+    /// inconsistent), as P_UUIDS carries them.
+    pub fn uuid_flags(&self) -> u64 {
+        self.with_core(|c| c.node().uuid_flags())
+    }
+
+    /// `connect --discard-my-data` in effect (kept by the core until a handshake got
+    /// through).
+    pub fn discard_my_data(&self) -> bool {
+        self.with_core(|c| c.node().discard_my_data())
     }
 
     /// Feeds `event` and executes what it decided in the background (for callers that
@@ -220,7 +239,9 @@ impl Resource {
         Ok(())
     }
 
-    fn log_and_send(&self, actions: &[Action]) {
+    /// Logs (`StateChanged`, `Log`, `LogLine`) and tells the peer (`SendUuids`) what
+    /// `actions` say; the rest is left to the caller.
+    pub(crate) fn log_and_send(&self, actions: &[Action]) {
         for a in actions {
             match a {
                 Action::StateChanged { old, new, warning } => {
@@ -231,6 +252,16 @@ impl Resource {
                     crate::status_file::state_changed();
                 }
                 Action::Log(line) => tracing::info!(resource = %self.name, "{line}"),
+                Action::LogLine(line) => {
+                    use rdbd_replicator::sync_handshake::Level;
+                    match line.level {
+                        Level::Info => tracing::info!(resource = %self.name, "{}", line.text),
+                        Level::Warn => tracing::warn!(resource = %self.name, "{}", line.text),
+                        Level::Err | Level::Alert => {
+                            tracing::error!(resource = %self.name, "{}", line.text)
+                        }
+                    }
+                }
                 Action::SendUuids { .. } => {
                     if let Some(link) = self.peer_link() {
                         link.state_changed();

@@ -219,14 +219,12 @@ impl HandlerConfig {
     }
 }
 
-/// Per-resource handler state: the configuration, the fencing freeze, and the
-/// one-shot `--discard-my-data` of the next connect.
+/// Per-resource handler state: the configuration and the fencing freeze.
 #[derive(Debug, Default)]
 pub struct Hooks {
     config: OnceLock<HandlerConfig>,
     /// The `susp-fen` I/O freeze.
     pub fence: FenceGate,
-    discard_my_data: AtomicBool,
     local_io_error_running: AtomicBool,
 }
 
@@ -247,17 +245,6 @@ impl Hooks {
     /// `disk { fencing }` (dont-care before `configure`).
     pub fn fencing(&self) -> FencePolicy {
         self.config().map_or(FencePolicy::DontCare, |c| c.fencing)
-    }
-
-    /// `connect --discard-my-data`: the next handshakes discard this node's data in a
-    /// split brain, until a connection reaches Connected.
-    pub fn set_discard_my_data(&self, on: bool) {
-        self.discard_my_data.store(on, Ordering::SeqCst);
-    }
-
-    /// Whether `--discard-my-data` is in effect.
-    pub fn discard_my_data(&self) -> bool {
-        self.discard_my_data.load(Ordering::SeqCst)
     }
 }
 

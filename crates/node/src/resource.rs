@@ -427,42 +427,6 @@ impl Resource {
         self.demote_draining(true).await
     }
 
-    /// `secondary` without waiting for barrier acks: for the session itself (the sync
-    /// handshake's split-brain recovery), which processes those acks and so cannot wait.
-    ///
-    /// The connection is still being established (WFReportParams), where DRBD's soft
-    /// changes are refused (STATE_SENT): like the core's own handshake, this is a hard
-    /// change, refused only while a client holds the device open.
-    pub async fn demote_in_session(&self) -> Result<(), StateError> {
-        let _serial = self.role_change.lock().await;
-        let stepped = self.with_core(|c| {
-            let st = c.snapshot();
-            if st.open_clients > 0 {
-                return Err(StateError::HeldOpen(st.open_clients));
-            }
-            if st.role == Role::Secondary {
-                return Ok(None);
-            }
-            let ns = rdbd_wire::DrbdState {
-                role: Role::Secondary,
-                ..c.node().state()
-            };
-            let mut stepped = c.step(Event::Observed(ns));
-            let gens = c.update_generations(rdbd_replicator::generation::on_demote);
-            stepped.meta = gens.meta.or(stepped.meta);
-            Ok(Some(stepped))
-        })?;
-        if let Some(stepped) = stepped {
-            self.execute(&stepped)
-                .await
-                .map_err(|e| StateError::MetaData(e.to_string()))?;
-            if let Some(link) = self.peer_link() {
-                link.state_changed();
-            }
-        }
-        Ok(())
-    }
-
     /// The state, after waiting (at most [`LEAVING_CLIENT_GRACE`]) for open clients to
     /// close. In DRBD the last `close()` of the device has returned before `secondary`
     /// runs; an NBD client that has just exited is only noticed when its socket's end

@@ -1,10 +1,19 @@
 //! [`NodeState`]: one node's DRBD 8.4 state machine, `step(event) -> Vec<Action>`.
 //!
 //! Lifecycles (each arrow a state change checked by [`super::rules`]):
-//! - connection: `Connect`: StandAlone -> Unconnected -> WFConnection ([`Action::StartConnecting`]);
-//!   `SocketUp`: -> WFReportParams (send P_UUIDS and P_STATE); `PeerParams`: the sync handshake
-//!   ([`crate::sync_handshake::handshake`]) -> Connected / WFBitMapS / WFBitMapT, or a refusal
-//!   -> Disconnecting; `BitmapExchanged`: WFBitMapS -> SyncSource (new bitmap identifier, send
+//! - connection: `Connect`: StandAlone -> Unconnected -> WFConnection ([`Action::StartConnecting`];
+//!   `--discard-my-data` is kept here until a handshake got through); `SocketUp`: ->
+//!   WFReportParams (send P_UUIDS and P_STATE); `PeerParams`: the sync handshake
+//!   ([`crate::sync_handshake::handshake`], also while Connected when a disk attaches) ->
+//!   Connected / WFBitMapS / WFBitMapT (without two disks: Connected at once), its handlers
+//!   ([`Action::RunHandler`]) and log lines ([`Action::LogLine`]), or a refusal ->
+//!   Disconnecting ([`Action::HandshakeRefused`], or [`Action::ConnectionRefused`] when the
+//!   rules refuse the chosen state, e.g. two Primaries); call-pri-lost-after-sb never
+//!   demotes (DRBD 8.4 refuses the change while the state is being sent), so the losing
+//!   Primary runs pri-lost-after-sb; `PeerState`: the peer's later P_STATE (a connected
+//!   peer's Outdated is taken as UpToDate, as `sanitize_state` does);
+//!   `PeerOutdatedForDisconnect`: -> Disconnecting with the peer Outdated (the fencing
+//!   `disconnect`); `BitmapExchanged`: WFBitMapS -> SyncSource (new bitmap identifier, send
 //!   P_SYNC_UUID), WFBitMapT -> WFSyncUUID; `SyncUuid`: -> SyncTarget; `ResyncDone` (target)
 //!   or the target's P_STATE (source): -> Connected, both UpToDate; `NetFailure`: -> Timeout /
 //!   BrokenPipe / NetworkFailure / ProtocolError ([`Action::CloseConnection`],
@@ -22,6 +31,9 @@
 //!   Negotiating, which the handshake resolves); `Detach` -> Failed -> Diskless (refused
 //!   when it would leave a Primary without data); `DiskFailed` (I/O error) the same, hard;
 //!   `Outdate` -> Outdated; `Invalidate` -> Inconsistent with every block out of sync.
+//! - resync and verify: `StartVerify` (Connected -> VerifyS / VerifyT, DRBD's soft rules),
+//!   `VerifyDone` (-> Connected), `SyncPauseFlags` (the isp flags; `sanitize_state` pauses
+//!   and resumes SyncSource / SyncTarget).
 //! - `NewCurrentUuid` starts a generation; `Observed` records a state the driver reached
 //!   along a path the core does not model yet (transition rules only).
 //!
@@ -33,8 +45,14 @@
 //! The handlers live in `connection` (connect, handshake, resync end), `role` (promote,
 //! demote, the peer's requests) and `disk` (attach, detach, I/O errors).
 //!
-//! Not modelled (the driver reports them as `Observed`): online verify, Ahead/Behind, pausing syncs
-//! (resync-after), I/O suspension, the fence-peer handler (fencing refuses instead).
+//! Not modelled (the driver reports them as `Observed`): Ahead/Behind, invalidate-remote,
+//! the online grow, a disk attached while connected (Negotiating resolved by the driver
+//! from the meta-data flags), the peer's disk outdated on its fencing `disconnect`
+//! request (the driver records it while connected), I/O suspension, the
+//! fence-peer handler (fencing refuses instead), the before-resync-target/-source handlers
+//! (the driver runs them before `BitmapExchanged` / `SyncUuid`), skip-initial-sync (UUID
+//! flag 8; the daemon does not implement it either). A refused handshake on an established
+//! connection drops it (DRBD fails the attaching disk instead).
 
 use rdbd_types::{ConnState, DiskState, Role};
 
@@ -42,10 +60,12 @@ use super::rules::{check_change, ChangeKind, Checked, RuleContext, SanitizeWarni
 use super::{Fencing, State, StateError};
 use crate::generation::{md_flags_for_state, on_demote, FlagState, Generations, UUID_JUST_CREATED};
 use crate::sync_handshake::{
-    new_current_on_peer_loss, target_sync_uuid_received, Handler, PeerLoss, PeerLossAction,
-    Policies, Refusal,
+    new_current_on_peer_loss, target_sync_uuid_received, Handler, LogLine, PeerLoss,
+    PeerLossAction, Policies, Refusal,
 };
 use crate::uuid_compare::uuid_flag;
+#[cfg(doc)]
+use crate::uuid_compare::{DRBD_FF_WSAME, PRO_VERSION_MAX};
 
 /// The options the state machine reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -98,6 +118,11 @@ pub struct PeerParams {
     pub peer_changed_blocks: u64,
     /// Bits set in our bitmap (the driver knows).
     pub own_changed_blocks: u64,
+    /// The protocol version both sides agreed on ([`PRO_VERSION_MAX`] against a peer of
+    /// our own version).
+    pub agreed_pro_version: u32,
+    /// The feature flags both sides agreed on ([`DRBD_FF_WSAME`] against our own version).
+    pub agreed_features: u32,
 }
 
 /// Something that happened.
@@ -130,12 +155,21 @@ pub enum Event {
     NetFailure(NetFailure),
     /// The driver closed the sockets after a failure or a disconnect.
     ConnectionClosed,
-    /// The peer's P_UUIDS and P_STATE while in WFReportParams.
+    /// The peer's P_UUIDS and P_STATE that call for the sync handshake: in WFReportParams
+    /// (a new connection), or while Connected when `receive_state` considers a resync (a
+    /// side attached its disk, the peer's identifiers changed, the peer started a sync);
+    /// the driver knows which P_STATE that is ([`crate::peer_state::on_peer_state`]).
     PeerParams(PeerParams),
     /// The peer's identifiers (a P_UUIDS the driver handled itself): our record of them,
     /// which the end of a resync as SyncTarget takes over.
     PeerUuids(Generations),
-    /// A later P_STATE from the peer, in our terms.
+    /// The peer confirmed our `disconnect` with fencing (P_CONN_ST_CHG_REPLY to the
+    /// cluster-wide `conn Disconnecting, pdsk Outdated`, drbd_nl.c `conn_try_disconnect`):
+    /// -> Disconnecting with the peer Outdated in one change, so its Outdated is kept
+    /// (a connected peer's Outdated is taken as UpToDate, see [`Event::PeerState`]).
+    PeerOutdatedForDisconnect,
+    /// A later P_STATE from the peer, in our terms. Sanitized as DRBD does: while
+    /// connected, a peer's Consistent or Outdated disk is taken as UpToDate.
     PeerState {
         /// The peer's role.
         role: Role,
@@ -167,6 +201,27 @@ pub enum Event {
     Observed(State),
     /// The number of clients holding the device open.
     OpenCount(u32),
+    /// Online verify starts: VerifyS (`verify`, once the peer agreed) or VerifyT (the
+    /// peer's request); a soft change (Connected, both disks UpToDate).
+    StartVerify {
+        /// We request the blocks (VerifyS).
+        source: bool,
+    },
+    /// Online verify ended (stop sector reached, `verify --stop`, the peer's P_STATE):
+    /// VerifyS / VerifyT -> Connected.
+    VerifyDone,
+    /// A resync's pause flags: `aftr_isp` (resync-after), `peer_isp` (the peer's
+    /// pause), `user_isp` (`pause-sync` / `resume-sync`). With any set, SyncSource /
+    /// SyncTarget pause (PausedSyncS / PausedSyncT), with none they go on
+    /// (`sanitize_state`).
+    SyncPauseFlags {
+        /// resync-after holds this resync.
+        aftr_isp: bool,
+        /// The peer paused it.
+        peer_isp: bool,
+        /// `pause-sync` here.
+        user_isp: bool,
+    },
     /// The peer asks to change its role (P_STATE_CHG_REQ, in our terms: our `peer`).
     PeerStateRequest {
         /// The peer's new role.
@@ -204,6 +259,8 @@ pub enum Request {
     Attach,
     /// `detach`.
     Detach,
+    /// `verify` (or the peer's request for it).
+    Verify,
 }
 
 /// What the driver must do, in order.
@@ -265,10 +322,15 @@ pub enum Action {
     },
     /// The handshake refused the connection (split brain, unrelated data, ...).
     HandshakeRefused(Refusal),
+    /// The state the handshake chose was refused by the rules (e.g. both Primary without
+    /// allow-two-primaries); the connection is dropped (DRBD `receive_state`: C_DISCONNECTING).
+    ConnectionRefused(StateError),
     /// Run a handler.
     RunHandler(Handler),
     /// A line to log.
     Log(String),
+    /// A line DRBD logs at a given level (the handshake's lines).
+    LogLine(LogLine),
     /// A request was refused.
     Refused {
         /// The request.
@@ -358,6 +420,12 @@ impl NodeState {
     /// UpToDate with an UpToDate peer since.
     pub fn crashed_primary(&self) -> bool {
         self.crashed_primary
+    }
+
+    /// `--discard-my-data` of the last `connect`, until a handshake got through
+    /// (DRBD's DISCARD_MY_DATA; sent as UUID flag 1 and in P_PROTOCOL).
+    pub fn discard_my_data(&self) -> bool {
+        self.discard_my_data
     }
 
     /// The clients holding the device open, as last reported ([`Event::OpenCount`]).
@@ -558,6 +626,7 @@ impl NodeState {
             Event::PeerParams(p) => self.peer_params(p, &mut out),
             Event::PeerUuids(g) => self.peer_gens = g,
             Event::PeerState { role, disk, conn } => self.peer_state(role, disk, conn, &mut out),
+            Event::PeerOutdatedForDisconnect => self.peer_outdated_for_disconnect(&mut out),
             Event::Promote { force } => self.promote(force, &mut out),
             Event::Demote => {
                 match self.change(ChangeKind::Soft, |s| s.role = Role::Secondary, &mut out) {
@@ -599,6 +668,20 @@ impl NodeState {
             Event::NewCurrentUuid { clear_bitmap } => self.new_current_uuid(clear_bitmap, &mut out),
             Event::Observed(ns) => self.observed(ns, &mut out),
             Event::OpenCount(n) => self.open_count = n,
+            Event::StartVerify { source } => self.start_verify(source, &mut out),
+            Event::VerifyDone => self.verify_done(&mut out),
+            Event::SyncPauseFlags {
+                aftr_isp,
+                peer_isp,
+                user_isp,
+            } => self.force(
+                |s| {
+                    s.aftr_isp = aftr_isp;
+                    s.peer_isp = peer_isp;
+                    s.user_isp = user_isp;
+                },
+                &mut out,
+            ),
             Event::PeerStateRequest { role } => self.peer_state_request(role, &mut out),
             Event::StateReply(result) => {
                 if let Some(p) = self.pending.take() {

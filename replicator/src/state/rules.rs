@@ -131,6 +131,13 @@ pub fn is_valid_soft_transition(
     if matches!(ns.conn, C::SyncTarget | C::SyncSource) && os.conn < C::WFReportParams {
         rv = Err(StateError::NeedConnection);
     }
+    let verify = matches!(ns.conn, C::VerifyS | C::VerifyT);
+    if verify && os.conn < C::Connected {
+        rv = Err(StateError::NeedConnection);
+    }
+    if verify && ns.conn != os.conn && os.conn > C::Connected {
+        rv = Err(StateError::ResyncRunning);
+    }
     if ns.conn == C::Disconnecting
         && ns.pdsk == D::Outdated
         && os.conn < C::Connected

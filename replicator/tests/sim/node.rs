@@ -250,6 +250,14 @@ impl World {
                     self.trace(format!("n{n} {l}"));
                 }
             }
+            Action::LogLine(l) => {
+                if l.text.contains("Split-Brain") {
+                    self.trace(format!("n{n} {}", l.text));
+                }
+            }
+            Action::ConnectionRefused(e) => {
+                self.trace(format!("n{n} connection refused: {e}"));
+            }
             Action::Refused { .. } | Action::Completed(_) => {}
         }
     }
@@ -463,6 +471,8 @@ impl World {
                                 disk: s.disk,
                                 peer_changed_blocks: weight,
                                 own_changed_blocks: own,
+                                agreed_pro_version: rdbd_replicator::uuid_compare::PRO_VERSION_MAX,
+                                agreed_features: rdbd_replicator::uuid_compare::DRBD_FF_WSAME,
                             }),
                         );
                     }

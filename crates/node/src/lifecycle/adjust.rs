@@ -214,13 +214,13 @@ pub async fn apply(
                 let cfg = peer_config(file, node)?;
                 link.disconnect().await;
                 link.reconfigure(cfg).await?;
-                link.connect();
+                link.connect(false);
             }
             Step::Connect => {
                 let link = resource
                     .peer_link()
                     .ok_or("the resource has no connection")?;
-                link.connect();
+                link.connect(false);
             }
             Step::SyncAlgs { .. } => {
                 let link = resource

@@ -70,8 +70,12 @@ pub enum WritePayload {
 /// Requests to the connection manager.
 #[derive(Debug)]
 enum Command {
-    /// Start connecting (from StandAlone).
-    Connect,
+    /// Start connecting (from StandAlone); `connect --discard-my-data`.
+    Connect {
+        /// Give up our data in a split brain (the core keeps it until a handshake got
+        /// through).
+        discard_my_data: bool,
+    },
     /// Drop the connection and stay StandAlone.
     Disconnect(oneshot::Sender<()>),
     /// Stop for good (resource down).
@@ -463,9 +467,9 @@ impl PeerLink {
         *lock(&self.sync) = p;
     }
 
-    /// `rdbdadm connect`.
-    pub fn connect(&self) {
-        let _ = self.commands.send(Command::Connect);
+    /// `rdbdadm connect [--discard-my-data]`.
+    pub fn connect(&self, discard_my_data: bool) {
+        let _ = self.commands.send(Command::Connect { discard_my_data });
     }
 
     /// `rdbdadm disconnect`: returns once the connection is down (StandAlone).

@@ -284,7 +284,7 @@ impl<'a> Session<'a> {
                     Some(Command::Disconnect(tx)) => return End::Disconnect(tx),
                     Some(Command::Shutdown(tx)) => return End::Shutdown(tx),
                     Some(Command::RequestRole(_, tx)) => { let _ = tx.send(Ok(())); }
-                    Some(Command::Connect | Command::StateChanged) => {}
+                    Some(Command::Connect { .. } | Command::StateChanged) => {}
                     Some(Command::Sync(c, tx)) => verify::answer_idle(c, tx),
                     Some(other) => lifecycle::answer_not_now(other, "the connection is handshaking"),
                 },
@@ -415,7 +415,7 @@ impl<'a> Session<'a> {
             None => Err(End::Lost(ConnState::TearDown, "manager gone".into())),
             Some(Command::Disconnect(tx)) => self.disconnect_requested(tx),
             Some(Command::Shutdown(tx)) => Err(End::Shutdown(tx)),
-            Some(Command::Connect) => Ok(()),
+            Some(Command::Connect { .. }) => Ok(()),
             Some(Command::InvalidateRemote(tx)) => {
                 self.start_invalidate_remote(tx);
                 Ok(())
@@ -580,13 +580,23 @@ impl<'a> Session<'a> {
         {
             peer_disk = DiskState::Inconsistent;
         }
-        ctx.update(|st| {
-            st.peer_role = s.role;
-            if action != PeerStateAction::ResyncFinished {
-                st.peer_disk = peer_disk;
-            }
-        });
         let action = self.lifecycle_peer_state(&st, peer_disk, action).await;
+        match action {
+            // The core records it (sanitized as DRBD does while connected).
+            PeerStateAction::Record if st.cstate >= ConnState::Connected => {
+                ctx.peer_state(s.role, peer_disk, s.conn)
+            }
+            // The end of the resync records the peer's disk (`finish_source`).
+            PeerStateAction::ResyncFinished => ctx.update(|st| st.peer_role = s.role),
+            // The core's handshake records them with the state it chooses (recorded
+            // before, a Primary peer would make DRBD's rules take our state as invalid
+            // already and let two Primaries connect).
+            PeerStateAction::SyncHandshake => {}
+            PeerStateAction::Record => ctx.update(|st| {
+                st.peer_role = s.role;
+                st.peer_disk = peer_disk;
+            }),
+        }
         match action {
             PeerStateAction::Record => Ok(()),
             PeerStateAction::ResyncFinished => {

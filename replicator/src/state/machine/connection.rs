@@ -6,15 +6,14 @@
 use rdbd_types::{ConnState, DiskState, Role};
 
 use super::{Action, NodeState, PeerParams, Request};
-use crate::generation::on_demote;
 use crate::peer_state::{on_peer_state, PeerStateAction};
 use crate::state::rules::ChangeKind;
 use crate::state::{unconfigured, State, StateError};
 use crate::sync_handshake::{
     handshake, resync_finished_source, resync_finished_target, source_sync_uuid, HandshakeInput,
-    SyncDecision,
+    Level, LogLine, SyncDecision,
 };
-use crate::uuid_compare::{uuid_flag, CompareInput, DRBD_FF_WSAME, PRO_VERSION_MAX};
+use crate::uuid_compare::{uuid_flag, CompareInput};
 
 impl NodeState {
     pub(super) fn connect(&mut self, discard_my_data: bool, out: &mut Vec<Action>) {
@@ -58,8 +57,11 @@ impl NodeState {
         }
     }
 
+    /// `receive_state` with a sync handshake (`drbd_sync_handshake`): the decision, the
+    /// identifier fix-ups, the handlers and the new state in one step.
     pub(super) fn peer_params(&mut self, p: PeerParams, out: &mut Vec<Action>) {
-        if self.state.conn != ConnState::WFReportParams {
+        let os = self.state;
+        if !matches!(os.conn, ConnState::WFReportParams | ConnState::Connected) {
             return;
         }
         self.peer_gens = p.gens;
@@ -76,6 +78,8 @@ impl NodeState {
             (DiskState::Negotiating, Some((d, _))) => d,
             (d, _) => d,
         };
+        // Without both disks there is nothing to compare: Connected (a Diskless side
+        // reads and writes through its peer).
         let decision = if own_disk < DiskState::Inconsistent || peer_disk < DiskState::Inconsistent
         {
             SyncDecision::NoSync
@@ -88,8 +92,8 @@ impl NodeState {
                 own_role: self.state.role,
                 peer_role: p.role,
                 resolve_conflicts: self.resolve_conflicts,
-                agreed_pro_version: PRO_VERSION_MAX,
-                agreed_features: DRBD_FF_WSAME,
+                agreed_pro_version: p.agreed_pro_version,
+                agreed_features: p.agreed_features,
             });
             input.own_disk = own_disk;
             input.own_disk_now = self.state.disk;
@@ -97,17 +101,18 @@ impl NodeState {
             input.own_changed_blocks = p.own_changed_blocks;
             input.peer_changed_blocks = p.peer_changed_blocks;
             input.discard_my_data = self.discard_my_data;
-            input.can_demote = self.open_count == 0;
+            // call-pri-lost-after-sb cannot demote here: DRBD 8.4's drbd_change_state(role
+            // Secondary) in drbd_asb_recover_1p/2p fails while the connection is being
+            // established (STATE_SENT: SS_IN_TRANSIENT_STATE, silently), so the losing
+            // Primary always runs pri-lost-after-sb and the split brain stays unresolved
+            // (seen on a kernel 8.4.11 peer).
+            input.can_demote = false;
             input.policies = self.cfg.policies;
             let h = handshake(&input);
             h.comparison
                 .apply_fixups(&mut self.gens, &mut self.peer_gens);
-            out.extend(h.log.iter().map(|l| Action::Log(l.text.clone())));
+            out.extend(h.log.iter().cloned().map(Action::LogLine));
             out.extend(h.handlers.iter().map(|&x| Action::RunHandler(x)));
-            if h.demote {
-                self.force(|s| s.role = Role::Secondary, out);
-                on_demote(&mut self.gens);
-            }
             h.decision
         };
         let (conn, full) = match decision {
@@ -120,8 +125,15 @@ impl NodeState {
                 return;
             }
         };
+        // A new connection is a soft change (the rules may refuse it, e.g. two
+        // Primaries); a handshake on an established one is hard (DRBD's cs_flags).
+        let kind = if os.conn < ConnState::Connected {
+            ChangeKind::Soft
+        } else {
+            ChangeKind::Hard
+        };
         let result = self.change(
-            ChangeKind::Soft,
+            kind,
             |s| {
                 s.conn = conn;
                 s.peer = p.role;
@@ -133,10 +145,16 @@ impl NodeState {
             out,
         );
         if let Err(e) = result {
-            out.push(Action::Log(format!("refusing the connection: {e}")));
+            out.push(Action::LogLine(LogLine {
+                level: Level::Err,
+                text: format!("State change failed: {e}"),
+            }));
+            out.push(Action::ConnectionRefused(e));
             self.force(|s| s.conn = ConnState::Disconnecting, out);
             return;
         }
+        // DRBD clears DISCARD_MY_DATA once a P_STATE got through (end of receive_state).
+        self.discard_my_data = false;
         if full {
             out.push(Action::SetAllOutOfSync);
         }
@@ -175,6 +193,41 @@ impl NodeState {
             },
             out,
         );
+    }
+
+    pub(super) fn peer_outdated_for_disconnect(&mut self, out: &mut Vec<Action>) {
+        if self.state.conn < ConnState::Connected {
+            return;
+        }
+        self.force(
+            |s| {
+                s.conn = ConnState::Disconnecting;
+                s.pdsk = DiskState::Outdated;
+            },
+            out,
+        );
+        out.push(Action::Completed(Request::Disconnect));
+    }
+
+    pub(super) fn start_verify(&mut self, source: bool, out: &mut Vec<Action>) {
+        let conn = if source {
+            ConnState::VerifyS
+        } else {
+            ConnState::VerifyT
+        };
+        match self.change(ChangeKind::Soft, |s| s.conn = conn, out) {
+            Ok(_) => out.push(Action::Completed(Request::Verify)),
+            Err(error) => out.push(Action::Refused {
+                request: Request::Verify,
+                error,
+            }),
+        }
+    }
+
+    pub(super) fn verify_done(&mut self, out: &mut Vec<Action>) {
+        if matches!(self.state.conn, ConnState::VerifyS | ConnState::VerifyT) {
+            self.force(|s| s.conn = ConnState::Connected, out);
+        }
     }
 
     pub(super) fn finish_as_source(&mut self, out: &mut Vec<Action>) {

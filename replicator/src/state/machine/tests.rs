@@ -33,6 +33,8 @@ fn peer_params(gens: Generations, role: Role, disk: DiskState) -> Event {
         disk,
         peer_changed_blocks: 0,
         own_changed_blocks: 0,
+        agreed_pro_version: crate::uuid_compare::PRO_VERSION_MAX,
+        agreed_features: crate::uuid_compare::DRBD_FF_WSAME,
     })
 }
 
@@ -373,6 +375,8 @@ fn params_of(n: &NodeState) -> Event {
         disk: s.disk,
         peer_changed_blocks: 1,
         own_changed_blocks: 1,
+        agreed_pro_version: crate::uuid_compare::PRO_VERSION_MAX,
+        agreed_features: crate::uuid_compare::DRBD_FF_WSAME,
     })
 }
 
@@ -623,4 +627,187 @@ fn a_crashed_primary_keeps_its_flag_until_the_handshake_used_it() {
     };
     n.step(Event::Observed(done));
     assert!(!n.crashed_primary());
+}
+
+/// A node in WFReportParams (`Connect` with `discard`, `SocketUp`) after `prepare`.
+fn reporting(cfg: Config, discard: bool, prepare: impl FnOnce(&mut NodeState)) -> NodeState {
+    let mut n = node_with(CONSISTENT | WAS_UP_TO_DATE, cfg);
+    prepare(&mut n);
+    n.step(Event::Connect {
+        discard_my_data: discard,
+    });
+    n.step(Event::SocketUp {
+        resolve_conflicts: false,
+    });
+    assert_eq!(n.state().conn, ConnState::WFReportParams);
+    n
+}
+
+#[test]
+fn discard_my_data_lasts_until_a_handshake_gets_through() {
+    let mut n = reporting(Config::default(), true, |_| {});
+    assert!(n.discard_my_data());
+    assert_ne!(n.uuid_flags() & uuid_flag::DISCARD_MY_DATA, 0);
+    n.step(peer_params(GEN, Role::Secondary, DiskState::UpToDate));
+    assert_eq!(n.state().conn, ConnState::Connected);
+    assert!(!n.discard_my_data(), "cleared by the handshake");
+    assert_eq!(n.uuid_flags() & uuid_flag::DISCARD_MY_DATA, 0);
+    // Both Primary without allow-two-primaries: the state the handshake chose is refused,
+    // the connection dropped, and the flag stays for the next attempt (DRBD returns from
+    // receive_state before clearing it).
+    let mut p = reporting(Config::default(), true, |n| {
+        n.step(Event::Promote { force: false });
+    });
+    let out = p.step(peer_params(GEN, Role::Primary, DiskState::UpToDate));
+    assert!(out.contains(&Action::ConnectionRefused(StateError::TwoPrimaries)));
+    assert!(
+        out.contains(&Action::LogLine(crate::sync_handshake::LogLine {
+            level: crate::sync_handshake::Level::Err,
+            text: "State change failed: Multiple primaries not allowed by config".into(),
+        }))
+    );
+    assert_eq!(p.state().conn, ConnState::Disconnecting);
+    assert!(p.discard_my_data());
+}
+
+#[test]
+fn a_losing_primary_runs_pri_lost_after_sb_and_keeps_its_role() {
+    let cfg = Config {
+        policies: Policies {
+            after_sb_0pri: crate::sync_handshake::AfterSb::DiscardLocal,
+            after_sb_1pri: crate::sync_handshake::AfterSb::CallHelper,
+            ..Policies::default()
+        },
+        ..Config::default()
+    };
+    let mut n = reporting(cfg, false, |n| {
+        n.step(Event::Promote { force: false });
+    });
+    assert_eq!(
+        n.open_count(),
+        0,
+        "a demotion would be allowed outside the handshake"
+    );
+    let split = Generations {
+        current: 0xEF00,
+        bitmap: GEN.current,
+        history: [0, 0],
+    };
+    let out = n.step(peer_params(split, Role::Secondary, DiskState::UpToDate));
+    assert!(out.contains(&Action::RunHandler(Handler::PriLostAfterSb)));
+    assert!(out.contains(&Action::HandshakeRefused(Refusal::SplitBrain)));
+    assert_eq!(
+        (n.state().role, n.state().conn),
+        (Role::Primary, ConnState::Disconnecting),
+        "DRBD 8.4 cannot demote while the connection is being established"
+    );
+}
+
+#[test]
+fn a_disk_attached_while_connected_is_handshaked_and_logged_with_levels() {
+    let mut n = connected(up_to_date(), Role::Secondary, false);
+    // The peer attached a disk that is ahead of ours (its P_STATE says Negotiating).
+    let newer = Generations {
+        current: 0xCD00,
+        bitmap: GEN.current,
+        history: [0, 0],
+    };
+    let out = n.step(peer_params(newer, Role::Secondary, DiskState::Negotiating));
+    assert_eq!(n.state().conn, ConnState::WFBitMapT);
+    assert!(out.contains(&Action::ExchangeBitmap));
+    assert!(out.iter().any(|a| matches!(
+        a,
+        Action::LogLine(l) if l.text.starts_with("uuid_compare()=")
+    )));
+    // Outside WFReportParams and Connected the event is not a handshake.
+    let before = n.state();
+    assert!(n
+        .step(peer_params(GEN, Role::Secondary, DiskState::Negotiating))
+        .is_empty());
+    assert_eq!(n.state(), before);
+}
+
+#[test]
+fn a_fencing_disconnect_keeps_the_peer_outdated_where_a_p_state_would_not() {
+    let mut p = connected(up_to_date(), Role::Secondary, true);
+    p.step(Event::Promote { force: false });
+    p.step(Event::StateReply(Ok(())));
+    assert_eq!(p.state().role, Role::Primary);
+    // A connected peer's Outdated is sanitized to UpToDate (DRBD sanitize_state).
+    p.step(Event::PeerState {
+        role: Role::Secondary,
+        disk: DiskState::Outdated,
+        conn: ConnState::Connected,
+    });
+    assert_eq!(p.state().pdsk, DiskState::UpToDate);
+    let before = p.gens();
+    let out = p.step(Event::PeerOutdatedForDisconnect);
+    assert_eq!(
+        (p.state().conn, p.state().pdsk),
+        (ConnState::Disconnecting, DiskState::Outdated)
+    );
+    assert!(out.contains(&Action::CloseConnection));
+    assert!(out.contains(&Action::Completed(Request::Disconnect)));
+    assert_ne!(
+        p.gens().current,
+        before.current,
+        "the peer's data is lost: a new generation"
+    );
+    assert_ne!(p.md_flags() & md_flag::PEER_OUT_DATED, 0);
+    p.step(Event::ConnectionClosed);
+    assert_eq!(
+        (p.state().conn, p.state().pdsk),
+        (ConnState::StandAlone, DiskState::Outdated)
+    );
+    // Not connected: nothing to confirm.
+    assert!(p.step(Event::PeerOutdatedForDisconnect).is_empty());
+}
+
+#[test]
+fn verify_and_pause_flags_are_events() {
+    let mut n = connected(up_to_date(), Role::Secondary, false);
+    let out = n.step(Event::StartVerify { source: true });
+    assert!(out.contains(&Action::Completed(Request::Verify)));
+    assert_eq!(n.state().conn, ConnState::VerifyS);
+    let again = n.step(Event::StartVerify { source: false });
+    assert_eq!(refused(&again), Some(StateError::ResyncRunning));
+    n.step(Event::VerifyDone);
+    assert_eq!(n.state().conn, ConnState::Connected);
+    assert!(n.step(Event::VerifyDone).is_empty(), "not verifying");
+    // Not connected: refused by DRBD's soft rules.
+    let mut alone = up_to_date();
+    assert_eq!(
+        refused(&alone.step(Event::StartVerify { source: true })),
+        Some(StateError::NeedConnection)
+    );
+    // A resync pauses while any flag is set and goes on when none is.
+    let mut t = connected(up_to_date(), Role::Secondary, false);
+    let newer = Generations {
+        current: 0xCD00,
+        bitmap: t.gens().current,
+        history: [0, 0],
+    };
+    t.step(Event::PeerUuids(newer));
+    t.step(peer_params(newer, Role::Secondary, DiskState::Negotiating));
+    t.step(Event::BitmapExchanged);
+    t.step(Event::SyncUuid(0x7700));
+    assert_eq!(t.state().conn, ConnState::SyncTarget);
+    let flags = |aftr_isp, peer_isp, user_isp| Event::SyncPauseFlags {
+        aftr_isp,
+        peer_isp,
+        user_isp,
+    };
+    t.step(flags(false, false, true));
+    assert_eq!(t.state().conn, ConnState::PausedSyncT);
+    assert!(t.state().user_isp);
+    t.step(flags(true, false, false));
+    assert_eq!(
+        t.state().conn,
+        ConnState::PausedSyncT,
+        "resync-after holds it"
+    );
+    t.step(flags(false, false, false));
+    assert_eq!(t.state().conn, ConnState::SyncTarget);
+    t.step(Event::ResyncDone);
+    assert_eq!(t.state().conn, ConnState::Connected);
 }

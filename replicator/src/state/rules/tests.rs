@@ -91,6 +91,9 @@ fn soft_transition_table() {
         ("promote during forced handshake", st(R::Secondary, R::Secondary, C::WFBitMapT, D::Outdated, D::UpToDate), st(R::Primary, R::Secondary, C::WFBitMapT, D::Outdated, D::UpToDate), cx(), Err(StateError::InTransientState)),
         ("promote a running sync target", st(R::Secondary, R::Secondary, C::SyncTarget, D::Inconsistent, D::UpToDate), st(R::Primary, R::Secondary, C::SyncTarget, D::Inconsistent, D::UpToDate), cx(), Ok(())),
         ("sync target from network failure", sec(C::NetworkFailure, D::UpToDate), sec(C::SyncTarget, D::Inconsistent), cx(), Err(StateError::NeedConnection)),
+        ("verify without a connection", sec(C::WFConnection, D::UpToDate), sec(C::VerifyS, D::UpToDate), cx(), Err(StateError::NeedConnection)),
+        ("verify during a resync", st(R::Secondary, R::Secondary, C::SyncSource, D::UpToDate, D::Inconsistent), st(R::Secondary, R::Secondary, C::VerifyS, D::UpToDate, D::Inconsistent), cx(), Err(StateError::ResyncRunning)),
+        ("verify from connected", st(R::Secondary, R::Secondary, C::Connected, D::UpToDate, D::UpToDate), st(R::Secondary, R::Secondary, C::VerifyT, D::UpToDate, D::UpToDate), cx(), Ok(())),
     ];
     for (name, os, ns, c, want) in rows {
         assert_eq!(is_valid_soft_transition(os, ns, c), *want, "{name}");

@@ -18,12 +18,19 @@ fn bind(ctx: &Ctx) -> std::io::Result<TcpListener> {
     sock.listen(16)
 }
 
+/// Whether the manager connects, with the option of the `connect` that asked for it
+/// (given to the core's `Connect` event when the manager starts from StandAlone).
+struct Want {
+    connect: bool,
+    discard_my_data: bool,
+}
+
 /// Waits `connect-int` while answering commands. `Some(true)`: shut down; `Some(false)`:
 /// stop waiting (disconnect); `None`: the time is up.
 async fn wait_connect_int(
     ctx: &Ctx,
     commands: &mut mpsc::UnboundedReceiver<Command>,
-    want: &mut bool,
+    want: &mut Want,
 ) -> Option<bool> {
     let wait = tokio::time::sleep(Duration::from_secs(u64::from(
         ctx.cfg.settings.connect_int_s.max(1),
@@ -41,15 +48,18 @@ async fn wait_connect_int(
 
 /// Answers a command while not connected. Returns `Some` when the manager must stop
 /// trying (`Some(true)`: shut down).
-fn idle_command(cmd: Option<Command>, want: &mut bool) -> Option<bool> {
+fn idle_command(cmd: Option<Command>, want: &mut Want) -> Option<bool> {
     match cmd {
         None => Some(true),
-        Some(Command::Connect) => {
-            *want = true;
+        Some(Command::Connect { discard_my_data }) => {
+            *want = Want {
+                connect: true,
+                discard_my_data,
+            };
             None
         }
         Some(Command::Disconnect(tx)) => {
-            *want = false;
+            want.connect = false;
             let _ = tx.send(());
             Some(false)
         }
@@ -75,13 +85,16 @@ fn idle_command(cmd: Option<Command>, want: &mut bool) -> Option<bool> {
 
 /// The connection manager of one resource.
 pub(crate) async fn manage(mut ctx: Ctx, mut commands: mpsc::UnboundedReceiver<Command>) {
-    let mut want = true;
+    let mut want = Want {
+        connect: true,
+        discard_my_data: false,
+    };
     let mut listener: Option<TcpListener> = None;
     loop {
         if let Some(cfg) = ctx.link.take_next_cfg() {
             ctx.cfg = cfg;
         }
-        if !want {
+        if !want.connect {
             drop(listener.take());
             ctx.standalone();
             let cmd = match commands.recv().await {
@@ -110,7 +123,7 @@ pub(crate) async fn manage(mut ctx: Ctx, mut commands: mpsc::UnboundedReceiver<C
                 }
             },
         };
-        ctx.connecting();
+        ctx.connecting(std::mem::take(&mut want.discard_my_data));
         let socks = tokio::select! {
             s = establish(
                 l,
@@ -159,12 +172,12 @@ pub(crate) async fn manage(mut ctx: Ctx, mut commands: mpsc::UnboundedReceiver<C
             }
             End::Dropped(reason) => {
                 tracing::error!(resource = %ctx.name(), peer = %ctx.cfg.peer_name, "connection dropped: {reason}; StandAlone until 'rdbdadm connect'");
-                want = false;
+                want.connect = false;
                 ctx.disconnecting();
             }
             End::Disconnect(tx) | End::DisconnectUnconfirmed(tx) => {
                 tracing::info!(resource = %ctx.name(), "disconnected by request");
-                want = false;
+                want.connect = false;
                 ctx.disconnecting();
                 let _ = tx.send(());
             }

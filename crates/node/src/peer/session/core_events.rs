@@ -1,8 +1,9 @@
 //! The connection's changes as events of the resource's state machine
 //! (`crate::core_driver`): the connection manager and the session report what happened
 //! (`Connect`, `SocketUp`, `NetFailure`, `Disconnect`, `ConnectionClosed`, the peer's
-//! role request, P_UUIDS, the bitmap exchange, P_SYNC_UUID, the end of a resync) and the
-//! core decides the new state and the generation identifiers of a resync.
+//! role request, P_UUIDS, the sync handshake, the peer's later P_STATE, the fencing
+//! disconnect's confirmation, the bitmap exchange, P_SYNC_UUID, the end of a resync) and
+//! the core decides the new state and the generation identifiers.
 //!
 //! Actions the session performs itself are dropped here: the handshake sends its own
 //! P_UUIDS and P_STATE, the session ends the connection and fails its transfer log
@@ -12,7 +13,8 @@
 //! ([`Ctx::set_cstate`]), so the shown state is always the one the manager reached.
 
 use rdbd_replicator::generation::Generations;
-use rdbd_replicator::state::{Action, Event, NetFailure, StateError};
+use rdbd_replicator::state::{Action, Event, NetFailure, PeerParams, StateError};
+use rdbd_replicator::sync_handshake::Policies;
 use rdbd_replicator::uuid_compare::generations_of;
 use rdbd_types::{ConnState, DiskState, Role};
 use rdbd_wire::{StateChange, StateField};
@@ -32,6 +34,43 @@ impl Ctx {
             }
         }
         stepped
+    }
+
+    /// The sync handshake: `Event::PeerParams` with the connection's split-brain
+    /// `policies`. Logs what the core decided in its order (the handshake's lines at
+    /// their levels, `conn( A -> B )`); a full sync's bitmap, the identifiers and the
+    /// flags are durable when this returns. Returns every action; the session runs the
+    /// handlers and the bitmap exchange, and ends a refused connection.
+    pub(super) async fn handshake_event(
+        &self,
+        params: PeerParams,
+        policies: Policies,
+    ) -> Vec<Action> {
+        let before = self.resource.state().cstate;
+        let mut stepped = self.resource.with_core(|c| {
+            c.set_policies(policies);
+            c.step(Event::PeerParams(params))
+        });
+        for a in &stepped.actions {
+            match a {
+                Action::LogLine(_) | Action::Log(_) => {
+                    self.resource.log_and_send(std::slice::from_ref(a))
+                }
+                Action::StateChanged { old, new, .. } if old.conn != new.conn => {
+                    tracing::info!(resource = %self.name(), "conn( {} -> {} )", old.conn, new.conn);
+                }
+                _ => {}
+            }
+        }
+        let all = stepped.actions.clone();
+        stepped
+            .actions
+            .retain(|a| matches!(a, Action::StateChanged { .. } | Action::SetAllOutOfSync));
+        if let Err(e) = self.resource.execute(&stepped).await {
+            tracing::error!(resource = %self.name(), error = %e, "writing the handshake's bitmap or identifiers failed");
+        }
+        self.after_conn_change(before, self.resource.state().cstate);
+        all
     }
 
     /// Feeds a connection event; returns the actions the session acts on itself.
@@ -57,12 +96,12 @@ impl Ctx {
         rest
     }
 
-    /// `connect` (the manager starts listening): StandAlone -> Unconnected -> WFConnection.
-    pub(super) fn connecting(&self) {
+    /// `connect [--discard-my-data]` (the manager starts listening): StandAlone ->
+    /// Unconnected -> WFConnection. The core keeps `discard_my_data` until a handshake
+    /// got through.
+    pub(super) fn connecting(&self, discard_my_data: bool) {
         if self.resource.state().cstate == ConnState::StandAlone {
-            self.conn_event(Event::Connect {
-                discard_my_data: self.resource.hooks.discard_my_data(),
-            });
+            self.conn_event(Event::Connect { discard_my_data });
         }
         self.set_cstate(ConnState::WFConnection);
     }
@@ -146,6 +185,63 @@ impl Ctx {
         })
     }
 
+    /// A later P_STATE of a connected peer (`receive_state` without a handshake): the
+    /// core records the peer's role and disk.
+    /// A new generation it starts (the peer's disk went away) goes to the peer as
+    /// P_UUIDS (`SendUuids`, through the link).
+    pub(super) fn peer_state(&self, role: Role, disk: DiskState, conn: ConnState) {
+        let before = self.resource.state().cstate;
+        let stepped = self.step_logging_conn(Event::PeerState { role, disk, conn });
+        self.resource.execute_in_background(&stepped);
+        self.after_conn_change(before, self.resource.state().cstate);
+    }
+
+    /// The peer confirmed it outdated its disk for our fencing `disconnect`: the core goes
+    /// Disconnecting with the peer Outdated (a Primary starts a new generation); durable
+    /// when this returns.
+    pub(super) async fn peer_outdated_for_disconnect(&self) {
+        let before = self.resource.state().cstate;
+        let mut stepped = self.step_logging_conn(Event::PeerOutdatedForDisconnect);
+        stepped
+            .actions
+            .retain(|a| matches!(a, Action::StateChanged { .. } | Action::Log(_)));
+        if let Err(e) = self.resource.execute(&stepped).await {
+            tracing::error!(resource = %self.name(), error = %e, "writing the identifiers failed");
+        }
+        self.after_conn_change(before, self.resource.state().cstate);
+    }
+
+    /// Online verify starts: VerifyS (`source`, the peer agreed) or VerifyT (the peer's
+    /// request, which the session checked).
+    pub(super) fn verify_started(&self, source: bool) {
+        if self.resource.state().cstate == ConnState::Connected {
+            self.conn_event(Event::StartVerify { source });
+        }
+        self.set_cstate(if source {
+            ConnState::VerifyS
+        } else {
+            ConnState::VerifyT
+        });
+    }
+
+    /// Online verify ended: -> Connected.
+    pub(super) fn verify_done(&self) {
+        self.conn_event(Event::VerifyDone);
+        self.set_cstate(ConnState::Connected);
+    }
+
+    /// The pause flags (the link's `aftr_isp`, `peer_isp`, `user_isp`) as they are now:
+    /// the core pauses or resumes a running resync.
+    pub(super) fn sync_pause_flags(&self) {
+        use std::sync::atomic::Ordering::SeqCst;
+        let link = &self.link;
+        self.conn_event(Event::SyncPauseFlags {
+            aftr_isp: link.aftr_isp.load(SeqCst),
+            peer_isp: link.peer_isp.load(SeqCst),
+            user_isp: link.user_isp.load(SeqCst),
+        });
+    }
+
     /// The peer's identifiers (every P_UUIDS): the core's record of them.
     pub(super) fn peer_uuids(&self, uuids: &rdbd_wire::Uuids) {
         self.resource.step(Event::PeerUuids(generations_of(uuids)));
@@ -214,8 +310,8 @@ impl Ctx {
                 rdbd_replicator::sync_handshake::target_sync_uuid_received(g, uuid, role)
             })
             .await;
+            self.set_cstate(ConnState::SyncTarget);
         }
-        self.set_cstate(ConnState::SyncTarget);
     }
 
     /// Every block was resynced: the SyncTarget takes the source's identifiers `peer`, the

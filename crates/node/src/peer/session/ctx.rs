@@ -9,7 +9,7 @@ use rdbd_replicator::handshake::{protocol_params, HandshakeConfig};
 use rdbd_replicator::sync_handshake as sh;
 use rdbd_types::{ConnState, DiskState, Role};
 use rdbd_wire::auth::CramHmacAlg;
-use rdbd_wire::{DrbdState, Sizes, Uuids, UUID_FLAG_CRASHED_PRIMARY, UUID_FLAG_INCONSISTENT};
+use rdbd_wire::{DrbdState, Sizes, Uuids};
 
 use super::Ctx;
 use crate::resource::ResourceState;
@@ -94,17 +94,8 @@ impl Ctx {
 
     pub(super) fn our_uuids(&self) -> Uuids {
         let g = self.resource.generations();
-        let st = self.resource.state();
-        let mut flags = 0;
-        if st.disk == DiskState::Inconsistent {
-            flags |= UUID_FLAG_INCONSISTENT;
-        }
-        if self.resource.hooks.discard_my_data() {
-            flags |= rdbd_wire::UUID_FLAG_DISCARD_MY_DATA;
-        }
-        if self.resource.crashed_primary() {
-            flags |= UUID_FLAG_CRASHED_PRIMARY;
-        }
+        // Crashed primary, --discard-my-data, inconsistent: as the core keeps them.
+        let flags = self.resource.uuid_flags();
         Uuids {
             current: g.current,
             bitmap: g.bitmap,
@@ -175,7 +166,7 @@ impl Ctx {
                 [after_sb_0pri, &s.after_sb_1pri, &s.after_sb_2pri],
                 s.allow_two_primaries,
                 s.data_integrity_alg.as_deref(),
-                self.resource.hooks.discard_my_data(),
+                self.resource.discard_my_data(),
             ),
             sync: crate::peer::sync_params::sync_params_of(s),
             sizes: self.our_sizes(),

@@ -13,7 +13,6 @@
 use std::time::{Duration, Instant};
 
 use rdbd_replicator::peer_state::convert_request;
-use rdbd_replicator::sync_handshake as sh;
 use rdbd_types::{ConnState, DiskState, Role};
 use rdbd_wire::{Packet, StateChange, StateChangeReply, StateField};
 use tokio::sync::oneshot;
@@ -62,24 +61,12 @@ impl Session<'_> {
         let ctx = self.ctx;
         if r.is_success() {
             let before = ctx.resource.state();
-            ctx.update(|st| st.peer_disk = DiskState::Outdated);
+            // Disconnecting with the peer Outdated in one change; the core starts a new
+            // generation for a Primary (DRBD after_state_ch, "lost contact to peer's copy
+            // of the data"), which the connection's cleanup will not do for an Outdated
+            // peer.
+            ctx.peer_outdated_for_disconnect().await;
             tracing::info!(resource = %ctx.name(), "pdsk( {} -> Outdated )", before.peer_disk);
-            // The peer's data is no longer current: a Primary starts a new generation
-            // here (DRBD after_state_ch, "lost contact to peer's copy of the data"),
-            // which the connection's cleanup will not do for an Outdated peer.
-            let loss = sh::PeerLoss {
-                old_peer_disk: before.peer_disk,
-                new_peer_disk: DiskState::Outdated,
-                role: before.role,
-                peer_role: before.peer_role,
-                disk: before.disk,
-                suspended: false,
-            };
-            let random = rand::random::<u64>() & !1;
-            ctx.persist(move |g| {
-                sh::new_current_on_peer_loss(g, &loss, random);
-            })
-            .await;
             return Err(End::Disconnect(pending.tx));
         }
         tracing::warn!(resource = %ctx.name(), retcode = r.retcode, "the peer refused to outdate its disk; disconnecting, the peer gets fenced");

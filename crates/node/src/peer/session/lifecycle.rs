@@ -87,10 +87,9 @@ impl Session<'_> {
             return action;
         }
         if before.cstate < ConnState::Connected {
-            let was = before.cstate;
-            ctx.set_cstate(ConnState::Connected);
-            tracing::info!(resource = %ctx.name(), "conn( {was} -> Connected ) without a sync handshake: a side is Diskless");
-            self.send_state();
+            // The core's handshake connects without comparing identifiers.
+            tracing::info!(resource = %ctx.name(), "a side is Diskless: Connected without comparing the identifiers");
+            return PeerStateAction::SyncHandshake;
         }
         match action {
             PeerStateAction::SyncHandshake => PeerStateAction::Record,

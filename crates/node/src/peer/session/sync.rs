@@ -1,10 +1,11 @@
 //! The session's sync handshake and resync state changes (D84 drbd_receiver.c
 //! `drbd_sync_handshake`, `receive_bitmap`, `receive_sync_uuid`; drbd_worker.c
-//! `drbd_resync_finished`), with the decisions and identifier bookkeeping of
-//! `rdbd_replicator::sync_handshake`:
+//! `drbd_resync_finished`); the core decides (`Event::PeerParams`, `BitmapExchanged`,
+//! `SyncUuid`, `ResyncDone`), the session runs the handlers and does the I/O:
 //!
 //! - the handshake decides NoSync (Connected), Source (WFBitMapS) or Target (WFBitMapT),
-//!   or refuses (split brain, unrelated data, a Primary that would become SyncTarget);
+//!   or refuses (split brain, unrelated data, a Primary that would become SyncTarget, two
+//!   Primaries): the connection is dropped (StandAlone until `connect`);
 //! - WFBitMapS sends our bitmap; until the target's bitmap arrived application writes
 //!   complete locally and send `P_OUT_OF_SYNC` (`crate::peer::out_of_sync`; before
 //!   protocol 96 they are held off); then `P_SYNC_UUID` and SyncSource;
@@ -18,9 +19,8 @@ use std::sync::Arc;
 use rdbd_replicator::resync::bitmap_xfer::{
     BitmapPacket, BitmapReceiver, BitmapSender, Progress as XferProgress, XferParams,
 };
-use rdbd_replicator::sync_handshake::{
-    self as sh, HandshakeInput, Level, Policies, RrConflict, SyncDecision,
-};
+use rdbd_replicator::state::{Action, PeerParams, StateError};
+use rdbd_replicator::sync_handshake::{self as sh, Policies, RrConflict};
 use rdbd_replicator::uuid_compare::generations_of;
 use rdbd_types::{ConnState, DiskState};
 use rdbd_wire::{HeaderKind, Packet};
@@ -31,118 +31,74 @@ use crate::peer::out_of_sync::OUT_OF_SYNC_MIN_PROTOCOL;
 use crate::peer::resync::{Progress, TargetPump};
 
 impl Session<'_> {
-    /// `drbd_sync_handshake` and the state it leads to.
+    /// `drbd_sync_handshake` and the state it leads to: the core decides
+    /// ([`Event::PeerParams`]: NoSync, Source, Target or a refusal, the identifier
+    /// fix-ups, the handlers, the new state); the session runs the handlers and does the
+    /// I/O (the bitmap exchange).
     pub(super) async fn sync_handshake(&mut self, peer_disk: DiskState) -> Result<(), End> {
         let ctx = self.ctx;
-        let st = self.resolve_negotiating(ctx.resource.state());
+        self.resolve_negotiating(ctx.resource.state());
         let own = ctx.resource.generations();
-        let settings = &ctx.cfg.settings;
-        let policy = |v: &str| sh::parse_after_sb(v, &ctx.cfg.local_name).unwrap_or_default();
-        let mut input = HandshakeInput::from_peer_uuids(own, &self.peer.uuids);
-        input.compare.own_crashed_primary = ctx.resource.crashed_primary();
-        input.compare.own_role = st.role;
-        input.compare.peer_role = self.peer.state.role;
-        input.compare.resolve_conflicts = self.resolve_conflicts;
-        input.compare.agreed_pro_version = self.peer.agreed_version;
-        input.compare.agreed_features = self.peer.agreed_features;
-        input.own_disk = st.disk;
-        input.own_disk_now = st.disk;
-        input.peer_disk = peer_disk;
-        input.own_changed_blocks = ctx.resource.meta.bitmap_weight();
-        // call-pri-lost-after-sb cannot demote here: DRBD 8.4's drbd_change_state(role
-        // Secondary) in drbd_asb_recover_1p/2p fails while the connection is being
-        // established (STATE_SENT: is_valid_soft_transition answers
-        // SS_IN_TRANSIENT_STATE, silently), so the losing Primary always runs
-        // pri-lost-after-sb and the split brain stays unresolved (seen on a kernel
-        // 8.4.11 peer).
-        input.can_demote = false;
-        input.discard_my_data = ctx.resource.hooks.discard_my_data();
-        input.policies = Policies {
-            after_sb_0pri: policy(&settings.after_sb_0pri),
-            after_sb_1pri: policy(&settings.after_sb_1pri),
-            after_sb_2pri: policy(&settings.after_sb_2pri),
-            rr_conflict: RrConflict::parse(&settings.rr_conflict).unwrap_or_default(),
-            always_asbp: settings.always_asbp,
-            dry_run: false,
+        let params = PeerParams {
+            gens: generations_of(&self.peer.uuids),
+            uuid_flags: self.peer.uuids.flags,
+            role: self.peer.state.role,
+            disk: peer_disk,
+            peer_changed_blocks: self.peer.uuids.dirty_bits,
+            own_changed_blocks: ctx.resource.meta.bitmap_weight(),
+            agreed_pro_version: self.peer.agreed_version,
+            agreed_features: self.peer.agreed_features,
         };
-        let hs = sh::handshake(&input);
-        for line in &hs.log {
-            match line.level {
-                Level::Info => tracing::info!(resource = %ctx.name(), "{}", line.text),
-                Level::Warn => tracing::warn!(resource = %ctx.name(), "{}", line.text),
-                Level::Err | Level::Alert => {
-                    tracing::error!(resource = %ctx.name(), "{}", line.text)
+        // A full sync's bitmap is set with application writes drained (DRBD:
+        // drbd_queue_bitmap_io); not held while the handlers run.
+        let guard = Arc::clone(&ctx.link.resync_lock).write_owned().await;
+        let actions = ctx.handshake_event(params, self.policies()).await;
+        drop(guard);
+        // The core's record of the peer's identifiers, with the handshake's fix-ups.
+        let peer_g = ctx.resource.with_core(|c| c.node().peer_gens());
+        self.peer.uuids.current = peer_g.current;
+        self.peer.uuids.bitmap = peer_g.bitmap;
+        self.peer.uuids.history = peer_g.history;
+        // DRBD runs these synchronously in the receiver (initial-split-brain, split-brain,
+        // pri-lost-after-sb, pri-lost), in the order the handshake decided them.
+        for a in &actions {
+            if let Action::RunHandler(h) = a {
+                crate::handlers::run(&ctx.resource, crate::handlers::Handler::from_handshake(*h))
+                    .await;
+            }
+        }
+        for a in &actions {
+            match a {
+                Action::HandshakeRefused(reason) => {
+                    return Err(End::Dropped(format!(
+                        "the sync handshake refused the peer: {reason:?} (own current {:016X} bitmap {:016X}, peer current {:016X} bitmap {:016X})",
+                        own.current, own.bitmap, self.peer.uuids.current, self.peer.uuids.bitmap
+                    )))
                 }
+                // Without allow-two-primaries (which rdbd does not implement) the state
+                // change into any connected state fails while both are Primary
+                // (SS_TWO_PRIMARIES): receive_state drops the connection (C_DISCONNECTING,
+                // then StandAlone); DISCARD_MY_DATA stays.
+                Action::ConnectionRefused(StateError::TwoPrimaries) => {
+                    return Err(End::Dropped(
+                        "the peer is Primary too; dual-primary (allow-two-primaries) is not supported by rdbd".into(),
+                    ))
+                }
+                Action::ConnectionRefused(e) => {
+                    return Err(End::Dropped(format!(
+                        "the state the sync handshake chose was refused: {e}"
+                    )))
+                }
+                _ => {}
             }
         }
-        // DRBD runs these synchronously in the receiver (initial-split-brain before the
-        // recovery, split-brain / pri-lost before dropping the connection).
-        for h in &hs.handlers {
-            crate::handlers::run(&ctx.resource, crate::handlers::Handler::from_handshake(*h)).await;
-        }
-        if !hs.comparison.fixups.is_empty() {
-            let mut peer_g = generations_of(&self.peer.uuids);
-            let mut own_fixed = own;
-            hs.comparison.apply_fixups(&mut own_fixed, &mut peer_g);
-            self.peer.uuids.current = peer_g.current;
-            self.peer.uuids.bitmap = peer_g.bitmap;
-            self.peer.uuids.history = peer_g.history;
-            if own_fixed != own {
-                ctx.persist(move |g| *g = own_fixed).await;
-            }
-        }
-        if hs.demote {
-            if let Err(e) = ctx.resource.demote_in_session().await {
-                crate::handlers::run(&ctx.resource, crate::handlers::Handler::PriLostAfterSb).await;
-                return Err(End::Dropped(format!(
-                    "call-pri-lost-after-sb: this Primary lost the split brain but cannot demote: {e}"
-                )));
-            }
-        }
-        if !matches!(hs.decision, SyncDecision::Refuse(_)) {
-            // Without allow-two-primaries (which rdbd does not implement) DRBD's state
-            // change into any connected state fails while both are Primary
-            // (SS_TWO_PRIMARIES): receive_state drops the connection (C_DISCONNECTING,
-            // then StandAlone), whatever the handshake decided; DISCARD_MY_DATA stays.
-            if ctx.resource.state().role == rdbd_types::Role::Primary
-                && self.peer.state.role == rdbd_types::Role::Primary
-            {
-                tracing::error!(resource = %ctx.name(), "State change failed: Multiple primaries not allowed by config");
-                return Err(End::Dropped(
-                    "the peer is Primary too; dual-primary (allow-two-primaries) is not supported by rdbd".into(),
-                ));
-            }
-            // DRBD clears DISCARD_MY_DATA once a handshake got through.
-            ctx.resource.hooks.set_discard_my_data(false);
-        }
-        match hs.decision {
-            SyncDecision::NoSync => {
-                let was = st.cstate;
-                ctx.update(|st| {
-                    st.cstate = ConnState::Connected;
-                    if matches!(st.disk, DiskState::Consistent | DiskState::Outdated) && peer_disk == DiskState::UpToDate {
-                        st.disk = DiskState::UpToDate;
-                    }
-                    if matches!(peer_disk, DiskState::Consistent | DiskState::Outdated) && st.disk == DiskState::UpToDate {
-                        st.peer_disk = DiskState::UpToDate;
-                    }
-                });
-                tracing::info!(resource = %ctx.name(), "conn( {was} -> Connected )");
-                ctx.persist(|_| {}).await;
-                self.send_state();
-                Ok(())
-            }
-            SyncDecision::Source { full } => {
-                // No write between the bitmap we send and the mode it starts (DRBD:
-                // drbd_queue_bitmap_io waits for application I/O to drain).
+        self.send_state();
+        match ctx.resource.state().cstate {
+            ConnState::WFBitMapS => {
+                // No write between the bitmap we send and the mode it starts: a write
+                // before is in the bitmap or was replicated, a write after is described
+                // by P_OUT_OF_SYNC (or waits, before protocol 96).
                 let guard = Arc::clone(&ctx.link.resync_lock).write_owned().await;
-                if full {
-                    ctx.resource.meta.set_all_out_of_sync();
-                    ctx.write_bitmap().await;
-                }
-                ctx.set_cstate(ConnState::WFBitMapS);
-                ctx.update(|st| st.peer_disk = DiskState::Inconsistent);
-                self.send_state();
                 self.send_bitmap()?;
                 let rx = self.bitmap_receiver()?;
                 if self.peer.agreed_version >= OUT_OF_SYNC_MIN_PROTOCOL {
@@ -154,24 +110,27 @@ impl Session<'_> {
                     // Before protocol 96, DRBD freezes application I/O while the bitmaps cross.
                     self.sync = SyncPhase::BitmapS(rx, Some(guard));
                 }
-                Ok(())
             }
-            SyncDecision::Target { full } => {
-                if full {
-                    ctx.resource.meta.set_all_out_of_sync();
-                    ctx.write_bitmap().await;
-                }
-                ctx.set_cstate(ConnState::WFBitMapT);
-                ctx.update(|st| st.disk = DiskState::Inconsistent);
-                ctx.persist(|_| {}).await;
-                self.send_state();
+            ConnState::WFBitMapT => {
                 self.sync = SyncPhase::BitmapT(self.bitmap_receiver()?);
-                Ok(())
             }
-            SyncDecision::Refuse(reason) => Err(End::Dropped(format!(
-                "the sync handshake refused the peer: {reason:?} (own current {:016X} bitmap {:016X}, peer current {:016X} bitmap {:016X})",
-                own.current, own.bitmap, self.peer.uuids.current, self.peer.uuids.bitmap
-            ))),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The connection's split-brain policies (net section).
+    fn policies(&self) -> Policies {
+        let ctx = self.ctx;
+        let settings = &ctx.cfg.settings;
+        let policy = |v: &str| sh::parse_after_sb(v, &ctx.cfg.local_name).unwrap_or_default();
+        Policies {
+            after_sb_0pri: policy(&settings.after_sb_0pri),
+            after_sb_1pri: policy(&settings.after_sb_1pri),
+            after_sb_2pri: policy(&settings.after_sb_2pri),
+            rr_conflict: RrConflict::parse(&settings.rr_conflict).unwrap_or_default(),
+            always_asbp: settings.always_asbp,
+            dry_run: false,
         }
     }
 

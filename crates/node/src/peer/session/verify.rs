@@ -148,7 +148,7 @@ impl Session<'_> {
         let mut source = source;
         let worker = self.verify_worker(source.alg);
         source.begin(self.ctx, worker);
-        self.ctx.set_cstate(ConnState::VerifyS);
+        self.ctx.verify_started(true);
         self.sync = SyncPhase::VerifyS(source);
         let _ = reply.send(Ok(()));
         self.pump_verify();
@@ -163,7 +163,7 @@ impl Session<'_> {
         }
         let rc = match (self.verify_refusal(), verify_alg(self.ctx)) {
             (None, Some(alg)) => {
-                self.ctx.set_cstate(ConnState::VerifyT);
+                self.ctx.verify_started(false);
                 let worker = self.verify_worker(alg);
                 self.sync = SyncPhase::VerifyT(VerifyTarget::new(self.ctx, worker));
                 1
@@ -258,7 +258,7 @@ impl Session<'_> {
         };
         ctx.link.set_sync_progress(None);
         ctx.link.counters.rs_pending.store(0, Ordering::Relaxed);
-        ctx.set_cstate(ConnState::Connected);
+        ctx.verify_done();
         ctx.write_bitmap().await;
         if was_source {
             self.send_state();
@@ -354,7 +354,7 @@ impl Session<'_> {
                 t.finish(ctx);
             }
             ctx.link.set_sync_progress(None);
-            ctx.set_cstate(ConnState::Connected);
+            ctx.verify_done();
             let resource = std::sync::Arc::clone(&ctx.resource);
             tokio::spawn(async move {
                 if let Err(e) = resource.meta.write_dirty_bitmap().await {
@@ -369,15 +369,19 @@ impl Session<'_> {
         let ctx = self.ctx;
         let paused = ctx.link.sync_paused();
         let cs = ctx.resource.state().cstate;
-        let Some(next) = crate::peer::sync_admin::pause_transition(cs, paused) else {
-            return;
-        };
-        if paused {
-            tracing::info!(resource = %ctx.name(), "Resync suspended");
-        } else {
-            tracing::info!(resource = %ctx.name(), "Syncer continues.");
+        let next = crate::peer::sync_admin::pause_transition(cs, paused);
+        if next.is_some() {
+            if paused {
+                tracing::info!(resource = %ctx.name(), "Resync suspended");
+            } else {
+                tracing::info!(resource = %ctx.name(), "Syncer continues.");
+            }
         }
-        ctx.set_cstate(next);
+        // The core takes the flags (and pauses or resumes a running resync).
+        ctx.sync_pause_flags();
+        if let Some(next) = next {
+            ctx.set_cstate(next);
+        }
     }
 
     /// A resync just began (SyncSource / SyncTarget): pause it at once if a flag is set;
