@@ -86,6 +86,57 @@ pub fn median(mut v: Vec<u64>) -> u64 {
     v.get(v.len() / 2).copied().unwrap_or(0)
 }
 
+/// The figures of a sync run at a limited rate, once its upper bound held.
+#[derive(Debug)]
+pub struct HeldRate {
+    /// The average over 10 to 90 % done (KiB/s).
+    pub average_kib: f64,
+    /// The `speed:` readings ([`speed_readings_kib`]).
+    pub readings_kib: Vec<u64>,
+    /// Their median.
+    pub typical_kib: u64,
+    /// Every figure and the samples, for failure messages.
+    pub figures: String,
+}
+
+/// Checks a sync limited to `rate_kib` (`label`: the option as written, e.g. `10M`) that
+/// moved `total_kib` in `took`: the average over 10..90 % done is at most 10 % above the
+/// limit (a loaded machine only slows it down, so it passing is no luck), with at least
+/// three `speed:` readings. The lower bound is the caller's: the median reading, which one
+/// stall of the machine moves by one reading, not by the stall's share of the whole time.
+pub fn assert_rate_held_from_above(
+    samples: &[Sample],
+    total_kib: u64,
+    took: Duration,
+    rate_kib: u64,
+    label: &str,
+) -> HeldRate {
+    let average = fitted_speed_kib(samples, total_kib);
+    let readings_kib = speed_readings_kib(samples);
+    let typical_kib = median(readings_kib.clone());
+    eprintln!(
+        "resync-rate {label}: {total_kib} KiB in {took:?}; average (10-90 %) {average:?} KiB/s; speed: readings {readings_kib:?}, median {typical_kib} KiB/s"
+    );
+    let figures = format!(
+        "average {average:?} KiB/s between 10 % and 90 % done, {total_kib} KiB in {took:?}, speed: readings {readings_kib:?} (median {typical_kib}); samples {samples:?}"
+    );
+    let average_kib = average.unwrap_or_else(|| panic!("too few progress lines: {figures}"));
+    assert!(
+        readings_kib.len() >= 3,
+        "too few progress lines with a speed: {figures}"
+    );
+    assert!(
+        average_kib.round() as u64 <= rate_kib * 11 / 10,
+        "the resync ran above resync-rate {label} (+10 %): {figures}"
+    );
+    HeldRate {
+        average_kib,
+        readings_kib,
+        typical_kib,
+        figures,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,7 +18,9 @@ use std::time::{Duration, Instant};
 
 use rdbd_tests::node::Node;
 use rdbd_tests::pair::{node_log, wait_line, wait_log, Pair, PairOptions, DATA_BYTES};
-use rdbd_tests::resync_speed::{fitted_speed_kib, median, sample, speed_readings_kib, Sample};
+use rdbd_tests::resync_speed::{
+    assert_rate_held_from_above, fitted_speed_kib, sample, HeldRate, Sample,
+};
 use rdbd_tests::tools::{number_after, require, run_ok, sha256_prefix};
 
 /// A long ping-timeout: a loaded test machine must not drop the connection mid-test.
@@ -207,27 +209,12 @@ fn resync_rate_40m_holds_the_full_sync_near_40_mib_per_second() {
     let rate_kib = 40u64 << 10;
     let size_kib = (RATE_SIZE_MIB - 1) << 10;
     let (samples, took) = full_sync("c-plan-ahead 0; resync-rate 40M;");
-    // Above: the average over 10..90 % done (a loaded machine only slows it down, so it
-    // passing is no luck). Below: the median `speed:` reading, which one stall of the
-    // machine moves by one reading, not by the stall's share of the whole time.
-    let average = fitted_speed_kib(&samples, size_kib);
-    let readings = speed_readings_kib(&samples);
-    let typical = median(readings.clone());
-    eprintln!(
-        "resync-rate 40M: took {took:?}; average (10-90 %) {average:?} KiB/s; speed: readings {readings:?}, median {typical} KiB/s"
-    );
-    let figures = format!(
-        "average {average:?} KiB/s between 10 % and 90 % done, {RATE_SIZE_MIB} MiB in {took:?}, speed: readings {readings:?} (median {typical}); samples {samples:?}"
-    );
-    let average = average.unwrap_or_else(|| panic!("too few progress lines: {figures}"));
-    assert!(
-        readings.len() >= 3,
-        "too few progress lines with a speed: {figures}"
-    );
-    assert!(
-        average.round() as u64 <= rate_kib * 11 / 10,
-        "the resync ran above resync-rate 40M (+10 %): {figures}"
-    );
+    let HeldRate {
+        average_kib: average,
+        readings_kib: readings,
+        typical_kib: typical,
+        figures,
+    } = assert_rate_held_from_above(&samples, size_kib, took, rate_kib, "40M");
     // A reading covers 1 to 1.2 s of 100 ms steps, and the steps missed in a stall of
     // the machine are caught up: none is far above, though.
     for &speed in &readings {

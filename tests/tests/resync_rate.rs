@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use rdbd_tests::node::Node;
 use rdbd_tests::pair::{wait_line, Pair, PairOptions, DATA_BYTES};
-use rdbd_tests::resync_speed::{fitted_speed_kib, median, sample, speed_readings_kib, Sample};
+use rdbd_tests::resync_speed::{assert_rate_held_from_above, sample, HeldRate, Sample};
 use rdbd_tests::tools::{number_after, require, sha256_prefix, stderr, stdout};
 
 /// A long ping-timeout: a loaded test machine must not drop the connection mid-test.
@@ -83,27 +83,12 @@ fn static_resync_rate_limits_the_full_sync_and_is_reported() {
         .iter()
         .find_map(|s| s.left_kib)
         .expect("a progress line with oos:");
-    // Above: the average over 10..90 % done (a loaded machine only slows it down, so it
-    // passing is no luck). Below: the median `speed:` reading, which one stall of the
-    // machine moves by one reading, not by the stall's share of the whole time.
-    let average = fitted_speed_kib(&samples, total_kib);
-    let readings = speed_readings_kib(&samples);
-    let typical = median(readings.clone());
-    eprintln!(
-        "resync-rate 10M: {total_kib} KiB in {took:?}; average (10-90 %) {average:?} KiB/s; speed: readings {readings:?}, median {typical} KiB/s"
-    );
-    let figures = format!(
-        "average {average:?} KiB/s between 10 % and 90 % done, {total_kib} KiB in {took:?}, speed: readings {readings:?} (median {typical}); samples {samples:?}"
-    );
-    let average = average.unwrap_or_else(|| panic!("too few progress lines: {figures}"));
-    assert!(
-        readings.len() >= 3,
-        "too few progress lines with a speed: {figures}"
-    );
-    assert!(
-        average.round() as u64 <= rate_kib * 11 / 10,
-        "the resync ran above resync-rate 10M (+10 %): {figures}"
-    );
+    let HeldRate {
+        readings_kib: readings,
+        typical_kib: typical,
+        figures,
+        ..
+    } = assert_rate_held_from_above(&samples, total_kib, took, rate_kib, "10M");
     assert!(
         typical >= rate_kib * 9 / 10,
         "the resync ran below resync-rate 10M (-10 %): {figures}"

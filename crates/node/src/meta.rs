@@ -542,16 +542,6 @@ impl ResourceMeta {
             .unwrap_or(0)
     }
 
-    /// The first set bit at or after `from`.
-    pub fn next_out_of_sync(&self, from: u64) -> Option<u64> {
-        lock(&self.bitmap).next_set(from)
-    }
-
-    /// The first clear bit at or after `from`.
-    pub fn next_in_sync(&self, from: u64) -> Option<u64> {
-        lock(&self.bitmap).next_clear(from)
-    }
-
     /// Writes the dirty bitmap pages durably (resync progress survives a crash).
     pub async fn write_dirty_bitmap(&self) -> Result<u64, MetaIoError> {
         if self.is_detached() {
